@@ -1,0 +1,23 @@
+"""Every side effect of the product: store lookups, checks, grant and revoke,
+audit and notifications. Activities never import workflows."""
+
+from __future__ import annotations
+
+from pim.directory import Directory, StoreDirectory
+from pim.notify import Notifier
+from pim.store import Store
+
+from activities.access import AccessActivities
+from activities.admission import AdmissionActivities
+from activities.audit import AuditActivities
+
+
+def build_activities(store: Store, directory: Directory | None = None, notifier: Notifier | None = None) -> list:
+    """All activity callables for a worker; tests pass a fault-injecting directory."""
+    access = AccessActivities(store, directory or StoreDirectory(store))
+    return [
+        AdmissionActivities(store).admit_request,
+        access.grant_access,
+        access.close_activation,
+        AuditActivities(store, notifier or Notifier()).record_event,
+    ]

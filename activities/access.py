@@ -1,0 +1,59 @@
+"""Grant and revoke: the only activities that change who has access.
+
+Access is counted per source: the grant records this activation as a source
+and adds the membership to the directory; closing removes the source and takes
+the membership out only when no other live source still gives it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio import activity
+
+from pim.directory import Directory
+from pim.logging import get_logger
+from pim.status import AccessChange
+from pim.store import Store
+
+log = get_logger("pim.activities")
+SOURCE_KIND = "activation"
+
+
+@dataclass
+class AccessActivities:
+    store: Store
+    directory: Directory
+
+    @activity.defn(name="grant_access")
+    async def grant_access(self, change: AccessChange) -> None:
+        await self.store.add_grant(change.group_id, change.access, change.principal_id, source_kind=SOURCE_KIND,
+                                   source_id=change.run_key, starts_at=change.at)
+        await self.directory.add(change.group_id, change.access, change.principal_id)
+        await self.store.append_audit(at=change.at, action="access_granted", actor=change.principal_id,
+                                      request_id=change.request_id, group_id=change.group_id, access=change.access.value,
+                                      principal_id=change.principal_id,
+                                      details={"expires_at": change.expires_at.isoformat() if change.expires_at else ""},
+                                      dedupe_key=f"{change.run_key}:granted")
+        log.info("access granted", request_id=change.request_id, group_id=change.group_id,
+                 access=change.access.value, principal_id=change.principal_id)
+
+    @activity.defn(name="close_activation")
+    async def close_activation(self, change: AccessChange) -> None:
+        """Revoke (when granted) and release the claim. Retried until it succeeds;
+        every step is idempotent, so a retry after a partial success is safe."""
+        if change.granted:
+            others = await self.store.other_live_sources(change.group_id, change.access, change.principal_id,
+                                                          source_id=change.run_key, at=change.at)
+            if not others:
+                await self.directory.remove(change.group_id, change.access, change.principal_id)
+            await self.store.remove_grant(SOURCE_KIND, change.run_key)
+            log.info("access revoked" if not others else "activation ended; access kept through another source",
+                     request_id=change.request_id, group_id=change.group_id, access=change.access.value,
+                     principal_id=change.principal_id, kept_by=[o.source_kind for o in others])
+        await self.store.release_activation(change.run_key)
+        await self.store.append_audit(at=change.at, action="activation_ended", actor=change.principal_id,
+                                      request_id=change.request_id, group_id=change.group_id,
+                                      access=change.access.value, principal_id=change.principal_id,
+                                      details={"state": str(change.final_state or ""), "reason": change.reason or "",
+                                               "revoked": str(change.granted).lower()},
+                                      dedupe_key=f"{change.run_key}:ended")

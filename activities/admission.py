@@ -1,0 +1,72 @@
+"""Admission of a request: policy, eligibility, justification, ticket and MFA
+checks, and the claim that makes it the only running activation of its kind."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from temporalio import activity
+
+from pim import mfa
+from pim.logging import get_logger
+from pim.models import ActivationRequest, Violation
+from pim.policy import Policy
+from pim.rules import evaluate_request, requested_duration, violation
+from pim.status import Admission, AdmitInput
+from pim.store import Store
+
+log = get_logger("pim.activities")
+
+
+@dataclass
+class AdmissionActivities:
+    store: Store
+
+    @activity.defn(name="admit_request")
+    async def admit_request(self, data: AdmitInput) -> Admission:
+        """Idempotent: a retry with the same run key finds its own claim and its own MFA step."""
+        request = data.request
+        found = await self.store.policy(request.group_id, request.access)
+        facts = await self.store.eligibility_facts(request.group_id, request.access, request.principal_id, data.at)
+        # An enabled group always has its two policies; without one the rules
+        # report the group as not found or not enabled, and the defaults stand in.
+        policy, policy_version = found if found is not None else (Policy(), None)
+        deciders = [
+            [u for u in await self.store.expand_approvers(stage.approvers, data.at) if u != request.principal_id]
+            for stage in policy.activation.approval
+        ]
+        violations = evaluate_request(request, data.run_key, policy, facts, deciders, data.at)
+        if not violations and policy.activation.require_mfa:
+            violations = await self._verify_mfa(request, data)
+        if not violations and not request.validate_only:
+            holder = await self.store.claim_activation(
+                request.group_id, request.access, request.principal_id, data.run_key, data.at
+            )
+            if holder != data.run_key:
+                violations = [violation("already_active", "an activation for the same group and access is already running: "
+                                        + holder.split("#")[0])]
+        admission = Admission(
+            violations=violations,
+            policy=policy if found else None,
+            policy_version=policy_version,
+            duration=requested_duration(request, policy.activation),
+            stage_deciders=deciders,
+            administrators=await self.store.administrators(),
+        )
+        log.info("request admitted" if admission.admitted else "request rejected", request_id=data.request_id,
+                 group_id=request.group_id, access=request.access.value, principal_id=request.principal_id,
+                 violations=[v.code for v in violations], validate_only=request.validate_only)
+        return admission
+
+    async def _verify_mfa(self, request: ActivationRequest, data: AdmitInput) -> list[Violation]:
+        assert request.mfa is not None  # presence was checked by the rules
+        secret = await self.store.mfa_secret(request.principal_id)
+        step = mfa.matching_step(secret, request.mfa.code, time.time()) if secret else None
+        if step is None:
+            return [mfa.MFA_INVALID]
+        if request.validate_only:
+            return []  # a dry run does not use the code up
+        if not await self.store.consume_totp_step(request.principal_id, step, data.run_key):
+            return [mfa.MFA_REPLAYED]
+        return []

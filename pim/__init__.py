@@ -1,0 +1,1 @@
+"""Just-in-time privileged access to groups, on Temporal."""

@@ -1,0 +1,110 @@
+"""`PimClient`: the typed client that services, approvers and the CLI use.
+
+It speaks the wire contract of SPEC section 3 and nothing else, so anything it
+does can also be done with the `temporal` CLI."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError
+
+from pim.models import ActivationRequest, Cancel, Deactivate, Decision, Extend, Review, ReviewDecision, State
+from pim.settings import PimSettings
+from pim.status import ActivationStatus
+from pim.temporal import connect
+from workflows.options import PIM_ACCESS, PIM_GROUP_ID, PIM_PRINCIPAL_ID, PIM_STATE
+
+WORKFLOW_TYPE = "GroupActivation"
+
+
+class RequestSummary(BaseModel):
+    request_id: str
+    state: str | None
+    group_id: str | None
+    access: str | None
+    principal_id: str | None
+    running: bool
+
+
+class PimClient:
+    def __init__(self, client: Client, task_queue: str = "pim") -> None:
+        self.temporal = client
+        self.task_queue = task_queue
+
+    @classmethod
+    async def connect(cls, settings: PimSettings) -> "PimClient":
+        return cls(await connect(settings.temporal_address, settings.namespace), settings.task_queue)
+
+    def _handle(self, request_id: str) -> WorkflowHandle:
+        return self.temporal.get_workflow_handle(request_id, result_type=ActivationStatus)
+
+    async def start(self, request: ActivationRequest) -> str:
+        """Start an activation; returns its request id (the workflow id). A second
+        start while one runs for the same (group, access, principal) fails."""
+        handle = await self.temporal.start_workflow(
+            WORKFLOW_TYPE, request, id=request.workflow_id, task_queue=self.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(PIM_STATE, State.validating.value), SearchAttributePair(PIM_GROUP_ID, request.group_id),
+                SearchAttributePair(PIM_ACCESS, request.access.value),
+                SearchAttributePair(PIM_PRINCIPAL_ID, request.principal_id)]),
+        )
+        return handle.id
+
+    async def approve(self, request_id: str, approver_id: str, justification: str | None = None) -> None:
+        await self._handle(request_id).signal("approve", Decision(approver_id=approver_id, justification=justification))
+
+    async def deny(self, request_id: str, approver_id: str, justification: str | None = None) -> None:
+        await self._handle(request_id).signal("deny", Decision(approver_id=approver_id, justification=justification))
+
+    async def review(self, request_id: str, approver_id: str, decision: ReviewDecision | str,
+                     justification: str | None = None) -> ActivationStatus:
+        """Approve or deny and learn at once whether it was accepted (raises
+        `WorkflowUpdateFailedError` with the reason when refused)."""
+        return await self._handle(request_id).execute_update(
+            "review", Review(approver_id=approver_id, decision=ReviewDecision(decision), justification=justification),
+            result_type=ActivationStatus)
+
+    async def cancel(self, request_id: str, by: str, reason: str | None = None) -> None:
+        await self._handle(request_id).signal("cancel", Cancel(by=by, reason=reason))
+
+    async def deactivate(self, request_id: str, by: str, reason: str | None = None) -> None:
+        await self._handle(request_id).signal("deactivate", Deactivate(by=by, reason=reason))
+
+    async def extend(self, request_id: str, by: str, duration: timedelta, justification: str | None = None) -> None:
+        await self._handle(request_id).signal("extend", Extend(by=by, duration=duration, justification=justification))
+
+    async def status(self, request_id: str) -> ActivationStatus:
+        return await self._handle(request_id).query("status", result_type=ActivationStatus)
+
+    async def result(self, request_id: str) -> ActivationStatus:
+        return await self._handle(request_id).result()
+
+    async def list(self, state: str | None = None, group_id: str | None = None, principal_id: str | None = None,
+                   limit: int = 200) -> list[RequestSummary]:
+        """Requests by search attributes, newest first."""
+        clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
+        for key, value in (("PimState", state), ("PimGroupId", group_id), ("PimPrincipalId", principal_id)):
+            if value:
+                clauses.append(f"{key} = '{_quote(value)}'")
+        out = []
+        async for execution in self.temporal.list_workflows(" AND ".join(clauses), limit=limit):
+            attrs = execution.typed_search_attributes
+            out.append(RequestSummary(
+                request_id=execution.id, state=attrs.get(PIM_STATE), group_id=attrs.get(PIM_GROUP_ID),
+                access=attrs.get(PIM_ACCESS), principal_id=attrs.get(PIM_PRINCIPAL_ID),
+                running=execution.status == WorkflowExecutionStatus.RUNNING))
+        return out
+
+
+def _quote(value: str) -> str:
+    if "'" in value or "\\" in value:
+        raise ValueError(f"invalid filter value: {value!r}")
+    return value
+
+
+__all__ = ["PimClient", "RequestSummary", "RPCError"]

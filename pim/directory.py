@@ -1,0 +1,31 @@
+"""Where membership is written. Grant and revoke call a `Directory`; the built-in
+one is the store's membership table. Every operation is idempotent."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pim.models import AccessType
+from pim.store import Store
+
+
+class Directory(Protocol):
+    async def add(self, group_id: str, access: AccessType, principal_id: str) -> None: ...
+
+    async def remove(self, group_id: str, access: AccessType, principal_id: str) -> None: ...
+
+    async def holds(self, group_id: str, access: AccessType, principal_id: str) -> bool: ...
+
+
+class StoreDirectory:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def add(self, group_id: str, access: AccessType, principal_id: str) -> None:
+        await self.store.set_membership(group_id, access, principal_id, present=True)
+
+    async def remove(self, group_id: str, access: AccessType, principal_id: str) -> None:
+        await self.store.set_membership(group_id, access, principal_id, present=False)
+
+    async def holds(self, group_id: str, access: AccessType, principal_id: str) -> bool:
+        return await self.store.has_membership(group_id, access, principal_id)

@@ -1,0 +1,189 @@
+"""The wire contract of SPEC section 3: requests, signals and their payloads.
+
+Every model here travels through Temporal as JSON written by the pydantic data
+converter, so field names are part of the contract.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+# Ids are plain, printable and short: they end up in workflow ids, search
+# attributes and log lines. Unicode look-alikes and control characters are refused.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
+PrincipalId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+GroupId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+
+MAX_TEXT = 2000  # justifications and reasons; longer text is refused, not truncated
+
+
+class Contract(BaseModel):
+    """Base for wire models: unknown fields are refused so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class AccessType(StrEnum):
+    member = "member"
+    owner = "owner"
+
+
+class State(StrEnum):
+    validating = "validating"
+    rejected = "rejected"
+    pending_approval = "pending_approval"
+    denied = "denied"
+    approval_expired = "approval_expired"
+    canceled = "canceled"
+    scheduled = "scheduled"
+    activating = "activating"
+    active = "active"
+    revoking = "revoking"
+    expired = "expired"
+    deactivated = "deactivated"
+    failed = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset(
+    {
+        State.rejected,
+        State.denied,
+        State.approval_expired,
+        State.canceled,
+        State.expired,
+        State.deactivated,
+        State.failed,
+    }
+)
+
+
+class Ticket(Contract):
+    system: Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+    number: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+
+
+class MfaEvidence(Contract):
+    method: Literal["totp"] = "totp"
+    code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+    def __repr__(self) -> str:  # a code must never reach a log line through repr()
+        return f"MfaEvidence(method={self.method!r}, code='***')"
+
+    __str__ = __repr__
+
+
+def positive_duration(value: timedelta | None) -> timedelta | None:
+    if value is not None and value <= timedelta(0):
+        raise ValueError("must be a positive duration")
+    return value
+
+
+class ActivationRequest(Contract):
+    group_id: GroupId
+    access: AccessType
+    principal_id: PrincipalId
+    duration: timedelta | None = None
+    justification: Annotated[str, StringConstraints(max_length=MAX_TEXT)] | None = None
+    ticket: Ticket | None = None
+    mfa: MfaEvidence | None = None
+    start_at: AwareDatetime | None = None
+    validate_only: bool = False
+
+    _positive = field_validator("duration")(positive_duration)
+
+    @property
+    def workflow_id(self) -> str:
+        return activation_workflow_id(self.group_id, self.access, self.principal_id)
+
+
+def activation_workflow_id(group_id: str, access: AccessType | str, principal_id: str) -> str:
+    return f"activation/{group_id}/{AccessType(access).value}/{principal_id}"
+
+
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+
+
+class Decision(Contract):
+    """Payload of the `approve` and `deny` signals."""
+
+    approver_id: PrincipalId
+    justification: Text | None = None
+
+
+class ReviewDecision(StrEnum):
+    approve = "approve"
+    deny = "deny"
+
+
+class Review(Contract):
+    """Payload of the `review` update."""
+
+    approver_id: PrincipalId
+    decision: ReviewDecision
+    justification: Text | None = None
+
+
+class Cancel(Contract):
+    by: PrincipalId
+    reason: Text | None = None
+
+
+class Deactivate(Contract):
+    by: PrincipalId
+    reason: Text | None = None
+
+
+class Extend(Contract):
+    by: PrincipalId
+    duration: timedelta
+    justification: Text | None = None
+
+    _positive = field_validator("duration")(positive_duration)
+
+
+class Violation(BaseModel):
+    code: str
+    message: str
+
+
+def violations_from_validation_error(error: Exception, prefix: str = "") -> list[Violation]:
+    """Turn a pydantic ValidationError into violations that name each field."""
+    from pydantic import ValidationError
+
+    if not isinstance(error, ValidationError):
+        return [Violation(code="invalid_request", message=str(error)[:300])]
+    out = []
+    for item in error.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in item["loc"]) or "payload"
+        out.append(Violation(code="invalid_field", message=f"{prefix}{field}: {item['msg']}"))
+    return out
+
+
+def is_blank(text: str | None) -> bool:
+    return text is None or not re.sub(r"\s+", "", text)
+
+
+__all__ = [
+    "AccessType",
+    "ActivationRequest",
+    "Cancel",
+    "Deactivate",
+    "Decision",
+    "Extend",
+    "MfaEvidence",
+    "Review",
+    "ReviewDecision",
+    "State",
+    "Ticket",
+    "Violation",
+    "datetime",
+]

@@ -1,0 +1,195 @@
+"""Effective access: eligibility facts, claims on running activations, grants
+counted per source, the built-in directory's memberships, and MFA enrolments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pim.models import AccessType
+from pim.rules import EligibilityFacts
+from pim.store.tables import (
+    ActivationClaimRow,
+    AssignmentRow,
+    DirectoryRoleRow,
+    GrantRow,
+    GroupRow,
+    MembershipRow,
+    MfaEnrolmentRow,
+    PrincipalRow,
+)
+
+ADMIN_ROLES = ("Global Administrator", "Privileged Role Administrator", "Groups Administrator")
+
+
+def _live(column_start, column_end, at: datetime):
+    return and_(column_start <= at, or_(column_end.is_(None), column_end > at))
+
+
+class AccessOperations:
+    sessions: async_sessionmaker[AsyncSession]
+
+    # --- effective access --------------------------------------------------
+
+    async def live_grants(self, group_id: str, access: AccessType, at: datetime, principal_id: str | None = None) -> list[GrantRow]:
+        query = select(GrantRow).where(
+            GrantRow.group_id == group_id, GrantRow.access == AccessType(access).value,
+            _live(GrantRow.starts_at, GrantRow.ends_at, at),
+        )
+        if principal_id:
+            query = query.where(GrantRow.principal_id == principal_id)
+        async with self.sessions() as session:
+            return list(await session.scalars(query.order_by(GrantRow.principal_id, GrantRow.id)))
+
+    async def active_members(self, group_id: str, at: datetime) -> list[str]:
+        """Principals whose member access to the group is live now."""
+        return sorted({g.principal_id for g in await self.live_grants(group_id, AccessType.member, at)})
+
+    async def add_grant(self, group_id: str, access: AccessType, principal_id: str, *, source_kind: str, source_id: str,
+                        starts_at: datetime, ends_at: datetime | None = None) -> None:
+        """Idempotent: a source is recorded once."""
+        async with self.sessions.begin() as session:
+            existing = await session.scalar(
+                select(GrantRow).where(GrantRow.source_kind == source_kind, GrantRow.source_id == source_id)
+            )
+            if existing is None:
+                session.add(GrantRow(group_id=group_id, access=AccessType(access).value, principal_id=principal_id,
+                                     source_kind=source_kind, source_id=source_id, starts_at=starts_at, ends_at=ends_at))
+
+    async def other_live_sources(self, group_id: str, access: AccessType, principal_id: str, *, source_id: str, at: datetime) -> list[GrantRow]:
+        return [g for g in await self.live_grants(group_id, access, at, principal_id) if g.source_id != source_id]
+
+    async def remove_grant(self, source_kind: str, source_id: str) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(delete(GrantRow).where(GrantRow.source_kind == source_kind, GrantRow.source_id == source_id))
+
+    # --- the built-in directory ---------------------------------------------
+
+    async def set_membership(self, group_id: str, access: AccessType, principal_id: str, *, present: bool, at: datetime | None = None) -> None:
+        key = (group_id, AccessType(access).value, principal_id)
+        async with self.sessions.begin() as session:
+            row = await session.get(MembershipRow, key)
+            if present and row is None:
+                from pim.store.admin import now
+
+                session.add(MembershipRow(group_id=key[0], access=key[1], principal_id=key[2], since=at or now()))
+            elif not present and row is not None:
+                await session.delete(row)
+
+    async def has_membership(self, group_id: str, access: AccessType, principal_id: str) -> bool:
+        async with self.sessions() as session:
+            return await session.get(MembershipRow, (group_id, AccessType(access).value, principal_id)) is not None
+
+    async def memberships(self, group_id: str, access: AccessType) -> list[MembershipRow]:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(MembershipRow).where(MembershipRow.group_id == group_id, MembershipRow.access == AccessType(access).value)
+                .order_by(MembershipRow.principal_id)
+            )
+            return list(rows)
+
+    # --- what an activation needs to know -----------------------------------
+
+    async def eligibility_facts(self, group_id: str, access: AccessType, principal_id: str, at: datetime) -> EligibilityFacts:
+        access_value = AccessType(access).value
+        async with self.sessions() as session:
+            group = await session.get(GroupRow, group_id)
+            principal = await session.get(PrincipalRow, principal_id)
+            facts = EligibilityFacts(
+                group_exists=group is not None,
+                group_enabled=bool(group and group.pim_enabled),
+                principal_kind=principal.kind if principal else None,
+            )
+            if group is None or principal is None:
+                return facts
+            # Direct eligibility, or through a group the principal is an active member of (one level).
+            member_of = select(GrantRow.group_id).where(
+                GrantRow.principal_id == principal_id, GrantRow.access == AccessType.member.value,
+                _live(GrantRow.starts_at, GrantRow.ends_at, at),
+            )
+            eligible = await session.scalars(
+                select(AssignmentRow).where(
+                    AssignmentRow.group_id == group_id, AssignmentRow.access == access_value,
+                    AssignmentRow.kind == "eligible", AssignmentRow.removed_at.is_(None),
+                    _live(AssignmentRow.starts_at, AssignmentRow.ends_at, at),
+                    or_(AssignmentRow.principal_id == principal_id, AssignmentRow.principal_id.in_(member_of)),
+                )
+            )
+            sources = list(eligible)
+            facts.eligible_via = sorted(
+                {"direct" if a.principal_id == principal_id else f"group:{a.principal_id}" for a in sources}
+            )
+            ends = [a.ends_at for a in sources]
+            facts.eligible_until = None if (not ends or None in ends) else max(ends)  # type: ignore[type-var]
+            claim = await session.get(ActivationClaimRow, (group_id, access_value, principal_id))
+            facts.running_request_id = claim.request_id if claim else None
+            facts.mfa_enrolled = await session.get(MfaEnrolmentRow, principal_id) is not None
+            return facts
+
+    async def expand_approvers(self, approvers: list[str], at: datetime) -> list[str]:
+        """Users named directly, plus the active members of approver groups."""
+        users: set[str] = set()
+        for approver in approvers:
+            principal = await self.principal(approver)  # type: ignore[attr-defined]
+            if principal is None:
+                continue
+            if principal.kind == "user":
+                users.add(approver)
+            else:
+                users.update(await self.active_members(approver, at))
+        return sorted(users)
+
+    async def administrators(self) -> list[str]:
+        async with self.sessions() as session:
+            rows = await session.scalars(select(DirectoryRoleRow.principal_id).where(DirectoryRoleRow.role.in_(ADMIN_ROLES)))
+            return sorted(set(rows))
+
+    async def claim_activation(self, group_id: str, access: AccessType, principal_id: str, request_id: str, at: datetime) -> str:
+        """Take the (group, access, principal) slot for this request; returns the
+        request that holds it (this one unless another got there first)."""
+        key = (group_id, AccessType(access).value, principal_id)
+        try:
+            async with self.sessions.begin() as session:
+                row = await session.get(ActivationClaimRow, key)
+                if row is not None:
+                    return row.request_id
+                session.add(ActivationClaimRow(group_id=key[0], access=key[1], principal_id=key[2], request_id=request_id, claimed_at=at))
+            return request_id
+        except IntegrityError:  # a concurrent claim won the race
+            async with self.sessions() as session:
+                row = await session.get(ActivationClaimRow, key)
+                return row.request_id if row else request_id
+
+    async def release_activation(self, request_id: str) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(delete(ActivationClaimRow).where(ActivationClaimRow.request_id == request_id))
+
+    # --- MFA ----------------------------------------------------------------
+
+    async def enroll_mfa(self, principal_id: str, secret: str, at: datetime) -> None:
+        async with self.sessions.begin() as session:
+            row = await session.get(MfaEnrolmentRow, principal_id)
+            if row is None:
+                session.add(MfaEnrolmentRow(principal_id=principal_id, method="totp", secret=secret, enrolled_at=at))
+            else:
+                row.secret, row.enrolled_at, row.last_step, row.last_step_request_id = secret, at, None, None
+
+    async def mfa_secret(self, principal_id: str) -> str | None:
+        async with self.sessions() as session:
+            row = await session.get(MfaEnrolmentRow, principal_id)
+            return row.secret if row else None
+
+    async def consume_totp_step(self, principal_id: str, step: int, request_id: str) -> bool:
+        """Accept a TOTP time step once. The same request may present it again
+        (an activity retry); any other use of that step or an older one is a replay."""
+        async with self.sessions.begin() as session:
+            row = await session.get(MfaEnrolmentRow, principal_id, with_for_update=True)
+            if row is None:
+                return False
+            if row.last_step is not None and step <= row.last_step:
+                return step == row.last_step and row.last_step_request_id == request_id
+            row.last_step, row.last_step_request_id = step, request_id
+            return True

@@ -1,0 +1,157 @@
+"""Schema of the store. Changes here need an Alembic migration
+(`alembic -c pim/store/alembic.ini revision --autogenerate -m "..."`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator):
+    """Instants stored in UTC and read back with their zone, on SQLite too
+    (which otherwise returns naive datetimes)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime()}
+
+
+class PrincipalRow(Base):
+    __tablename__ = "principals"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # user | group
+    display_name: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[datetime]
+
+
+class DirectoryRoleRow(Base):
+    __tablename__ = "directory_roles"
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class GroupRow(Base):
+    __tablename__ = "groups"
+    id: Mapped[str] = mapped_column(ForeignKey("principals.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # security | microsoft365 | dynamic | synced
+    role_assignable: Mapped[bool] = mapped_column(Boolean, default=False)
+    pim_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled_at: Mapped[datetime | None]
+    enabled_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class PolicyRow(Base):
+    __tablename__ = "policies"
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id"), primary_key=True)
+    access: Mapped[str] = mapped_column(String(8), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    settings: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(128))
+
+
+class AssignmentRow(Base):
+    """Eligible or active assignment, with its lifecycle (who, when, why)."""
+
+    __tablename__ = "assignments"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id"))
+    access: Mapped[str] = mapped_column(String(8))
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id"))
+    kind: Mapped[str] = mapped_column(String(8))  # eligible | active
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime | None]  # None: permanent
+    justification: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+    removed_at: Mapped[datetime | None]
+    removed_by: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (Index("ix_assignments_target", "group_id", "access", "principal_id"),)
+
+
+class GrantRow(Base):
+    """One source of effective access: an active assignment or an activation.
+    Access is held while at least one live source exists."""
+
+    __tablename__ = "grants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_id: Mapped[str] = mapped_column(String(128))
+    access: Mapped[str] = mapped_column(String(8))
+    principal_id: Mapped[str] = mapped_column(String(128))
+    source_kind: Mapped[str] = mapped_column(String(16))  # assignment | activation
+    source_id: Mapped[str] = mapped_column(String(400))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("source_kind", "source_id", name="uq_grants_source"),
+        Index("ix_grants_target", "group_id", "access", "principal_id"),
+    )
+
+
+class MembershipRow(Base):
+    """What the built-in directory holds: (group, access, principal) present or not."""
+
+    __tablename__ = "memberships"
+    group_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    access: Mapped[str] = mapped_column(String(8), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    since: Mapped[datetime]
+
+
+class ActivationClaimRow(Base):
+    """At most one running activation per (group, access, principal), whatever its id."""
+
+    __tablename__ = "activation_claims"
+    group_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    access: Mapped[str] = mapped_column(String(8), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(400))
+    claimed_at: Mapped[datetime]
+
+
+class MfaEnrolmentRow(Base):
+    __tablename__ = "mfa_enrolments"
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id"), primary_key=True)
+    method: Mapped[str] = mapped_column(String(16), default="totp")
+    secret: Mapped[str] = mapped_column(String(64))
+    enrolled_at: Mapped[datetime]
+    # Replay protection: a TOTP time step is accepted once, by one request.
+    last_step: Mapped[int | None] = mapped_column(Integer)
+    last_step_request_id: Mapped[str | None] = mapped_column(String(400))
+
+
+class AuditRow(Base):
+    """Append-only: rows are inserted, never updated or deleted."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    action: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(128))
+    request_id: Mapped[str | None] = mapped_column(String(400))
+    group_id: Mapped[str | None] = mapped_column(String(128))
+    access: Mapped[str | None] = mapped_column(String(8))
+    principal_id: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Idempotency for activity retries: the same event is written once.
+    dedupe_key: Mapped[str | None] = mapped_column(String(500), unique=True)

@@ -1,0 +1,87 @@
+"""Shared fixtures: real Temporal servers (no downloads), a fresh migrated store
+per test, and a worker on its own task queue."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from pim.client import PimClient
+from pim.process import hard_exit
+from pim.seed import seed_demo
+from pim.store import Store
+from pim.store.database import upgrade_async
+from pim.temporal import find_binary, register_search_attributes
+from worker.app import build_worker
+from workflows.options import SEARCH_ATTRIBUTES
+
+_exit_status: dict[str, int] = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _exit_status["code"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    # The SDK's native threads can crash the interpreter at shutdown after every
+    # test has passed (TEMPORAL-NOTES.md): leave with pytest's own status instead.
+    if "code" in _exit_status:
+        hard_exit(_exit_status["code"])
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_env():
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter)
+    await register_search_attributes(env.client, "default")
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env():
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"), data_converter=pydantic_data_converter,
+        search_attributes=list(SEARCH_ATTRIBUTES), dev_server_log_level="error")
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def migrated_template(tmp_path_factory) -> Path:
+    """One migrated database file, copied for each test (Alembic runs once)."""
+    path = tmp_path_factory.mktemp("template") / "pim.db"
+    await upgrade_async(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest_asyncio.fixture
+async def store(tmp_path, migrated_template):
+    path = tmp_path / "pim.db"
+    shutil.copy(migrated_template, path)
+    opened = Store.open(f"sqlite+aiosqlite:///{path}")
+    yield opened
+    await opened.close()
+
+
+@pytest_asyncio.fixture
+async def demo(store):
+    """The demo tenant of SPEC section 8."""
+    await seed_demo(store)
+    return store
+
+
+@asynccontextmanager
+async def running_worker(env: WorkflowEnvironment, store: Store, **kwargs):
+    """A worker on a task queue of its own; yields a PimClient bound to it."""
+    task_queue = f"pim-test-{uuid.uuid4().hex[:8]}"
+    async with build_worker(env.client, store, task_queue, **kwargs):
+        yield PimClient(env.client, task_queue)

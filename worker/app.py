@@ -1,0 +1,65 @@
+"""The worker: every workflow and activity of the product on one task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import build_activities
+from pim.directory import Directory
+from pim.logging import configure_logging, get_logger
+from pim.notify import Notifier
+from pim.settings import PimSettings, load_settings
+from pim.store import Store
+from pim.temporal import connect
+from workflows import WORKFLOWS
+
+log = get_logger("pim.worker")
+
+
+def build_worker(client: Client, store: Store, task_queue: str, *, directory: Directory | None = None,
+                 notifier: Notifier | None = None) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=build_activities(store, directory, notifier),
+        # Activities are async; this pool only serves anything sync the SDK needs.
+        activity_executor=ThreadPoolExecutor(4),
+        graceful_shutdown_timeout=timedelta(seconds=30),
+    )
+
+
+async def run_worker(settings: PimSettings, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or `stop`), then drain: running activities get
+    up to 30 s to finish before the worker exits."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    client = await connect(settings.temporal_address, settings.namespace)
+    store = Store.open(settings.database_url)
+    worker = build_worker(client, store, settings.task_queue)
+    log.info("worker started", task_queue=settings.task_queue, namespace=settings.namespace,
+             temporal=settings.temporal_address)
+    try:
+        async with worker:
+            await stop.wait()
+            log.info("worker draining")
+    finally:
+        await store.close()
+        log.info("worker stopped")
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    asyncio.run(run_worker(settings))
