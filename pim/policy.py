@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 MIN_ACTIVATION = timedelta(minutes=5)
 MAX_ACTIVATION_LOWER = timedelta(minutes=30)
@@ -32,6 +33,16 @@ class ActivationSettings(Settings):
     approval: list[ApprovalStage] = Field(default_factory=list)
     approval_timeout: timedelta = timedelta(hours=24)
     approver_justification_required: bool = True
+
+    @field_validator("ticket_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"not a regular expression: {error}") from None
+        return value
 
     @model_validator(mode="after")
     def _durations_in_range(self) -> "ActivationSettings":

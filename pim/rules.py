@@ -263,8 +263,10 @@ def refuse_extension(
 ) -> str | None:
     """The total never passes the policy maximum unless an approver (other than
     the requester) extends."""
-    privileged = by != requester_id and (by in approvers or by in administrators)
-    if by != requester_id and not privileged:
+    # Administrators may extend anyone's activation within the maximum; only an
+    # approver (never the requester) may go beyond it.
+    privileged = by != requester_id and by in approvers
+    if by != requester_id and not privileged and by not in administrators:
         return f"{by} may not extend this activation"
     if settings.require_justification and is_blank(justification):
         return "justification: a justification is required to extend"
@@ -278,9 +280,10 @@ def refuse_extension(
 
 
 def _iso(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (secs, "S")) if n)
+    days, rest = divmod(value, timedelta(days=1))
+    hours, rest = divmod(rest, timedelta(hours=1))
+    minutes, rest = divmod(rest, timedelta(minutes=1))
+    secs = rest.total_seconds()
+    secs_text = f"{secs:g}" if secs != int(secs) else str(int(secs))
+    time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (secs_text, "S")) if n not in (0, "0"))
     return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "") if (days or time) else "PT0S"

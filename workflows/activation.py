@@ -214,12 +214,16 @@ class GroupActivation:
         self._apply_decision(payload.approver_id, decision, payload.justification)
 
     @workflow.update(name="review")
-    def review(self, raw: Any) -> ActivationStatus:
+    async def review(self, raw: Any) -> ActivationStatus:
         payload = Review.model_validate(raw)
         refusal = self._review_refusal(payload.approver_id, payload.decision, payload.justification)
         if refusal:  # the state moved between validation and now
             raise ApplicationError(refusal, type="review_refused", non_retryable=True)
+        stage = self._current_stage()
         self._apply_decision(payload.approver_id, payload.decision, payload.justification)
+        # Answer once the decision has taken effect: next stage, or the request moved on.
+        await workflow.wait_condition(lambda: self.status.state != State.pending_approval
+                                      or self._current_stage() not in (stage, None))
         return self.status
 
     @review.validator

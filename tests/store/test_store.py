@@ -413,7 +413,7 @@ async def test_concurrent_claims_for_one_slot_have_exactly_one_winner(store):
         principal = f"user-{round_}"
         request_ids = [f"req-{round_}-{i}" for i in range(10)]
         results = await asyncio.gather(
-            *(store.claim_activation("grp-a", MEMBER, principal, rid, T0) for rid in request_ids)
+            *(store.claim_activation("grp-a", MEMBER, principal, rid, T0) for rid in request_ids), return_exceptions=True
         )
         winner = results[0]
         assert winner in request_ids
@@ -496,7 +496,8 @@ async def test_concurrent_uses_of_one_step_accept_only_one_request(store):
     await store.enroll_mfa("alice", mfa.new_secret(), T0)
     await _warm_pool(store)
     for step in range(1000, 1003):
-        results = await asyncio.gather(*(store.consume_totp_step("alice", step, f"req-{step}-{i}") for i in range(10)))
+        results = await asyncio.gather(*(store.consume_totp_step("alice", step, f"req-{step}-{i}") for i in range(10)),
+                                       return_exceptions=True)
         assert results.count(True) == 1, (step, results)
 
 
@@ -567,7 +568,9 @@ async def test_audit_filters_and_order(store):
 
 async def test_concurrent_audit_with_one_dedupe_key_writes_one_row(store):
     await _warm_pool(store)
-    await asyncio.gather(*(store.append_audit(at=T0, action="granted", dedupe_key="k") for _ in range(10)))
+    outcomes = await asyncio.gather(*(store.append_audit(at=T0, action="granted", dedupe_key="k") for _ in range(10)),
+                                    return_exceptions=True)
+    assert [o for o in outcomes if isinstance(o, BaseException)] == []
     assert len(await store.audit()) == 1
 
 
@@ -593,15 +596,17 @@ async def test_store_directory_is_idempotent(store):
 async def test_concurrent_directory_adds_of_one_membership(store):
     directory = StoreDirectory(store)
     await _warm_pool(store)
-    await asyncio.gather(*(directory.add("grp-a", MEMBER, "alice") for _ in range(10)))
+    outcomes = await asyncio.gather(*(directory.add("grp-a", MEMBER, "alice") for _ in range(10)), return_exceptions=True)
+    assert [o for o in outcomes if isinstance(o, BaseException)] == []
     assert await directory.holds("grp-a", MEMBER, "alice") is True
 
 
 async def test_concurrent_add_grant_for_one_source(store):
     start = _now()
     await _warm_pool(store)
-    await asyncio.gather(*(
+    outcomes = await asyncio.gather(*(
         store.add_grant("grp-a", MEMBER, "alice", source_kind="activation", source_id="req-1", starts_at=start)
         for _ in range(10)
-    ))
+    ), return_exceptions=True)
+    assert [o for o in outcomes if isinstance(o, BaseException)] == []
     assert len(await store.live_grants("grp-a", MEMBER, start)) == 1

@@ -133,7 +133,17 @@ def test_a_second_activation_while_another_runs_is_refused_naming_the_running_on
     assert other in v.message
 
 
+def test_the_running_activation_is_named_by_its_workflow_id_not_its_run_key():
+    # The store holds the claim as "<workflow id>#<run id>"; the user sees the workflow id.
+    running = "activation/grp-ops/member/alice#0b3c5e1a-run"
+    v = only(check_not_running(eligible_facts(running_request_id=running), REQUEST_ID + "#new-run"), "already_active")
+    assert "activation/grp-ops/member/alice" in v.message
+    assert "#" not in v.message and "0b3c5e1a" not in v.message
+
+
 def test_the_running_activation_is_not_refused_because_of_itself():
+    own_run = REQUEST_ID + "#run-1"
+    assert check_not_running(eligible_facts(running_request_id=own_run), own_run) == []
     assert check_not_running(eligible_facts(running_request_id=REQUEST_ID), REQUEST_ID) == []
 
 
@@ -431,6 +441,12 @@ def test_the_same_approver_counts_once():
     assert review(approver_id="bob", decision=ReviewDecision.deny, stage=a_stage("bob")) is not None
 
 
+def test_an_approver_of_an_earlier_stage_does_not_count_again():
+    reason = review(approver_id="bob", decided_earlier=["bob"])
+    assert reason is not None and "already decided" in reason
+    assert review(approver_id="carol", decided_earlier=["bob"]) is None
+
+
 def test_another_approver_may_still_decide_after_the_first():
     assert review(approver_id="carol", stage=a_stage("bob")) is None
 
@@ -607,3 +623,17 @@ def test_iso_durations_in_messages_parse_back_to_the_same_duration(seconds):
 )
 def test_iso_durations_read_like_the_spec(duration, text):
     assert _iso(duration) == text
+
+
+def test_an_administrator_may_extend_someone_else_within_the_maximum():
+    assert extend(by="root") is None
+
+
+def test_an_administrator_who_is_not_an_approver_stays_within_the_maximum():
+    reason = extend(by="root", extra=timedelta(hours=7))
+    assert reason is not None and reason.startswith("duration:")
+
+
+def test_a_fraction_of_a_second_over_the_maximum_is_shown():
+    violations = check_duration(timedelta(hours=8, milliseconds=500), ActivationSettings())
+    assert "PT8H0.5S" in violations[0].message

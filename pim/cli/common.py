@@ -1,0 +1,122 @@
+"""What every command shares: settings, connections, one-line errors, output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, Awaitable, Callable, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from pim.client import PimClient
+from pim.models import violations_from_validation_error
+from pim.settings import PimSettings, load_settings
+from pim.store import Store
+from pim.store.admin import StoreError
+
+T = TypeVar("T")
+ADMIN_ROLES = ("Global Administrator", "Privileged Role Administrator", "Groups Administrator")
+
+
+class CliError(Exception):
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def settings() -> PimSettings:
+    return load_settings()
+
+
+def run(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a command's coroutine; any refusal becomes one line on stderr and a non-zero exit."""
+    try:
+        return asyncio.run(make())
+    except CliError as error:
+        _fail(str(error), error.exit_code)
+    except ValidationError as error:
+        _fail("; ".join(v.message for v in violations_from_validation_error(error)), 2)
+    except StoreError as error:
+        _fail(str(error), 1)
+    except WorkflowAlreadyStartedError as error:
+        _fail(f"a request with id {error.workflow_id} is already running", 1)
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        _fail(f"refused: {getattr(cause, 'message', None) or cause}", 1)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            _fail(f"not found: {error.message}", 1)
+        _fail(f"Temporal: {error.message}", 1)
+    except RuntimeError as error:
+        if "connect" in str(error).lower():
+            s = load_settings()
+            _fail(f"cannot reach Temporal at {s.temporal_address} (is `pim dev` or the server running?)", 1)
+        raise
+    raise AssertionError("unreachable")
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@asynccontextmanager
+async def open_store():
+    store = Store.open(settings().database_url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def pim_client() -> PimClient:
+    try:
+        return await PimClient.connect(settings())
+    except RuntimeError as error:
+        s = settings()
+        raise CliError(f"cannot reach Temporal at {s.temporal_address} (is `pim dev` or the server running?)") from error
+
+
+async def require_admin(store: Store, actor: str) -> None:
+    """Until the full authorization model lands, administrative commands need a directory admin role."""
+    if await store.principal(actor) is None:
+        raise CliError(f"--as: no principal {actor!r}")
+    roles = await store.roles_of(actor)
+    if not set(roles) & set(ADMIN_ROLES):
+        raise CliError(f"--as: {actor} may not administer groups (needs one of: {', '.join(ADMIN_ROLES)})")
+
+
+def emit_json(value: Any) -> None:
+    if isinstance(value, BaseModel):
+        typer.echo(value.model_dump_json(indent=2))
+    else:
+        typer.echo(json.dumps(value, indent=2, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value))
+
+
+def parse_instant(text: str, field: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(f"{field}: {text!r} is not an ISO 8601 instant", 2) from None
+    if value.tzinfo is None:
+        raise CliError(f"{field}: give a time zone, e.g. 2026-11-28T15:00:00Z", 2)
+    return value
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

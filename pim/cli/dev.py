@@ -1,0 +1,84 @@
+"""`pim dev` (embedded Temporal dev server + worker + SQLite store) and `pim worker`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Optional
+
+import typer
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from pim.cli.common import CliError, settings
+from pim.logging import configure_logging, get_logger
+from pim.seed import seed_demo
+from pim.store import Store
+from pim.store.database import upgrade_async
+from pim.temporal import find_binary
+from worker.app import build_worker, run_worker
+from workflows.options import SEARCH_ATTRIBUTES
+
+log = get_logger("pim.dev")
+
+BANNER = """
+PIM dev is ready.
+  Temporal:  {address} (namespace {namespace}, task queue {task_queue}){ui}
+  Store:     {db}
+  Try, in another terminal (see README):
+    pim request grp-ops --as alice --duration 2h --justification "INC-42 database failover" --mfa-code $(pim mfa code alice) --wait
+Press Ctrl-C to stop; state is kept in {state_dir}.
+"""
+
+
+def dev(
+    seed: Optional[str] = typer.Option(None, help="load a data set: demo"),
+    db: Optional[Path] = typer.Option(None, help="SQLite file for the store (default: PIM_DATABASE_URL or .pim/pim.db)"),
+    port: int = typer.Option(7233, help="Temporal front-end port"),
+    ui: bool = typer.Option(False, "--ui", help="also serve the Temporal Web UI"),
+) -> None:
+    """Run the embedded system: Temporal dev server, worker and store."""
+    if seed not in (None, "demo"):
+        raise CliError(f"--seed: unknown data set {seed!r} (known: demo)", 2)
+    config = settings()
+    if db is not None:
+        config.database_url = f"sqlite+aiosqlite:///{db.resolve()}"
+    configure_logging(config.log_format, config.log_level)
+    asyncio.run(_run_dev(config, seed, port, ui))
+
+
+async def _run_dev(config, seed: str | None, port: int, ui: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await upgrade_async(config.database_url)
+    store = Store.open(config.database_url)
+    if seed == "demo":
+        loaded = await seed_demo(store)
+        log.info("demo tenant " + ("loaded" if loaded else "already present"))
+    state_dir = Path(".pim")
+    state_dir.mkdir(exist_ok=True)
+    env = await WorkflowEnvironment.start_local(
+        namespace=config.namespace, port=port, ui=ui, search_attributes=list(SEARCH_ATTRIBUTES),
+        dev_server_existing_path=find_binary("temporal"),
+        dev_server_database_filename=str(state_dir / "temporal.db"),
+        data_converter=pydantic_data_converter, dev_server_log_level="error")
+    try:
+        async with build_worker(env.client, store, config.task_queue):
+            print(BANNER.format(address=f"localhost:{port}", namespace=config.namespace, task_queue=config.task_queue,
+                                ui=f"\n  Web UI:    http://localhost:{port + 1000}" if ui else "",
+                                db=config.database_url, state_dir=state_dir.resolve()), flush=True)
+            await stop.wait()
+            log.info("stopping")
+    finally:
+        await env.shutdown()
+        await store.close()
+
+
+def worker() -> None:
+    """Run a worker against an existing Temporal server and database (PIM_* settings)."""
+    config = settings()
+    configure_logging(config.log_format, config.log_level)
+    asyncio.run(run_worker(config))

@@ -1,0 +1,34 @@
+"""The `pim` command line (SPEC section 4)."""
+
+from __future__ import annotations
+
+import typer
+
+from pim.cli import admin, dev, requests
+from pim.cli.common import CliError
+from pim.process import exit_cleanly
+
+app = typer.Typer(help="Just-in-time access to groups, on Temporal.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+app.command()(dev.dev)
+app.command()(dev.worker)
+app.add_typer(admin.db_app, name="db")
+requests.register(app)
+app.add_typer(admin.groups_app, name="groups")
+app.command()(admin.assign)
+app.add_typer(admin.policy_app, name="policy")
+app.command()(admin.members)
+app.add_typer(admin.mfa_app, name="mfa")
+app.command()(admin.audit)
+
+
+def _entry() -> None:
+    try:
+        app()
+    except CliError as error:  # raised before a command reached `run`
+        typer.echo(f"error: {error}", err=True)
+        raise SystemExit(error.exit_code) from None
+
+
+def main() -> None:
+    exit_cleanly(_entry)

@@ -1,0 +1,34 @@
+"""Durations as people type them: `2h`, `90m`, `1h30m`, `1d`, or ISO 8601 `PT2H`."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from pydantic import TypeAdapter, ValidationError
+
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+_SHORT = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_ISO = TypeAdapter(timedelta)
+
+
+def parse_duration(text: str, field: str = "duration") -> timedelta:
+    """A positive duration, or ValueError naming the field."""
+    value = text.strip().lower()
+    match = _SHORT.match(value)
+    if value and match and any(match.groups()):
+        parts = dict(zip(("days", "hours", "minutes", "seconds"), (int(g or 0) for g in match.groups())))
+        result = timedelta(**parts)
+    else:
+        try:
+            result = _ISO.validate_python(text.strip().upper())
+        except ValidationError:
+            raise ValueError(f"{field}: {text!r} is not a duration (examples: 2h, 30m, 1h30m, PT2H)") from None
+    if result <= timedelta(0):
+        raise ValueError(f"{field}: must be positive")
+    return result
+
+
+def format_duration(value: timedelta) -> str:
+    """ISO 8601, as the wire contract writes durations."""
+    return _ISO.dump_python(value, mode="json")

@@ -1,0 +1,139 @@
+"""On the real dev server (`start_local`): the `review` update and its validator,
+search attributes, and the command line driving a request end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+
+from pim.mfa import current_code
+from pim.models import AccessType, ActivationRequest, MfaEvidence, State
+from tests.conftest import running_worker
+
+PIM = str(Path(sys.executable).parent / "pim")
+
+
+def ops_request(code: str, principal: str = "alice") -> ActivationRequest:
+    return ActivationRequest(group_id="grp-ops", access=AccessType.member, principal_id=principal,
+                             duration=timedelta(hours=2), justification="INC-42 database failover",
+                             mfa=MfaEvidence(code=code))
+
+
+async def settled(pim, request_id: str, state: State, timeout: float = 10):
+    for _ in range(int(timeout / 0.1)):
+        status = await pim.status(request_id)
+        if status.state == state:
+            return status
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{request_id} stayed {status.state}, expected {state}")
+
+
+async def test_review_update_refuses_before_writing_and_approves(dev_env, demo):
+    async with running_worker(dev_env, demo) as pim:
+        request_id = await pim.start(ops_request(current_code(await demo.mfa_secret("alice"))))
+        await settled(pim, request_id, State.pending_approval)
+
+        refusals = {
+            "alice": ("approve", "ok", "own request"),          # self-approval
+            "carol": ("approve", "ok", "not an approver"),      # not listed for the stage
+            "bob": ("approve", None, "justification"),          # approver justification required
+        }
+        for approver, (decision, justification, reason) in refusals.items():
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await pim.review(request_id, approver, decision, justification)
+            assert reason in str(refused.value.cause)
+        status = await pim.status(request_id)
+        assert status.state == State.pending_approval
+        assert status.stages[0].decisions == []  # the validator refused before anything was written
+
+        status = await pim.review(request_id, "bob", "approve", "approved for INC-42")
+        assert status.state in (State.activating, State.active)
+        assert [d.approver_id for d in status.stages[0].decisions] == ["bob"]
+        await settled(pim, request_id, State.active)
+        assert await demo.has_membership("grp-ops", AccessType.member, "alice")
+
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await pim.review(request_id, "bob", "deny", "too late")
+        assert "not pending" in str(refused.value.cause)
+        await pim.deactivate(request_id, "admin", "test over")
+        final = await pim.result(request_id)
+        assert final.state == State.deactivated
+        assert not await demo.has_membership("grp-ops", AccessType.member, "alice")
+
+
+async def test_search_attributes_list_pending_requests(dev_env, demo):
+    async with running_worker(dev_env, demo) as pim:
+        await demo.assign("grp-ops", "dave", kind="eligible", by="admin")
+        alice = await pim.start(ops_request(current_code(await demo.mfa_secret("alice"))))
+        dave = await pim.start(ops_request(current_code(await demo.mfa_secret("dave")), "dave"))
+        for request_id in (alice, dave):
+            await settled(pim, request_id, State.pending_approval)
+        for _ in range(100):  # visibility is eventually consistent
+            pending = {r.request_id: r for r in await pim.list(state="pending_approval", group_id="grp-ops")}
+            if {alice, dave} <= set(pending):
+                break
+            await asyncio.sleep(0.1)
+        assert pending[dave].principal_id == "dave" and pending[dave].access == "member"
+        assert [r.request_id for r in await pim.list(state="pending_approval", principal_id="alice")
+                if r.request_id in (alice, dave)] == [alice]
+        for request_id in (alice, dave):
+            await pim.cancel(request_id, "admin", "test over")
+            assert (await pim.result(request_id)).state == State.canceled
+        for _ in range(100):
+            if not {alice, dave} & {r.request_id for r in await pim.list(state="pending_approval")}:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("canceled requests still listed as pending")
+
+
+async def run_cli(env: dict, *args: str) -> tuple[int, str, str]:
+    """The CLI in a subprocess, without blocking the loop the worker runs on."""
+    process = await asyncio.create_subprocess_exec(PIM, *args, env=env, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_cli_request_approve_status_members(dev_env, demo):
+    async with running_worker(dev_env, demo) as pim:
+        env = {**os.environ, "PIM_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+               "PIM_TASK_QUEUE": pim.task_queue, "PIM_DATABASE_URL": demo.url}
+
+        code, out, _ = await run_cli(env, "mfa", "code", "alice")
+        assert code == 0 and out.strip().isdigit()
+        code, out, err = await run_cli(env, "request", "grp-ops", "--as", "alice", "--duration", "2h",
+                                       "--justification", "INC-42 database failover", "--mfa-code", out.strip(),
+                                       "--wait")
+        assert code == 0, err
+        request_id = out.splitlines()[0].split(":")[0]
+        assert request_id == "activation/grp-ops/member/alice"
+        assert "pending_approval" in out
+
+        code, _, err = await run_cli(env, "approve", request_id, "--as", "alice", "--justification", "me")
+        assert code == 1 and "nobody approves their own request" in err
+        code, out, err = await run_cli(env, "approve", request_id, "--as", "bob", "--justification", "ok for INC-42")
+        assert code == 0, err
+        assert ": active" in out
+
+        code, out, _ = await run_cli(env, "status", request_id, "--json")
+        status = json.loads(out)
+        assert status["state"] == "active" and status["requested_duration"] == "PT2H"
+        assert "mfa" not in out and status["stages"][0]["decisions"][0]["approver_id"] == "bob"
+
+        code, out, _ = await run_cli(env, "members", "grp-ops", "--json")
+        members = {m["principal_id"]: m for m in json.loads(out)["members"]}
+        assert [s["kind"] for s in members["alice"]["sources"]] == ["activation"]
+        assert [s["kind"] for s in members["carol"]["sources"]] == ["assignment"]
+
+        code, _, err = await run_cli(env, "status", "activation/grp-ops/member/nobody")
+        assert code == 1 and err.startswith("error:")
+        await pim.deactivate(request_id, "admin", "test over")
+        assert (await pim.result(request_id)).state == State.deactivated
