@@ -34,12 +34,28 @@ def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
     )
     # The standard library's records (Temporal's workflow.logger, alembic) go through the same renderer.
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
+    foreign = [*shared[:-1], structlog.stdlib.ExtraAdder(), _flatten_temporal_info, _redact_secrets]
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(foreign_pre_chain=foreign, processors=[
         structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Workflow and activity context goes into fields, not into the message text.
+    from temporalio import activity, workflow
+
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
+
+
+def _flatten_temporal_info(_logger, _method, event_dict):
+    for key in ("temporal_workflow", "temporal_activity"):
+        info = event_dict.pop(key, None)
+        if isinstance(info, dict):
+            event_dict.setdefault("workflow_id", info.get("workflow_id"))
+            if key == "temporal_activity":
+                event_dict.setdefault("activity", info.get("activity_type"))
+    return event_dict
 
 
 def get_logger(name: str | None = None):

@@ -34,16 +34,17 @@ async def seed_demo(store: Store, at: datetime | None = None) -> bool:
         require_mfa=True, require_justification=True, max_duration=timedelta(hours=8))), by=SEEDER)
     await store.assign("grp-ops", "alice", kind="eligible", starts_at=at, ends_at=at + timedelta(days=365),
                        justification="on-call rotation", by=SEEDER)
-    await store.assign("grp-ops", "carol", kind="active", justification="team lead", by=SEEDER)
+    await store.assign("grp-ops", "carol", kind="active", starts_at=at, justification="team lead", by=SEEDER)
     await store.assign("grp-ops", "bob", access=AccessType.owner, kind="eligible", starts_at=at,
                        ends_at=at + timedelta(days=365), justification="group owner on demand", by=SEEDER)
 
     await store.onboard_group("grp-sre", "security", enable=False, by=SEEDER, display_name="SRE")
     for user in ("alice", "dave"):
-        await store.assign("grp-sre", user, kind="active", justification="SRE team", by=SEEDER)
+        await store.assign("grp-sre", user, kind="active", starts_at=at, justification="SRE team", by=SEEDER)
 
     await store.onboard_group("grp-dev", "security", role_assignable=False, by=SEEDER, display_name="Development")
     await store.set_policy("grp-dev", AccessType.member, Policy(activation=ActivationSettings(
         approval=[], require_justification=True, max_duration=timedelta(hours=4))), by=SEEDER)
-    await store.assign("grp-dev", "grp-sre", kind="eligible", justification="SRE may work on dev", by=SEEDER)
+    await store.assign("grp-dev", "grp-sre", kind="eligible", starts_at=at, justification="SRE may work on dev",
+                       by=SEEDER)
     return True

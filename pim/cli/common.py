@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -50,6 +50,8 @@ def run(make: Callable[[], Awaitable[T]]) -> T:
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         _fail(f"refused: {getattr(cause, 'message', None) or cause}", 1)
+    except WorkflowQueryFailedError as error:
+        _fail(f"the request could not answer: {error}", 1)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             _fail(f"not found: {error.message}", 1)

@@ -3,9 +3,9 @@ counted per source, the built-in directory's memberships, and MFA enrolments."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -51,13 +51,17 @@ class AccessOperations:
     async def add_grant(self, group_id: str, access: AccessType, principal_id: str, *, source_kind: str, source_id: str,
                         starts_at: datetime, ends_at: datetime | None = None) -> None:
         """Idempotent: a source is recorded once."""
-        async with self.sessions.begin() as session:
-            existing = await session.scalar(
-                select(GrantRow).where(GrantRow.source_kind == source_kind, GrantRow.source_id == source_id)
-            )
-            if existing is None:
-                session.add(GrantRow(group_id=group_id, access=AccessType(access).value, principal_id=principal_id,
-                                     source_kind=source_kind, source_id=source_id, starts_at=starts_at, ends_at=ends_at))
+        try:
+            async with self.sessions.begin() as session:
+                existing = await session.scalar(
+                    select(GrantRow).where(GrantRow.source_kind == source_kind, GrantRow.source_id == source_id)
+                )
+                if existing is None:
+                    session.add(GrantRow(group_id=group_id, access=AccessType(access).value, principal_id=principal_id,
+                                         source_kind=source_kind, source_id=source_id, starts_at=starts_at,
+                                         ends_at=ends_at))
+        except IntegrityError:
+            pass  # a concurrent attempt (an activity retry) recorded the same source
 
     async def other_live_sources(self, group_id: str, access: AccessType, principal_id: str, *, source_id: str, at: datetime) -> list[GrantRow]:
         return [g for g in await self.live_grants(group_id, access, at, principal_id) if g.source_id != source_id]
@@ -70,14 +74,17 @@ class AccessOperations:
 
     async def set_membership(self, group_id: str, access: AccessType, principal_id: str, *, present: bool, at: datetime | None = None) -> None:
         key = (group_id, AccessType(access).value, principal_id)
-        async with self.sessions.begin() as session:
-            row = await session.get(MembershipRow, key)
-            if present and row is None:
-                from pim.store.admin import now
-
-                session.add(MembershipRow(group_id=key[0], access=key[1], principal_id=key[2], since=at or now()))
-            elif not present and row is not None:
-                await session.delete(row)
+        try:
+            async with self.sessions.begin() as session:
+                row = await session.get(MembershipRow, key)
+                if present and row is None:
+                    session.add(MembershipRow(group_id=key[0], access=key[1], principal_id=key[2],
+                                              since=at or datetime.now(UTC)))
+                elif not present and row is not None:
+                    await session.delete(row)
+        except IntegrityError:
+            if not present:
+                raise  # only a concurrent add can collide; it already holds what we wanted
 
     async def has_membership(self, group_id: str, access: AccessType, principal_id: str) -> bool:
         async with self.sessions() as session:
@@ -151,17 +158,17 @@ class AccessOperations:
         """Take the (group, access, principal) slot for this request; returns the
         request that holds it (this one unless another got there first)."""
         key = (group_id, AccessType(access).value, principal_id)
-        try:
-            async with self.sessions.begin() as session:
-                row = await session.get(ActivationClaimRow, key)
-                if row is not None:
-                    return row.request_id
-                session.add(ActivationClaimRow(group_id=key[0], access=key[1], principal_id=key[2], request_id=request_id, claimed_at=at))
-            return request_id
-        except IntegrityError:  # a concurrent claim won the race
-            async with self.sessions() as session:
-                row = await session.get(ActivationClaimRow, key)
-                return row.request_id if row else request_id
+        while True:
+            try:
+                async with self.sessions.begin() as session:
+                    row = await session.get(ActivationClaimRow, key)
+                    if row is not None:
+                        return row.request_id
+                    session.add(ActivationClaimRow(group_id=key[0], access=key[1], principal_id=key[2],
+                                                   request_id=request_id, claimed_at=at))
+                return request_id
+            except IntegrityError:
+                continue  # a concurrent claim won the race (or was released meanwhile): look again
 
     async def release_activation(self, request_id: str) -> None:
         async with self.sessions.begin() as session:
@@ -185,11 +192,16 @@ class AccessOperations:
     async def consume_totp_step(self, principal_id: str, step: int, request_id: str) -> bool:
         """Accept a TOTP time step once. The same request may present it again
         (an activity retry); any other use of that step or an older one is a replay."""
+        # One conditional UPDATE, so that concurrent uses of a step cannot both win
+        # (SQLite has no SELECT ... FOR UPDATE).
         async with self.sessions.begin() as session:
-            row = await session.get(MfaEnrolmentRow, principal_id, with_for_update=True)
-            if row is None:
-                return False
-            if row.last_step is not None and step <= row.last_step:
-                return step == row.last_step and row.last_step_request_id == request_id
-            row.last_step, row.last_step_request_id = step, request_id
-            return True
+            taken = await session.execute(
+                update(MfaEnrolmentRow)
+                .where(MfaEnrolmentRow.principal_id == principal_id,
+                       or_(MfaEnrolmentRow.last_step.is_(None), MfaEnrolmentRow.last_step < step))
+                .values(last_step=step, last_step_request_id=request_id)
+            )
+            if taken.rowcount == 1:
+                return True
+            row = await session.get(MfaEnrolmentRow, principal_id)
+            return row is not None and row.last_step == step and row.last_step_request_id == request_id

@@ -58,6 +58,9 @@ class AdminOperations:
             if group is None:
                 group = GroupRow(id=group_id, kind=kind, role_assignable=role_assignable, pim_enabled=False)
                 session.add(group)
+            elif enable and group.kind in ("dynamic", "synced"):
+                raise StoreError("group_kind_not_supported",
+                                 f"group: {group_id} is a {group.kind} group and can never be enabled in PIM")
             if enable and not group.pim_enabled:
                 group.pim_enabled, group.enabled_at, group.enabled_by = True, now(), by
                 for access in AccessType:

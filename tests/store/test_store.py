@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pyotp
 import pytest
@@ -32,7 +34,7 @@ def _sqlite_path(url: str) -> str:
 
 
 def _tables(url: str) -> set[str]:
-    with sqlite3.connect(_sqlite_path(url)) as conn:
+    with closing(sqlite3.connect(_sqlite_path(url))) as conn:
         return {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
 
 
@@ -55,7 +57,7 @@ async def test_migrations_create_the_schema_on_an_empty_file(tmp_path):
     await asyncio.to_thread(upgrade, url)
 
     assert set(Base.metadata.tables) <= _tables(url)
-    with sqlite3.connect(_sqlite_path(url)) as conn:
+    with closing(sqlite3.connect(_sqlite_path(url))) as conn:
         assert conn.execute("select version_num from alembic_version").fetchall() == [("0001",)]
 
 
@@ -69,7 +71,7 @@ async def test_upgrading_twice_is_harmless(tmp_path):
         assert (await store.principal("alice")) is not None
     finally:
         await store.close()
-    with sqlite3.connect(_sqlite_path(url)) as conn:
+    with closing(sqlite3.connect(_sqlite_path(url))) as conn:
         assert conn.execute("select count(*) from alembic_version").fetchone() == (1,)
 
 
@@ -366,10 +368,10 @@ async def test_a_time_bound_grant_is_live_only_between_its_start_and_end(store):
 
 
 async def test_grant_instants_come_back_in_utc_whatever_zone_was_given(store):
-    paris = datetime(2030, 6, 1, 14, 0, tzinfo=__import__("zoneinfo").ZoneInfo("Europe/Paris"))
+    paris = datetime(2030, 6, 1, 14, 0, tzinfo=ZoneInfo("Europe/Paris"))
     await store.add_grant("grp-a", MEMBER, "alice", source_kind="activation", source_id="req-1",
                           starts_at=paris, ends_at=paris + timedelta(hours=1))
-    # 14:30 Paris is 12:30 UTC: live.
+    # 14:00-15:00 in Paris (summer) is 12:00-13:00 UTC: live at 12:30 UTC.
     (grant,) = await store.live_grants("grp-a", MEMBER, datetime(2030, 6, 1, 12, 30, tzinfo=UTC))
     assert grant.starts_at == paris and grant.starts_at.tzinfo is not None
     assert grant.starts_at.utcoffset() == timedelta(0)
