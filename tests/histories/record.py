@@ -1,0 +1,136 @@
+"""Record one history per path of `GroupActivation` into tests/histories/*.json.
+
+    .venv/bin/python -m tests.histories.record
+
+Run it when a workflow change is released; keep the old files: replaying them
+(tests/workflows/test_replay.py) proves running workflows survive the change.
+A change that breaks an old history goes behind `workflow.patched`."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from pim.mfa import current_code
+from pim.models import AccessType, ActivationRequest, MfaEvidence
+from pim.seed import seed_demo
+from pim.store import Store
+from pim.store.database import upgrade_async
+from pim.temporal import find_binary, register_search_attributes
+from tests.conftest import running_worker
+
+HERE = Path(__file__).parent
+RELEASE = "v1"  # bump when recording after a workflow change
+
+
+def dev_request(**overrides) -> ActivationRequest:
+    fields = dict(group_id="grp-dev", access=AccessType.member, principal_id="alice", duration=timedelta(hours=1),
+                  justification="deploy hotfix 1.2.3")
+    return ActivationRequest(**{**fields, **overrides})
+
+
+async def ops_request(store: Store) -> ActivationRequest:
+    code = current_code(await store.mfa_secret("alice"))
+    return ActivationRequest(group_id="grp-ops", access=AccessType.member, principal_id="alice",
+                             duration=timedelta(hours=2), justification="INC-42 database failover",
+                             mfa=MfaEvidence(code=code))
+
+
+async def approved_and_expired(env, pim, store):
+    rid = await pim.start(await ops_request(store))
+    await env.sleep(timedelta(minutes=10))
+    await pim.approve(rid, "bob", "approved for INC-42")
+    return rid
+
+
+async def denied(env, pim, store):
+    rid = await pim.start(await ops_request(store))
+    await env.sleep(timedelta(seconds=5))
+    await pim.deny(rid, "bob", "not during the freeze")
+    return rid
+
+
+async def approval_expired(env, pim, store):
+    return await pim.start(await ops_request(store))
+
+
+async def canceled(env, pim, store):
+    rid = await pim.start(await ops_request(store))
+    await env.sleep(timedelta(seconds=5))
+    await pim.cancel(rid, "alice", "fixed without it")
+    return rid
+
+
+async def deactivated(env, pim, store):
+    rid = await pim.start(dev_request())
+    await env.sleep(timedelta(minutes=6))
+    await pim.deactivate(rid, "alice", "done")
+    return rid
+
+
+async def extended(env, pim, store):
+    rid = await pim.start(dev_request())
+    await env.sleep(timedelta(minutes=10))
+    await pim.extend(rid, "alice", timedelta(hours=1), "the migration runs late")
+    return rid
+
+
+async def rejected(env, pim, store):
+    return await pim.start(dev_request(principal_id="bob"))
+
+
+async def scheduled(env, pim, store):
+    start = (await env.get_current_time()) + timedelta(hours=2)
+    return await pim.start(dev_request(start_at=start))
+
+
+async def malformed(env, pim, store):
+    handle = await env.client.start_workflow("GroupActivation", {"group_id": "grp-dev", "access": "admin"},
+                                             id="activation/malformed", task_queue=pim.task_queue)
+    return handle.id
+
+
+SCENARIOS = [approved_and_expired, denied, approval_expired, canceled, deactivated, extended, rejected, scheduled,
+             malformed]
+
+
+async def record(target: Path = HERE) -> list[Path]:
+    workdir = Path(tempfile.mkdtemp())
+    written = []
+    try:
+        for scenario in SCENARIOS:
+            # A server per scenario: its clock starts at the real time, as the demo tenant does.
+            env = await WorkflowEnvironment.start_time_skipping(
+                test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter)
+            await register_search_attributes(env.client, "default")
+            url = f"sqlite+aiosqlite:///{workdir / scenario.__name__}.db"
+            await upgrade_async(url)
+            store = Store.open(url)
+            await seed_demo(store)
+            async with running_worker(env, store) as pim:
+                rid = await scenario(env, pim, store)
+                async with env.time_skipping_unlocked():
+                    await pim.result(rid)
+                history = await env.client.get_workflow_handle(rid).fetch_history()
+            await store.close()
+            await env.shutdown()
+            path = target / f"group_activation.{scenario.__name__}.{RELEASE}.json"
+            path.write_text(history.to_json())
+            written.append(path)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return written
+
+
+if __name__ == "__main__":
+    from pim.process import hard_exit
+
+    for path in asyncio.run(record()):
+        print(path)
+    hard_exit(0)
