@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -29,8 +28,6 @@ def build_worker(client: Client, store: Store, task_queue: str, *, directory: Di
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=build_activities(store, directory, notifier),
-        # Activities are async; this pool only serves anything sync the SDK needs.
-        activity_executor=ThreadPoolExecutor(4),
         graceful_shutdown_timeout=timedelta(seconds=30),
     )
 

@@ -151,7 +151,8 @@ class GroupActivation:
             await self._close(State.failed, f"grant failed: {_cause(error)}")
             return
         self._set_state(State.active, note=f"expires at {self.status.expires_at.isoformat()}")
-        self._record("access_granted", notify=[self.request.principal_id])
+        # grant_access wrote the audit line already (same key): this one only notifies.
+        self._record("access_granted", notify=[self.request.principal_id], dedupe_key=f"{self.run_key}:granted")
         # A durable timer that `deactivate` ends early and `extend` moves.
         while True:
             self.expiry_moved = False
@@ -195,16 +196,18 @@ class GroupActivation:
     def get_status(self) -> ActivationStatus:
         return self.status
 
+    # Signal handlers take *args: a signal sent with no payload or with several
+    # must be refused, not crash the workflow task (which would retry forever).
     @workflow.signal(name="approve")
-    def approve(self, raw: Any) -> None:
-        self._signal_decision(raw, ReviewDecision.approve)
+    def approve(self, *args: Any) -> None:
+        self._signal_decision(args, ReviewDecision.approve)
 
     @workflow.signal(name="deny")
-    def deny(self, raw: Any) -> None:
-        self._signal_decision(raw, ReviewDecision.deny)
+    def deny(self, *args: Any) -> None:
+        self._signal_decision(args, ReviewDecision.deny)
 
-    def _signal_decision(self, raw: Any, decision: ReviewDecision) -> None:
-        payload = self._parse(Decision, raw, decision.value)
+    def _signal_decision(self, args: tuple, decision: ReviewDecision) -> None:
+        payload = self._parse(Decision, args, decision.value)
         if payload is None:
             return
         refusal = self._review_refusal(payload.approver_id, decision, payload.justification)
@@ -214,8 +217,8 @@ class GroupActivation:
         self._apply_decision(payload.approver_id, decision, payload.justification)
 
     @workflow.update(name="review")
-    async def review(self, raw: Any) -> ActivationStatus:
-        payload = Review.model_validate(raw)
+    async def review(self, *args: Any) -> ActivationStatus:
+        payload = Review.model_validate(args[0])  # the validator admitted exactly one well-formed argument
         refusal = self._review_refusal(payload.approver_id, payload.decision, payload.justification)
         if refusal:  # the state moved between validation and now
             raise ApplicationError(refusal, type="review_refused", non_retryable=True)
@@ -227,9 +230,11 @@ class GroupActivation:
         return self.status
 
     @review.validator
-    def validate_review(self, raw: Any) -> None:
+    def validate_review(self, *args: Any) -> None:
+        if len(args) != 1:
+            raise ValueError(f"malformed payload: expected one argument, got {len(args)}")
         try:
-            payload = Review.model_validate(raw)
+            payload = Review.model_validate(args[0])
         except ValidationError as error:
             raise ValueError("; ".join(v.message for v in violations_from_validation_error(error))) from None
         refusal = self._review_refusal(payload.approver_id, payload.decision, payload.justification)
@@ -237,8 +242,8 @@ class GroupActivation:
             raise ValueError(refusal)
 
     @workflow.signal(name="cancel")
-    def cancel(self, raw: Any) -> None:
-        payload = self._parse(Cancel, raw, "cancel")
+    def cancel(self, *args: Any) -> None:
+        payload = self._parse(Cancel, args, "cancel")
         if payload is None or self.request is None:
             return
         refusal = (None if self.status.state in (State.pending_approval, State.scheduled)
@@ -253,8 +258,8 @@ class GroupActivation:
         self._event(self.status.state, payload.by, "cancel accepted")
 
     @workflow.signal(name="deactivate")
-    def deactivate(self, raw: Any) -> None:
-        payload = self._parse(Deactivate, raw, "deactivate")
+    def deactivate(self, *args: Any) -> None:
+        payload = self._parse(Deactivate, args, "deactivate")
         if payload is None or self.request is None:
             return
         if self.status.state != State.active or self.status.granted_at is None:
@@ -271,8 +276,8 @@ class GroupActivation:
         self._event(self.status.state, payload.by, "deactivate accepted")
 
     @workflow.signal(name="extend")
-    async def extend(self, raw: Any) -> None:
-        payload = self._parse(Extend, raw, "extend")
+    def extend(self, *args: Any) -> None:
+        payload = self._parse(Extend, args, "extend")
         if payload is None or self.request is None:
             return
         if self.status.state != State.active or self.status.expires_at is None or self.status.granted_at is None:
@@ -331,7 +336,11 @@ class GroupActivation:
 
     # --- helpers -------------------------------------------------------------
 
-    def _parse(self, model, raw: Any, name: str):
+    def _parse(self, model, args: tuple, name: str):
+        if len(args) != 1:
+            self._refuse(name, None, f"malformed payload: expected one argument, got {len(args)}")
+            return None
+        raw = args[0]
         try:
             return model.model_validate(raw)
         except ValidationError as error:
@@ -368,17 +377,15 @@ class GroupActivation:
                             expires_at=self.status.expires_at, granted=self.granted, final_state=final_state,
                             reason=reason)
 
-    def _audit(self, action: str, actor: str | None, notify: list[str], **details: str) -> AuditRecord:
-        assert self.request is not None
-        return AuditRecord(at=workflow.now(), action=action, actor=actor, request_id=self.status.request_id,
-                           group_id=self.request.group_id, access=self.request.access,
-                           principal_id=self.request.principal_id, details=details, notify=notify,
-                           dedupe_key=f"{self.run_key}:{len(self.status.events)}:{action}")
-
-    def _record(self, action: str, actor: str | None = None, notify: list[str] = (), **details: str) -> None:
+    def _record(self, action: str, actor: str | None = None, notify: list[str] = (), dedupe_key: str | None = None,
+                **details: str) -> None:
         """Audit and notify without waiting: a slow mail server never delays access."""
         assert self.request is not None
-        record = self._audit(action, actor or self.request.principal_id, list(notify), **details)
+        record = AuditRecord(at=workflow.now(), action=action, actor=actor or self.request.principal_id,
+                             request_id=self.status.request_id, group_id=self.request.group_id,
+                             access=self.request.access, principal_id=self.request.principal_id, details=details,
+                             notify=list(notify),
+                             dedupe_key=dedupe_key or f"{self.run_key}:{len(self.status.events)}:{action}")
         self.records.append(workflow.start_activity("record_event", record, **RECORD))
 
 

@@ -26,7 +26,7 @@ BANNER = """
 PIM dev is ready.
   Temporal:  {address} (namespace {namespace}, task queue {task_queue}){ui}
   Store:     {db}
-  Try, in another terminal (see README):
+  Try, in another terminal (see README):{port_hint}
     pim request grp-ops --as alice --duration 2h --justification "INC-42 database failover" --mfa-code $(pim mfa code alice) --wait
 Press Ctrl-C to stop; state is kept in {state_dir}.
 """
@@ -68,6 +68,7 @@ async def _run_dev(config, seed: str | None, port: int, ui: bool) -> None:
     try:
         async with build_worker(env.client, store, config.task_queue):
             print(BANNER.format(address=f"localhost:{port}", namespace=config.namespace, task_queue=config.task_queue,
+                                port_hint="" if port == 7233 else f"\n    export PIM_TEMPORAL_ADDRESS=localhost:{port}",
                                 ui=f"\n  Web UI:    http://localhost:{port + 1000}" if ui else "",
                                 db=config.database_url, state_dir=state_dir.resolve()), flush=True)
             await stop.wait()

@@ -69,9 +69,18 @@ async def start_raw(env, pim, payload, workflow_id: str | None = None):
 
 
 async def finish(env, pim, rid: str) -> ActivationStatus:
-    """Let time run until the request ends; a stuck workflow fails the test."""
-    async with env.time_skipping_unlocked():
-        return await asyncio.wait_for(pim.result(rid), timeout=30)
+    """The outcome of a request that ends without waiting for a timer. Time does
+    not skip here, so a workflow stuck on a failing task fails the test.
+    (`time_skipping_unlocked()` is avoided on purpose: once any workflow has
+    completed on the test server, an idle unlock jumps its clock 10 years.)"""
+    return await asyncio.wait_for(pim.result(rid), timeout=15)
+
+
+async def run_out(env, pim, rid: str) -> ActivationStatus:
+    """Let an activation reach its expiry (and its revocation), then its outcome."""
+    st = await pim.status(rid)
+    await env.sleep(max(st.expires_at - await env.get_current_time(), timedelta(0)) + timedelta(minutes=1))
+    return await finish(env, pim, rid)
 
 
 async def outcome(env, pim, request: ActivationRequest) -> ActivationStatus:
@@ -167,7 +176,7 @@ async def test_extension_within_the_maximum_moves_the_revocation(time_env, demo)
         assert (await pim.status(rid)).state == State.active
         assert await is_member(demo, "grp-dev", "alice")
 
-        final = await finish(time_env, pim, rid)
+        final = await run_out(time_env, pim, rid)
         assert final.state == State.expired
         assert st.expires_at <= final.ended_at < st.expires_at + timedelta(minutes=1)
         assert not await is_member(demo, "grp-dev", "alice")
@@ -183,7 +192,7 @@ async def test_the_requester_cannot_extend_past_the_maximum(time_env, demo):
         assert after.expires_at == st.expires_at
         assert any("maximum" in note for note in refusals(after, "extend"))
 
-        final = await finish(time_env, pim, rid)
+        final = await run_out(time_env, pim, rid)
         assert final.state == State.expired
         assert final.ended_at - final.granted_at < timedelta(hours=3, minutes=1)
 
@@ -205,7 +214,7 @@ async def test_an_approver_may_extend_past_the_maximum(time_env, demo):
         assert not refusals(st, "extend")
         assert st.expires_at == st.granted_at + timedelta(hours=6)
 
-        final = await finish(time_env, pim, rid)
+        final = await run_out(time_env, pim, rid)
         assert final.state == State.expired
         assert final.ended_at >= final.granted_at + timedelta(hours=6)
         assert not await is_member(demo, "grp-dev", "alice")
@@ -227,7 +236,7 @@ async def test_a_scheduled_activation_starts_later_and_can_be_canceled_before(ti
         assert st.state == State.active and await is_member(demo, "grp-dev", "alice")
         assert st.granted_at >= start_at  # access time starts when access is granted
         assert st.expires_at == st.granted_at + timedelta(hours=1)
-        assert (await finish(time_env, pim, rid)).state == State.expired
+        assert (await run_out(time_env, pim, rid)).state == State.expired
 
         start_at = await time_env.get_current_time() + timedelta(hours=2)
         rid, st = await start(time_env, pim, req("grp-dev", "dave", duration=timedelta(hours=1), start_at=start_at))
@@ -293,7 +302,7 @@ async def test_a_policy_may_require_a_ticket_of_a_given_form(time_env, demo):
 
         rid, st = await start(time_env, pim, req("grp-dev", "alice", ticket=Ticket(system="jira", number="DEV-42")))
         assert st.state == State.active and st.ticket.number == "DEV-42"
-        assert (await finish(time_env, pim, rid)).state == State.expired
+        assert (await run_out(time_env, pim, rid)).state == State.expired
 
 
 # --- 6. duration -------------------------------------------------------------
@@ -308,7 +317,7 @@ async def test_duration_above_the_maximum_is_refused_and_none_means_the_maximum(
         assert st.state == State.active
         assert st.requested_duration == timedelta(hours=4)
         assert st.expires_at == st.granted_at + timedelta(hours=4)
-        assert (await finish(time_env, pim, rid)).state == State.expired
+        assert (await run_out(time_env, pim, rid)).state == State.expired
 
 
 # --- 7. eligibility ----------------------------------------------------------
@@ -329,8 +338,7 @@ async def test_only_eligible_users_activate_and_nesting_grants_the_user_alone(ti
         members = [m.principal_id for m in await demo.memberships("grp-dev", MEMBER)]
         assert members == ["alice", "dave"]  # grp-sre itself never becomes a member
         assert await sources(time_env, demo, "grp-dev", "grp-sre") == []
-        async with time_env.time_skipping_unlocked():
-            finals = await asyncio.gather(*(pim.result(rid) for rid in rids))
+        finals = [await run_out(time_env, pim, rid) for rid in rids]
         assert [f.state for f in finals] == [State.expired, State.expired]
         assert await demo.memberships("grp-dev", MEMBER) == []
 
@@ -352,7 +360,7 @@ async def test_a_second_concurrent_activation_is_refused(time_env, demo):
 
         # The first one is untouched and still ends on its own.
         assert (await pim.status(rid)).state == State.active and await is_member(demo, "grp-dev", "alice")
-        assert (await finish(time_env, pim, rid)).state == State.expired
+        assert (await run_out(time_env, pim, rid)).state == State.expired
         assert not await is_member(demo, "grp-dev", "alice")
 
 
@@ -371,6 +379,7 @@ async def test_revocation_is_retried_until_the_directory_accepts_it(time_env, de
         assert st.state == State.revoking
         assert await is_member(demo, "grp-dev", "alice")  # not yet: the directory refused
 
+        await time_env.sleep(timedelta(minutes=1))
         final = await finish(time_env, pim, rid)
         assert directory.failed == 3
         assert final.state == State.expired
@@ -392,7 +401,7 @@ async def test_a_permanent_member_keeps_membership_when_an_activation_ends(time_
         assert (await pim.status(rid)).state == State.active
         assert await sources(time_env, demo, "grp-ops", "carol") == ["activation", "assignment"]
 
-        final = await finish(time_env, pim, rid)
+        final = await run_out(time_env, pim, rid)
         assert final.state == State.expired
         assert await is_member(demo, "grp-ops", "carol")
         assert await sources(time_env, demo, "grp-ops", "carol") == ["assignment"]
@@ -433,7 +442,7 @@ async def test_validate_only_grants_nothing(time_env, demo):
         # The dry run took no claim: a real request goes through.
         rid, st = await start(time_env, pim, req("grp-dev", "alice", duration=timedelta(hours=1)))
         assert st.state == State.active
-        assert (await finish(time_env, pim, rid)).state == State.expired
+        assert (await run_out(time_env, pim, rid)).state == State.expired
 
 
 # --- 13. cancelling the workflow ---------------------------------------------

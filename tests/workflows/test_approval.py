@@ -61,7 +61,10 @@ async def request_ops(pim, demo, **overrides) -> str:
 async def settled(pim, rid: str) -> ActivationStatus:
     """The status once the workflow is out of validating / activating / revoking."""
     for _ in range(200):
-        status = await pim.status(rid)
+        try:
+            status = await asyncio.wait_for(pim.status(rid), timeout=10)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"{rid} does not answer the status query: its workflow task is failing") from None
         if status.state not in TRANSIENT:
             return status
         await asyncio.sleep(0.05)
@@ -138,11 +141,12 @@ async def test_approved_request_is_granted_at_approval_and_revoked_exactly_at_ex
         states = [e.state for e in final.events]
         lifecycle = [State.validating, State.pending_approval, State.activating, State.active, State.revoking,
                      State.expired]
-        assert [s for s in dict.fromkeys(states)] == lifecycle
+        assert list(dict.fromkeys(states)) == lifecycle
         actions = await audit_actions(demo, rid)
         for action in ("activation_requested", "request_approved", "access_granted", "activation_ended"):
             assert action in actions
         assert actions.index("access_granted") < actions.index("activation_ended")
+        assert actions.count("access_granted") == 1, actions  # one grant, one audit line
 
 
 # --- 2. denial ---------------------------------------------------------------
@@ -328,3 +332,19 @@ async def test_malformed_decisions_are_refused_and_a_valid_approval_still_grants
         await pim.approve(rid, "bob", "approved after the noise")
         st = await after_signal(time_env, pim, rid)
         assert st.state == State.active and await is_member(demo)
+
+
+async def test_decision_signal_without_payload_or_with_extra_arguments_is_refused(time_env, demo):
+    # `temporal workflow signal --name approve` with no --input, or with two.
+    async with running_worker(time_env, demo) as pim:
+        rid = await request_ops(pim, demo)
+        raw = time_env.client.get_workflow_handle(rid)
+        await raw.signal("approve")
+        await raw.signal("approve", args=[{"approver_id": "bob", "justification": "ok, go ahead"}, "extra"])
+        st = await after_signal(time_env, pim, rid)
+
+        assert st.state == State.pending_approval and decisions(st) == []
+        assert len(refusals(st, "approve")) == 2
+
+        await pim.approve(rid, "bob", "approved after the noise")
+        assert (await after_signal(time_env, pim, rid)).state == State.active
