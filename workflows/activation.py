@@ -74,7 +74,8 @@ class GroupActivation:
     async def run(self, raw_request: Any) -> ActivationStatus:
         self._set_state(State.validating, note="request received")
         if self.request is None:
-            self._set_state(State.rejected, note="malformed request")
+            self.status.end_reason = "malformed request"
+            self._end(State.rejected)
             return self.status
         try:
             await self._lifecycle(self.request)
@@ -99,7 +100,8 @@ class GroupActivation:
         self.status.requested_duration = self.admission.duration
         if not self.admission.admitted:
             self.status.violations = self.admission.violations
-            self._set_state(State.rejected, note="; ".join(v.code for v in self.admission.violations))
+            self.status.end_reason = "rejected: " + ", ".join(v.code for v in self.admission.violations)
+            self._end(State.rejected)
             return
         if request.validate_only:
             self.status.end_reason = "validate_only: every check passed, nothing granted"

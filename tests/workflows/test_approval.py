@@ -7,41 +7,16 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest_asyncio
 
 from pim.client import RPCError
 from pim.mfa import current_code
 from pim.models import AccessType, ActivationRequest, MfaEvidence, ReviewDecision, State
 from pim.policy import ActivationSettings, ApprovalStage, Policy
-from pim.seed import seed_demo
 from pim.status import ActivationStatus
 from tests.conftest import running_worker
 
 JUSTIFICATION = "INC-42 database failover"
 TRANSIENT = (State.validating, State.activating, State.revoking)
-STARTED: list[str] = []  # request ids started by the current test
-
-
-@pytest_asyncio.fixture
-async def demo(store, time_env):
-    """The demo tenant, seeded at the test server's clock. That clock runs ahead of the
-    wall clock once an earlier test skipped time (by up to ten years after a `result()`
-    wait), so the conftest `demo`, seeded at wall-clock time, would leave alice's one-year
-    eligibility already over in workflow time."""
-    await seed_demo(store, at=await time_env.get_current_time())
-    return store
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def end_leftovers(time_env):
-    """Workflow ids are fixed per (group, access, principal) and the server lives for the
-    session: a request a test leaves pending or active would block the next test's start."""
-    yield
-    while STARTED:
-        try:
-            await time_env.client.get_workflow_handle(STARTED.pop()).terminate("test over")
-        except RPCError:
-            pass  # already ended
 
 
 async def request_ops(pim, demo, **overrides) -> str:
@@ -53,7 +28,6 @@ async def request_ops(pim, demo, **overrides) -> str:
     if "mfa" not in overrides:
         fields["mfa"] = MfaEvidence(code=current_code(await demo.mfa_secret(fields["principal_id"])))
     rid = await pim.start(ActivationRequest(**fields))
-    STARTED.append(rid)
     await settled(pim, rid)
     return rid
 
