@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Awaitable, Callable, TypeVar
 
 import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from pydantic import BaseModel, ValidationError
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -56,6 +59,10 @@ def run(make: Callable[[], Awaitable[T]]) -> T:
         if error.status == RPCStatusCode.NOT_FOUND:
             _fail(f"not found: {error.message}", 1)
         _fail(f"Temporal: {error.message}", 1)
+    except OperationalError as error:
+        if "no such table" in str(error):
+            _fail(f"the store at {settings().database_url} has no schema: run `pim db upgrade` (or `pim dev`)", 1)
+        _fail(f"store: {error.orig}", 1)
     except RuntimeError as error:
         if "connect" in str(error).lower():
             s = load_settings()
@@ -71,7 +78,11 @@ def _fail(message: str, code: int) -> None:
 
 @asynccontextmanager
 async def open_store():
-    store = Store.open(settings().database_url)
+    url = settings().database_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").expanduser().exists():
+        raise CliError(f"no store at {parsed.database} (set PIM_DATABASE_URL, run `pim dev`, or `pim db upgrade`)")
+    store = Store.open(url)
     try:
         yield store
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from pathlib import Path
 from typing import Optional
 
@@ -41,11 +42,23 @@ def dev(
     """Run the embedded system: Temporal dev server, worker and store."""
     if seed not in (None, "demo"):
         raise CliError(f"--seed: unknown data set {seed!r} (known: demo)", 2)
+    _require_free_port(port)
     config = settings()
     if db is not None:
         config.database_url = f"sqlite+aiosqlite:///{db.resolve()}"
     configure_logging(config.log_format, config.log_level)
     asyncio.run(_run_dev(config, seed, port, ui))
+
+
+def _require_free_port(port: int) -> None:
+    """The dev server would otherwise die quietly while we talk to whatever holds the port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no conflict
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise CliError(f"--port: {port} is already in use (another `pim dev`?); stop it or pick another port",
+                           1) from None
 
 
 async def _run_dev(config, seed: str | None, port: int, ui: bool) -> None:
