@@ -7,11 +7,11 @@ converter, so field names are part of the contract.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, field_validator
 
 # Ids are plain, printable and short: they end up in workflow ids, search
 # attributes and log lines. Unicode look-alikes and control characters are refused.
@@ -185,5 +185,4 @@ __all__ = [
     "State",
     "Ticket",
     "Violation",
-    "datetime",
 ]
