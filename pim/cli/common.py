@@ -57,6 +57,8 @@ def run(make: Callable[[], Awaitable[T]]) -> T:
         _fail(f"the request could not answer: {error}", 1)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
+            if "already completed" in error.message:
+                _fail("the request has already ended (see `pim status`)", 1)
             _fail(f"not found: {error.message}", 1)
         _fail(f"Temporal: {error.message}", 1)
     except OperationalError as error:
