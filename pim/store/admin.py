@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -10,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pim.models import AccessType
 from pim.policy import Policy
-from pim.store.tables import AssignmentRow, DirectoryRoleRow, GrantRow, GroupRow, PolicyRow, PrincipalRow
+from pim.store.tables import ActivationClaimRow, AssignmentRow, DirectoryRoleRow, GrantRow, GroupRow, PolicyRow, PrincipalRow
 
 
 class StoreError(Exception):
@@ -41,6 +40,16 @@ class AdminOperations:
         async with self.sessions() as session:
             return await session.get(PrincipalRow, principal_id)
 
+    async def grant_role(self, principal_id: str, role: str) -> None:
+        async with self.sessions.begin() as session:
+            if await session.get(DirectoryRoleRow, (principal_id, role)) is None:
+                session.add(DirectoryRoleRow(principal_id=principal_id, role=role))
+
+    async def holders_of(self, roles: frozenset[str] | tuple[str, ...]) -> list[str]:
+        async with self.sessions() as session:
+            rows = await session.scalars(select(DirectoryRoleRow.principal_id).where(DirectoryRoleRow.role.in_(list(roles))))
+            return sorted(set(rows))
+
     async def roles_of(self, principal_id: str) -> list[str]:
         async with self.sessions() as session:
             rows = await session.scalars(select(DirectoryRoleRow.role).where(DirectoryRoleRow.principal_id == principal_id))
@@ -70,6 +79,32 @@ class AdminOperations:
                                       settings=Policy().model_dump(mode="json"), updated_at=now(), updated_by=by)
                         )
 
+    async def disable_group(self, group_id: str, *, by: str, at: datetime) -> list[str]:
+        """Take a group out of PIM: its eligible assignments end (returned), its
+        policies are kept for a later onboarding. Active assignments are plain
+        membership and stay."""
+        async with self.sessions.begin() as session:
+            group = await session.get(GroupRow, group_id)
+            if group is None or not group.pim_enabled:
+                raise StoreError("group_not_enabled", f"group: {group_id!r} is not enabled in PIM")
+            group.pim_enabled, group.disabled_at, group.disabled_by = False, at, by
+            eligible = list(await session.scalars(select(AssignmentRow).where(
+                AssignmentRow.group_id == group_id, AssignmentRow.kind == "eligible",
+                AssignmentRow.removed_at.is_(None))))
+            for row in eligible:
+                row.removed_at, row.removed_by, row.removal_reason = at, by, "group offboarded from PIM"
+            return [row.id for row in eligible]
+
+    async def running_activations(self, group_id: str) -> list[str]:
+        async with self.sessions() as session:
+            rows = await session.scalars(select(ActivationClaimRow.request_id).where(ActivationClaimRow.group_id == group_id))
+            return [r.split("#")[0] for r in rows]
+
+    async def count_role_assignable(self) -> int:
+        async with self.sessions() as session:
+            rows = await session.scalars(select(GroupRow.id).where(GroupRow.role_assignable.is_(True)))
+            return len(list(rows))
+
     async def group(self, group_id: str) -> GroupRow | None:
         async with self.sessions() as session:
             return await session.get(GroupRow, group_id)
@@ -91,46 +126,3 @@ class AdminOperations:
                 raise StoreError("group_not_enabled", f"group: {group_id!r} is not enabled in PIM")
             row.settings, row.version, row.updated_at, row.updated_by = policy.model_dump(mode="json"), row.version + 1, now(), by
             return row.version
-
-    async def assign(
-        self,
-        group_id: str,
-        principal_id: str,
-        *,
-        access: AccessType = AccessType.member,
-        kind: str = "eligible",
-        starts_at: datetime | None = None,
-        ends_at: datetime | None = None,
-        justification: str | None = None,
-        by: str,
-    ) -> str:
-        """Record an eligible or active assignment; an active one is also a source of access."""
-        starts_at = starts_at or now()
-        assignment_id = f"asg-{uuid.uuid4().hex[:12]}"
-        async with self.sessions.begin() as session:
-            for key, row_type in (("group", GroupRow), ("principal", PrincipalRow)):
-                ident = group_id if key == "group" else principal_id
-                if await session.get(row_type, ident) is None:
-                    raise StoreError(f"{key}_not_found", f"{key}: no {key} {ident!r}")
-            session.add(
-                AssignmentRow(id=assignment_id, group_id=group_id, access=AccessType(access).value, principal_id=principal_id,
-                              kind=kind, starts_at=starts_at, ends_at=ends_at, justification=justification,
-                              created_at=now(), created_by=by)
-            )
-            if kind == "active":
-                session.add(
-                    GrantRow(group_id=group_id, access=AccessType(access).value, principal_id=principal_id,
-                             source_kind="assignment", source_id=assignment_id, starts_at=starts_at, ends_at=ends_at)
-                )
-        if kind == "active":
-            await self.set_membership(group_id, AccessType(access), principal_id, present=True)  # type: ignore[attr-defined]
-        return assignment_id
-
-    async def assignments(self, group_id: str | None = None, principal_id: str | None = None) -> list[AssignmentRow]:
-        query = select(AssignmentRow).where(AssignmentRow.removed_at.is_(None))
-        if group_id:
-            query = query.where(AssignmentRow.group_id == group_id)
-        if principal_id:
-            query = query.where(AssignmentRow.principal_id == principal_id)
-        async with self.sessions() as session:
-            return list(await session.scalars(query.order_by(AssignmentRow.created_at)))

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from pim.store.access import AccessOperations
 from pim.store.admin import AdminOperations
+from pim.store.assignments import AssignmentOperations
 from pim.store.audit import AuditOperations
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -23,7 +24,7 @@ def _prepare_sqlite_file(url: str) -> None:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-class Store(AdminOperations, AccessOperations, AuditOperations):
+class Store(AdminOperations, AssignmentOperations, AccessOperations, AuditOperations):
     def __init__(self, url: str, engine: AsyncEngine) -> None:
         self.url = url
         self.engine = engine

@@ -56,6 +56,8 @@ class GroupRow(Base):
     pim_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled_at: Mapped[datetime | None]
     enabled_by: Mapped[str | None] = mapped_column(String(128))
+    disabled_at: Mapped[datetime | None]
+    disabled_by: Mapped[str | None] = mapped_column(String(128))
 
 
 class PolicyRow(Base):
@@ -84,8 +86,19 @@ class AssignmentRow(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     removed_at: Mapped[datetime | None]
     removed_by: Mapped[str | None] = mapped_column(String(128))
+    removal_reason: Mapped[str | None] = mapped_column(Text)
+    # The last extension or renewal.
+    updated_at: Mapped[datetime | None]
+    updated_by: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (Index("ix_assignments_target", "group_id", "access", "principal_id"),)
+
+    def state(self, at: datetime) -> str:
+        if self.removed_at is not None:
+            return "removed"
+        if self.ends_at is not None and self.ends_at <= at:
+            return "expired"
+        return "scheduled" if self.starts_at > at else "active"
 
 
 class GrantRow(Base):
