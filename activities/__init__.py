@@ -9,13 +9,19 @@ from pim.store import Store
 
 from activities.access import AccessActivities
 from activities.admission import AdmissionActivities
+from activities.assignments import AssignmentActivities
 from activities.audit import AuditActivities
 
 
 def build_activities(store: Store, directory: Directory | None = None, notifier: Notifier | None = None) -> list:
     """All activity callables for a worker; tests pass a fault-injecting directory."""
-    access = AccessActivities(store, directory or StoreDirectory(store))
+    directory = directory or StoreDirectory(store)
+    access = AccessActivities(store, directory)
+    assignments = AssignmentActivities(store, directory)
     return [
+        assignments.assignment_took_effect,
+        assignments.assignment_window_changed,
+        assignments.assignment_end,
         AdmissionActivities(store).admit_request,
         access.grant_access,
         access.close_activation,

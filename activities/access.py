@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from temporalio import activity
 
-from pim.directory import Directory
+from pim.directory import Directory, withdraw
 from pim.logging import get_logger
 from pim.status import AccessChange
 from pim.store import Store
@@ -42,10 +42,8 @@ class AccessActivities:
         """Revoke (when granted) and release the claim. Retried until it succeeds;
         every step is idempotent, so a retry after a partial success is safe."""
         if change.granted:
-            others = await self.store.other_live_sources(change.group_id, change.access, change.principal_id,
-                                                          source_id=change.run_key, at=change.at)
-            if not others:
-                await self.directory.remove(change.group_id, change.access, change.principal_id)
+            others = await withdraw(self.store, self.directory, change.group_id, change.access, change.principal_id,
+                                    source_id=change.run_key, at=change.at)
             await self.store.remove_grant(SOURCE_KIND, change.run_key)
             log.info("access revoked" if not others else "activation ended; access kept through another source",
                      request_id=change.request_id, group_id=change.group_id, access=change.access.value,

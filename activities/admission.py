@@ -52,7 +52,7 @@ class AdmissionActivities:
             policy_version=policy_version,
             duration=requested_duration(request, policy.activation),
             stage_deciders=deciders,
-            administrators=await self.store.administrators(),
+            administrators=await self.store.group_administrators(request.group_id, data.at),
         )
         log.info("request admitted" if admission.admitted else "request rejected", request_id=data.request_id,
                  group_id=request.group_id, access=request.access.value, principal_id=request.principal_id,

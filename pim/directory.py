@@ -29,3 +29,14 @@ class StoreDirectory:
 
     async def holds(self, group_id: str, access: AccessType, principal_id: str) -> bool:
         return await self.store.has_membership(group_id, access, principal_id)
+
+
+async def withdraw(store: Store, directory: Directory, group_id: str, access: AccessType, principal_id: str, *,
+                   source_id: str, at) -> list:
+    """One source of access ends: take the membership out of the directory unless
+    another live source still gives it. Returns the sources that keep it.
+    Idempotent; the caller removes its own grant row afterwards."""
+    others = await store.other_live_sources(group_id, access, principal_id, source_id=source_id, at=at)
+    if not others:
+        await directory.remove(group_id, access, principal_id)
+    return others

@@ -1,7 +1,8 @@
 """Deterministic orchestration only: no I/O, no clock but workflow.now()."""
 
 from workflows.activation import GroupActivation
+from workflows.assignment import AssignmentLifecycle
 
-WORKFLOWS = [GroupActivation]
+WORKFLOWS = [GroupActivation, AssignmentLifecycle]
 
-__all__ = ["GroupActivation", "WORKFLOWS"]
+__all__ = ["AssignmentLifecycle", "GroupActivation", "WORKFLOWS"]

@@ -9,6 +9,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pim import authz
 from pim.models import AccessType
 from pim.rules import EligibilityFacts
 from pim.store.tables import (
@@ -21,9 +22,6 @@ from pim.store.tables import (
     MfaEnrolmentRow,
     PrincipalRow,
 )
-
-ADMIN_ROLES = ("Global Administrator", "Privileged Role Administrator", "Groups Administrator")
-
 
 def _live(column_start, column_end, at: datetime):
     return and_(column_start <= at, or_(column_end.is_(None), column_end > at))
@@ -149,10 +147,17 @@ class AccessOperations:
                 users.update(await self.active_members(approver, at))
         return sorted(users)
 
-    async def administrators(self) -> list[str]:
+    async def group_administrators(self, group_id: str, at: datetime) -> list[str]:
+        """Who may manage the group (pim.authz): role holders and its current owners."""
         async with self.sessions() as session:
-            rows = await session.scalars(select(DirectoryRoleRow.principal_id).where(DirectoryRoleRow.role.in_(ADMIN_ROLES)))
-            return sorted(set(rows))
+            group = await session.get(GroupRow, group_id)
+            if group is None:
+                return []
+            roles = authz.roles_that_manage(group.role_assignable)
+            holders = set(await session.scalars(select(DirectoryRoleRow.principal_id)
+                                                .where(DirectoryRoleRow.role.in_(list(roles)))))
+        owners = {g.principal_id for g in await self.live_grants(group_id, AccessType.owner, at)}
+        return sorted(holders | owners)
 
     async def claim_activation(self, group_id: str, access: AccessType, principal_id: str, request_id: str, at: datetime) -> str:
         """Take the (group, access, principal) slot for this request; returns the

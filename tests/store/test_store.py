@@ -170,7 +170,9 @@ async def test_demo_users_roles_and_mfa(store):
         secret = await store.mfa_secret(user)
         assert secret, user
         assert mfa.matching_step(secret, mfa.current_code(secret)) is not None
-    assert await store.administrators() == ["admin", "dave"]
+    # grp-ops is role-assignable: a Groups Administrator does not manage it.
+    assert await store.group_administrators("grp-ops", _now()) == ["admin"]
+    assert await store.group_administrators("grp-dev", _now()) == ["admin", "dave"]
     assert await store.roles_of("admin") == ["Global Administrator"]
     assert await store.roles_of("dave") == ["Groups Administrator"]
 

@@ -1,0 +1,53 @@
+"""Side effects of a time-bound assignment: taking effect, a new window, the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio import activity
+
+from pim.assignment_models import AssignmentEnd, AssignmentWindow
+from pim.directory import Directory, withdraw
+from pim.logging import get_logger
+from pim.store import Store
+
+log = get_logger("pim.activities")
+
+
+@dataclass
+class AssignmentActivities:
+    store: Store
+    directory: Directory
+
+    @activity.defn(name="assignment_took_effect")
+    async def assignment_took_effect(self, event: AssignmentEnd) -> None:
+        plan = event.plan
+        if plan.kind == "active":
+            await self.directory.add(plan.group_id, plan.access, plan.principal_id)
+        await self.store.append_audit(at=event.at, action="assignment_started", actor=plan.created_by,
+                                      group_id=plan.group_id, access=plan.access.value, principal_id=plan.principal_id,
+                                      details={"assignment_id": plan.assignment_id, "kind": plan.kind,
+                                               "ends_at": plan.ends_at.isoformat()},
+                                      dedupe_key=f"{plan.assignment_id}:{plan.starts_at.isoformat()}:started")
+
+    @activity.defn(name="assignment_window_changed")
+    async def assignment_window_changed(self, window: AssignmentWindow) -> None:
+        await self.store.change_assignment_window(window.assignment_id, starts_at=window.starts_at,
+                                                  ends_at=window.ends_at, by=window.by, at=window.at)
+
+    @activity.defn(name="assignment_end")
+    async def assignment_end(self, event: AssignmentEnd) -> None:
+        """Retried until it succeeds; every step is idempotent."""
+        plan = event.plan
+        if plan.kind == "active":
+            await withdraw(self.store, self.directory, plan.group_id, plan.access, plan.principal_id,
+                           source_id=plan.assignment_id, at=event.at)
+        await self.store.end_assignment(plan.assignment_id, at=event.at, removed_by=event.removed_by,
+                                        reason=event.reason)
+        action = "assignment_removed" if event.removed_by else "assignment_expired"
+        await self.store.append_audit(at=event.at, action=action, actor=event.removed_by or plan.created_by,
+                                      group_id=plan.group_id, access=plan.access.value, principal_id=plan.principal_id,
+                                      details={"assignment_id": plan.assignment_id, "kind": plan.kind,
+                                               "reason": event.reason or ""},
+                                      dedupe_key=f"{plan.assignment_id}:{plan.ends_at.isoformat()}:ended")
+        log.info(action, assignment_id=plan.assignment_id, group_id=plan.group_id, principal_id=plan.principal_id)

@@ -1,0 +1,152 @@
+"""Assignments: create, remove, extend and renew. Time-bound ones are run by an
+`AssignmentLifecycle` workflow; permanent ones need none."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDReusePolicy
+
+from pim import mfa
+from pim.assignment_models import AssignmentChange, AssignmentPlan, AssignmentStatus, assignment_workflow_id
+from pim.assignment_rules import check_extension, check_new_assignment, check_removal, check_renewal
+from pim.directory import withdraw
+from pim.models import AccessType
+from pim.operations.context import AdminContext
+from pim.policy import AssignmentSettings, Policy
+from pim.store.tables import AssignmentRow
+
+PLAIN_MEMBERSHIP = AssignmentSettings(allow_permanent=True, max_duration=Policy().active_assignment.max_duration)
+
+
+async def _settings(ctx: AdminContext, group_id: str, access: AccessType, kind: str) -> AssignmentSettings:
+    found = await ctx.store.policy(group_id, access)
+    if found is None:  # not enabled in PIM: plain, permanent membership only
+        return PLAIN_MEMBERSHIP
+    policy = found[0]
+    return policy.eligible_assignment if kind == "eligible" else policy.active_assignment
+
+
+async def _mfa_verified(ctx: AdminContext, code: str | None, operation_key: str) -> bool:
+    if not code:
+        return False
+    secret = await ctx.store.mfa_secret(ctx.actor)
+    step = mfa.matching_step(secret, code, time.time()) if secret else None
+    return step is not None and await ctx.store.consume_totp_step(ctx.actor, step, operation_key)
+
+
+async def create_assignment(ctx: AdminContext, group_id: str, principal_id: str, *, access: AccessType, kind: str,
+                            ends_at: datetime | None, justification: str | None = None,
+                            mfa_code: str | None = None) -> str:
+    action = f"assign_{kind}"
+    target = dict(group_id=group_id, principal_id=principal_id, access=access.value)
+    await ctx.require_group_manager(action, group_id, **{k: v for k, v in target.items() if k != "group_id"})
+    at = ctx.now()
+    facts = await ctx.store.assignment_target(group_id, access, principal_id, kind, at)
+    if not facts.group_enabled and facts.group_exists and kind == "active" and ends_at is None:
+        facts.group_enabled = True  # a group outside PIM still has plain, permanent members
+    settings = await _settings(ctx, group_id, access, kind)
+    verified = await _mfa_verified(ctx, mfa_code, f"{action}:{group_id}:{principal_id}:{at.isoformat()}") \
+        if settings.require_mfa and kind == "active" else False
+    violations = check_new_assignment(kind, facts, settings, starts_at=at, ends_at=ends_at, justification=justification,
+                                      mfa_verified=verified, at=at)
+    await ctx.require_valid(action, violations, **target)
+    if ends_at is not None and ctx.temporal is None:
+        await ctx.refuse(action, "temporal_unavailable", "a time-bound assignment needs the Temporal server", **target)
+    assignment_id = await ctx.store.assign(group_id, principal_id, access=access, kind=kind, starts_at=at,
+                                           ends_at=ends_at, justification=justification, by=ctx.actor,
+                                           apply_membership=False)
+    if ends_at is None:
+        if kind == "active":
+            await ctx.directory.add(group_id, access, principal_id)
+    else:
+        plan = AssignmentPlan(assignment_id=assignment_id, group_id=group_id, access=access, principal_id=principal_id,
+                              kind=kind, starts_at=at, ends_at=ends_at, created_by=ctx.actor)
+        try:
+            await _start_lifecycle(ctx, plan)
+        except Exception:
+            await ctx.store.end_assignment(assignment_id, at=at, removed_by=ctx.actor, reason="lifecycle did not start")
+            raise
+    await ctx.audit("assignment_created", **target, assignment_id=assignment_id, kind=kind,
+                    ends_at=ends_at.isoformat() if ends_at else "permanent", justification=justification or "")
+    return assignment_id
+
+
+async def _start_lifecycle(ctx: AdminContext, plan: AssignmentPlan) -> None:
+    await ctx.temporal.start_workflow("AssignmentLifecycle", plan, id=assignment_workflow_id(plan.assignment_id),
+                                      task_queue=ctx.task_queue, id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+
+
+async def _load(ctx: AdminContext, action: str, assignment_id: str) -> AssignmentRow:
+    row = await ctx.store.assignment(assignment_id)
+    if row is None:
+        await ctx.refuse(action, "assignment_not_found", f"assignment: no assignment {assignment_id!r}")
+    await ctx.require_group_manager(action, row.group_id, principal_id=row.principal_id, assignment_id=assignment_id)
+    return row
+
+
+async def _update(ctx: AdminContext, action: str, row: AssignmentRow, name: str,
+                  change: AssignmentChange) -> AssignmentStatus:
+    handle = ctx.temporal.get_workflow_handle(assignment_workflow_id(row.id))
+    try:
+        return await handle.execute_update(name, change, result_type=AssignmentStatus)
+    except WorkflowUpdateFailedError as error:
+        await ctx.refuse(action, "refused_by_workflow", str(getattr(error.cause, "message", error.cause)),
+                         group_id=row.group_id, principal_id=row.principal_id)
+
+
+async def remove_assignment(ctx: AdminContext, assignment_id: str, reason: str | None = None) -> None:
+    action = "remove_assignment"
+    row = await _load(ctx, action, assignment_id)
+    at = ctx.now()
+    state = row.state(at)
+    if state in ("removed", "expired"):
+        await ctx.refuse(action, "not_removable", f"assignment: {assignment_id} is already {state}",
+                         group_id=row.group_id, principal_id=row.principal_id)
+    await ctx.require_valid(action, check_removal(row.created_at, at), group_id=row.group_id,
+                            principal_id=row.principal_id)
+    if row.ends_at is not None:
+        await _update(ctx, action, row, "remove", AssignmentChange(by=ctx.actor, reason=reason))
+    else:
+        if row.kind == "active":
+            await withdraw(ctx.store, ctx.directory, row.group_id, AccessType(row.access), row.principal_id,
+                           source_id=row.id, at=at)
+        await ctx.store.end_assignment(row.id, at=at, removed_by=ctx.actor, reason=reason)
+    await ctx.audit("assignment_removed", group_id=row.group_id, access=row.access, principal_id=row.principal_id,
+                    assignment_id=assignment_id, reason=reason or "")
+
+
+async def extend_assignment(ctx: AdminContext, assignment_id: str, new_end: datetime,
+                            justification: str | None = None) -> None:
+    action = "extend_assignment"
+    row = await _load(ctx, action, assignment_id)
+    at = ctx.now()
+    settings = await _settings(ctx, row.group_id, AccessType(row.access), row.kind)
+    await ctx.require_valid(action, check_extension(row.state(at), row.starts_at, row.ends_at, new_end, settings,
+                                                    row.kind, at), group_id=row.group_id, principal_id=row.principal_id)
+    await _update(ctx, action, row, "extend", AssignmentChange(by=ctx.actor, ends_at=new_end))
+    await ctx.audit("assignment_extended", group_id=row.group_id, access=row.access, principal_id=row.principal_id,
+                    assignment_id=assignment_id, old_end=row.ends_at.isoformat(), new_end=new_end.isoformat(),
+                    justification=justification or "")
+
+
+async def renew_assignment(ctx: AdminContext, assignment_id: str, new_end: datetime,
+                           justification: str | None = None) -> None:
+    """An expired assignment gets a new window from now (up to 30 days after it expired)."""
+    action = "renew_assignment"
+    row = await _load(ctx, action, assignment_id)
+    at = ctx.now()
+    settings = await _settings(ctx, row.group_id, AccessType(row.access), row.kind)
+    await ctx.require_valid(action, check_renewal(row.state(at), row.ends_at, new_end, settings, row.kind, at),
+                            group_id=row.group_id, principal_id=row.principal_id)
+    if ctx.temporal is None:
+        await ctx.refuse(action, "temporal_unavailable", "renewing needs the Temporal server")
+    await ctx.store.change_assignment_window(row.id, starts_at=at, ends_at=new_end, by=ctx.actor, at=at)
+    await _start_lifecycle(ctx, AssignmentPlan(
+        assignment_id=row.id, group_id=row.group_id, access=AccessType(row.access), principal_id=row.principal_id,
+        kind=row.kind, starts_at=at, ends_at=new_end, created_by=ctx.actor))
+    await ctx.audit("assignment_renewed", group_id=row.group_id, access=row.access, principal_id=row.principal_id,
+                    assignment_id=assignment_id, old_end=row.ends_at.isoformat(), new_end=new_end.isoformat(),
+                    justification=justification or "")

@@ -1,0 +1,74 @@
+"""What every administrative operation shares: the acting principal, the clock,
+authorization and the audit of refusals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Callable, NoReturn
+
+from temporalio.client import Client
+
+from pim import authz
+from pim.directory import Directory, StoreDirectory
+from pim.models import Violation
+from pim.store import Store
+
+
+class Refused(Exception):
+    """An operation that is not allowed or not valid; nothing was changed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class AdminContext:
+    store: Store
+    actor: str
+    temporal: Client | None = None  # needed for time-bound assignments (their workflows)
+    task_queue: str = "pim"
+    directory: Directory | None = None
+    clock: Callable[[], datetime] = field(default=_utc_now)
+
+    def __post_init__(self) -> None:
+        self.directory = self.directory or StoreDirectory(self.store)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    async def audit(self, action: str, *, group_id: str | None = None, access: str | None = None,
+                    principal_id: str | None = None, **details) -> None:
+        await self.store.append_audit(at=self.now(), action=action, actor=self.actor, group_id=group_id,
+                                      access=access, principal_id=principal_id, details=details)
+
+    async def refuse(self, attempted: str, code: str, message: str, **target) -> NoReturn:
+        await self.audit("refused", attempted=attempted, code=code, reason=message, **target)
+        raise Refused(code, message)
+
+    async def require_valid(self, attempted: str, violations: list[Violation], **target) -> None:
+        if violations:
+            await self.refuse(attempted, violations[0].code, "; ".join(v.message for v in violations), **target)
+
+    async def roles(self) -> list[str]:
+        return await self.store.roles_of(self.actor)
+
+    async def require_known_actor(self, attempted: str) -> None:
+        if await self.store.principal(self.actor) is None:
+            await self.refuse(attempted, "unknown_actor", f"--as: no principal {self.actor!r}")
+
+    async def require_group_manager(self, attempted: str, group_id: str, **target) -> None:
+        await self.require_known_actor(attempted)
+        group = await self.store.group(group_id)
+        if group is None:
+            await self.refuse(attempted, "group_not_found", f"group: no group {group_id!r}", group_id=group_id, **target)
+        reason = authz.refuse_group_management(
+            self.actor, await self.roles(), is_owner=await self.store.is_owner(group_id, self.actor, self.now()),
+            group_id=group_id, role_assignable=group.role_assignable)
+        if reason:
+            await self.refuse(attempted, "not_authorized", reason, group_id=group_id, **target)

@@ -1,0 +1,62 @@
+"""Onboarding groups into PIM and taking them out."""
+
+from __future__ import annotations
+
+from pim import authz
+from pim.operations.context import AdminContext
+from pim.store.admin import StoreError
+
+KINDS = ("security", "microsoft365", "dynamic", "synced")
+NEVER_ENABLED = ("dynamic", "synced")
+
+
+async def onboard_group(ctx: AdminContext, group_id: str, kind: str, *, role_assignable: bool = False,
+                        max_role_assignable: int = 500) -> None:
+    """Enable a group in PIM (creating it when unknown) with the default member and owner policies."""
+    action = "onboard_group"
+    await ctx.require_known_actor(action)
+    if kind not in KINDS:
+        await ctx.refuse(action, "invalid_kind", f"--kind: {kind!r} is not one of {', '.join(KINDS)}", group_id=group_id)
+    existing = await ctx.store.group(group_id)
+    stored_kind = existing.kind if existing else kind
+    if stored_kind in NEVER_ENABLED:
+        await ctx.refuse(action, "group_kind_not_supported",
+                         f"--kind: {stored_kind} groups can never be enabled in PIM (their membership is managed by "
+                         "rules or by the on-premises directory)", group_id=group_id)
+    if existing is not None and existing.role_assignable != role_assignable:
+        await ctx.refuse(action, "role_assignable_fixed",
+                         f"--role-assignable: {group_id} is {'' if existing.role_assignable else 'not '}role-assignable; "
+                         "that is fixed when a group is created", group_id=group_id)
+    if existing is not None and existing.pim_enabled:
+        await ctx.refuse(action, "already_enabled", f"group: {group_id} is already enabled in PIM", group_id=group_id)
+    reason = authz.refuse_onboarding(ctx.actor, await ctx.roles(), group_id=group_id,
+                                     role_assignable=existing.role_assignable if existing else role_assignable)
+    if reason:
+        await ctx.refuse(action, "not_authorized", reason, group_id=group_id)
+    if existing is None and role_assignable and await ctx.store.count_role_assignable() >= max_role_assignable:
+        await ctx.refuse(action, "role_assignable_limit",
+                         f"--role-assignable: the tenant already has {max_role_assignable} role-assignable groups",
+                         group_id=group_id)
+    try:
+        await ctx.store.onboard_group(group_id, stored_kind, role_assignable=role_assignable, by=ctx.actor)
+    except StoreError as error:
+        await ctx.refuse(action, error.code, str(error), group_id=group_id)
+    await ctx.audit("group_onboarded", group_id=group_id, kind=stored_kind, role_assignable=role_assignable)
+
+
+async def offboard_group(ctx: AdminContext, group_id: str) -> list[str]:
+    """Take a group out of PIM. Refused while activations run; its eligible
+    assignments end (returned). Active assignments stay as plain membership."""
+    action = "offboard_group"
+    await ctx.require_group_manager(action, group_id)
+    group = await ctx.store.group(group_id)
+    if not group.pim_enabled:
+        await ctx.refuse(action, "group_not_enabled", f"group: {group_id} is not enabled in PIM", group_id=group_id)
+    running = await ctx.store.running_activations(group_id)
+    if running:
+        await ctx.refuse(action, "activations_running",
+                         f"group: activations are running ({', '.join(running)}); deactivate them first",
+                         group_id=group_id)
+    ended = await ctx.store.disable_group(group_id, by=ctx.actor, at=ctx.now())
+    await ctx.audit("group_offboarded", group_id=group_id, eligible_assignments_ended=ended)
+    return ended

@@ -1,0 +1,62 @@
+"""Users and directory roles, and the first administrator of an empty tenant."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from pim import authz, mfa
+from pim.models import ID_PATTERN
+from pim.operations.context import AdminContext, Refused
+from pim.store import Store
+
+
+def _valid_id(principal_id: str) -> None:
+    if not re.match(ID_PATTERN, principal_id):
+        raise Refused("invalid_id", f"id: {principal_id!r} must be letters, digits and . _ @ - (at most 128)")
+
+
+async def bootstrap(store: Store, admin_id: str, display_name: str = "") -> str:
+    """Create the first Global Administrator of an empty tenant, enrolled for TOTP;
+    returns the TOTP secret. Refused once a Global Administrator exists."""
+    _valid_id(admin_id)
+    if await store.holders_of((authz.GLOBAL_ADMIN,)):
+        raise Refused("already_bootstrapped", "the tenant already has a Global Administrator")
+    at = datetime.now(UTC)
+    await store.add_principal(admin_id, "user", display_name, [authz.GLOBAL_ADMIN])
+    secret = mfa.new_secret()
+    await store.enroll_mfa(admin_id, secret, at)
+    await store.append_audit(at=at, action="tenant_bootstrapped", actor=admin_id, principal_id=admin_id,
+                             details={"role": authz.GLOBAL_ADMIN})
+    return secret
+
+
+async def add_user(ctx: AdminContext, user_id: str, display_name: str = "") -> None:
+    action = "add_user"
+    await ctx.require_known_actor(action)
+    reason = authz.refuse_user_management(ctx.actor, await ctx.roles())
+    if reason:
+        await ctx.refuse(action, "not_authorized", reason, principal_id=user_id)
+    try:
+        _valid_id(user_id)
+    except Refused as refused:
+        await ctx.refuse(action, refused.code, str(refused), principal_id=user_id)
+    if await ctx.store.principal(user_id) is not None:
+        await ctx.refuse(action, "principal_exists", f"id: {user_id!r} exists already", principal_id=user_id)
+    await ctx.store.add_principal(user_id, "user", display_name)
+    await ctx.audit("user_added", principal_id=user_id)
+
+
+async def grant_role(ctx: AdminContext, principal_id: str, role: str) -> None:
+    action = "grant_role"
+    await ctx.require_known_actor(action)
+    reason = authz.refuse_role_grant(ctx.actor, await ctx.roles(), role)
+    if reason:
+        await ctx.refuse(action, "not_authorized" if role in authz.ROLES else "unknown_role", reason,
+                         principal_id=principal_id)
+    principal = await ctx.store.principal(principal_id)
+    if principal is None or principal.kind != "user":
+        await ctx.refuse(action, "principal_not_found", f"principal: no user {principal_id!r}",
+                         principal_id=principal_id)
+    await ctx.store.grant_role(principal_id, role)
+    await ctx.audit("role_granted", principal_id=principal_id, role=role)
