@@ -164,7 +164,10 @@ def violations_from_validation_error(error: Exception, prefix: str = "") -> list
     out = []
     for item in error.errors(include_url=False, include_input=False):
         field = ".".join(str(part) for part in item["loc"]) or "payload"
-        out.append(Violation(code="invalid_field", message=f"{prefix}{field}: {item['msg']}"))
+        message = item["msg"].removeprefix("Value error, ")
+        # A model-level check names its own fields ("activation.max_duration must ...").
+        text = message if message.startswith(f"{field}.") else f"{field}: {message}"
+        out.append(Violation(code="invalid_field", message=f"{prefix}{text}"))
     return out
 
 

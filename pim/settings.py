@@ -17,6 +17,7 @@ class PimSettings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
     directory: Literal["store"] = "store"
+    max_role_assignable_groups: int = 500
 
 
 def load_settings() -> PimSettings:

@@ -1,25 +1,35 @@
-"""Administrative commands, enough to set up a scenario (the full admin side,
-with lifecycles and fine-grained authorization, is a later issue)."""
+"""Administrative commands. Each builds an AdminContext for `--as` and calls one
+operation of pim.operations, which checks, acts and audits."""
 
 from __future__ import annotations
 
-import json
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Optional
 
+import pyotp
 import typer
-from pydantic import ValidationError
 
 from pim import mfa as totp
-from pim.cli.common import CliError, emit_json, open_store, parse_instant, require_admin, run, settings
+from pim.cli.common import CliError, emit_json, open_store, parse_instant, run, settings
 from pim.durations import parse_duration
 from pim.models import AccessType
-from pim.policy import Policy
+from pim.operations import AdminContext
+from pim.operations import assignments as assignment_ops
+from pim.operations import groups as group_ops
+from pim.operations import policies as policy_ops
+from pim.operations import principals as principal_ops
+from pim.temporal import connect
 
-groups_app = typer.Typer(help="Groups known to PIM.", no_args_is_help=True)
+groups_app = typer.Typer(help="Groups: create, onboard into PIM, offboard, list.", no_args_is_help=True)
+assignments_app = typer.Typer(help="Assignments: list, extend, renew.", no_args_is_help=True)
 policy_app = typer.Typer(help="Activation and assignment policies.", no_args_is_help=True)
 mfa_app = typer.Typer(help="TOTP enrolment.", no_args_is_help=True)
+users_app = typer.Typer(help="Users of the directory.", no_args_is_help=True)
+roles_app = typer.Typer(help="Directory roles.", no_args_is_help=True)
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
+
+AS = typer.Option(..., "--as", help="the acting administrator")
 
 
 def _access(owner: bool) -> AccessType:
@@ -30,31 +40,123 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@groups_app.command("onboard")
-def onboard(
-    group: str = typer.Argument(...),
-    kind: str = typer.Option(..., help="security | microsoft365 | dynamic | synced"),
-    role_assignable: bool = typer.Option(False, "--role-assignable"),
-    as_: str = typer.Option(..., "--as"),
-) -> None:
-    """Enable GROUP in PIM (creating it if unknown), with default policies."""
-    if kind not in ("security", "microsoft365", "dynamic", "synced"):
-        raise CliError(f"--kind: {kind!r} is not one of security, microsoft365, dynamic, synced", 2)
+@asynccontextmanager
+async def admin(actor: str, temporal: bool = False):
+    """An AdminContext on the store; with `temporal`, also a Temporal client
+    (needed by time-bound assignments; None when the server cannot be reached)."""
+    config = settings()
+    async with open_store() as store:
+        client = None
+        if temporal:
+            try:
+                client = await connect(config.temporal_address, config.namespace)
+            except RuntimeError:
+                client = None
+        yield AdminContext(store, actor, temporal=client, task_queue=config.task_queue)
+
+
+def _window(for_: Optional[str], until: Optional[str], permanent: bool | None) -> dict:
+    """--for D, --until ISO or --permanent, as operation arguments."""
+    given = [bool(for_), bool(until)] + ([permanent] if permanent is not None else [])
+    if sum(given) != 1:
+        raise CliError("give exactly one of --for, --until" + (" and --permanent" if permanent is not None else ""), 2)
+    if for_:
+        try:
+            return {"duration": parse_duration(for_, "--for")}
+        except ValueError as error:
+            raise CliError(str(error), 2) from None
+    if until:
+        return {"ends_at": parse_instant(until, "--until")}
+    return {}
+
+
+# --- users, roles, bootstrap ------------------------------------------------
+
+
+def bootstrap(admin_id: str = typer.Argument(..., help="id of the first Global Administrator"),
+              name: str = typer.Option("", help="display name")) -> None:
+    """Create the first Global Administrator of an empty tenant (once)."""
 
     async def go() -> None:
         async with open_store() as store:
-            await require_admin(store, as_)
-            await store.onboard_group(group, kind, role_assignable=role_assignable, by=as_)
-            await store.append_audit(at=_now(), action="group_onboarded", actor=as_, group_id=group,
-                                     details={"kind": kind, "role_assignable": str(role_assignable).lower()})
-            typer.echo(f"{group} enabled in PIM")
+            secret = await principal_ops.bootstrap(store, admin_id, name)
+        typer.echo(f"{admin_id} is Global Administrator. Add this to an authenticator app:")
+        typer.echo(pyotp.TOTP(secret).provisioning_uri(name=admin_id, issuer_name="PIM for Groups"))
+
+    run(go)
+
+
+@users_app.command("add")
+def add_user(user: str = typer.Argument(...), name: str = typer.Option(""), as_: str = AS) -> None:
+    """Add a user to the directory."""
+
+    async def go() -> None:
+        async with admin(as_) as ctx:
+            await principal_ops.add_user(ctx, user, name)
+        typer.echo(f"user {user} added")
+
+    run(go)
+
+
+@roles_app.command("grant")
+def grant_role(principal: str = typer.Argument(...), role: str = typer.Argument(..., help='e.g. "Groups Administrator"'),
+               as_: str = AS) -> None:
+    """Give a user a directory role."""
+
+    async def go() -> None:
+        async with admin(as_) as ctx:
+            await principal_ops.grant_role(ctx, principal, role)
+        typer.echo(f"{principal} is now {role}")
+
+    run(go)
+
+
+# --- groups -----------------------------------------------------------------
+
+
+@groups_app.command("create")
+def create_group(group: str = typer.Argument(...), kind: str = typer.Option(..., help="security | microsoft365 | dynamic | synced"),
+                 role_assignable: bool = typer.Option(False, "--role-assignable"), as_: str = AS) -> None:
+    """Create a group without enabling it in PIM (its members are plain, permanent)."""
+
+    async def go() -> None:
+        async with admin(as_) as ctx:
+            await group_ops.create_group(ctx, group, kind, role_assignable=role_assignable,
+                                         max_role_assignable=settings().max_role_assignable_groups)
+        typer.echo(f"{group} created")
+
+    run(go)
+
+
+@groups_app.command("onboard")
+def onboard(group: str = typer.Argument(...), kind: str = typer.Option(..., help="security | microsoft365 | dynamic | synced"),
+            role_assignable: bool = typer.Option(False, "--role-assignable"), as_: str = AS) -> None:
+    """Enable GROUP in PIM (creating it if unknown), with default member and owner policies."""
+
+    async def go() -> None:
+        async with admin(as_) as ctx:
+            await group_ops.onboard_group(ctx, group, kind, role_assignable=role_assignable,
+                                          max_role_assignable=settings().max_role_assignable_groups)
+        typer.echo(f"{group} enabled in PIM")
+
+    run(go)
+
+
+@groups_app.command("offboard")
+def offboard(group: str = typer.Argument(...), as_: str = AS) -> None:
+    """Take GROUP out of PIM: its eligible assignments end; refused while activations run."""
+
+    async def go() -> None:
+        async with admin(as_, temporal=True) as ctx:
+            ended = await group_ops.offboard_group(ctx, group)
+        typer.echo(f"{group} is no longer in PIM; eligible assignments ended: {', '.join(ended) or 'none'}")
 
     run(go)
 
 
 @groups_app.command("list")
 def list_groups(json_: bool = typer.Option(False, "--json")) -> None:
-    """Every group in the store, with kind and PIM status."""
+    """Every group, with kind and PIM status."""
 
     async def go() -> None:
         async with open_store() as store:
@@ -70,6 +172,9 @@ def list_groups(json_: bool = typer.Option(False, "--json")) -> None:
     run(go)
 
 
+# --- assignments ------------------------------------------------------------
+
+
 def assign(
     group: str = typer.Argument(...),
     principal: str = typer.Argument(...),
@@ -80,39 +185,84 @@ def assign(
     until: Optional[str] = typer.Option(None, "--until", help="ISO 8601 with a zone"),
     permanent: bool = typer.Option(False, "--permanent"),
     justification: Optional[str] = typer.Option(None),
-    as_: str = typer.Option(..., "--as"),
+    mfa_code: Optional[str] = typer.Option(None, "--mfa-code", help="your code, when the policy requires MFA"),
+    as_: str = AS,
 ) -> None:
-    """Make PRINCIPAL eligible for (or actively hold) membership or ownership of GROUP."""
+    """Make PRINCIPAL eligible for (or actively hold) membership or ownership of GROUP; prints the assignment id."""
     if eligible == active:
         raise CliError("give exactly one of --eligible and --active", 2)
-    if sum(bool(x) for x in (for_, until, permanent)) != 1:
-        raise CliError("give exactly one of --for, --until and --permanent", 2)
+    window = _window(for_, until, permanent)
 
     async def go() -> None:
-        start = _now()
-        end = None
-        if for_:
-            end = start + parse_duration(for_, "--for")
-        elif until:
-            end = parse_instant(until, "--until")
-            if end <= start:
-                raise CliError("--until: must be in the future", 2)
-        async with open_store() as store:
-            await require_admin(store, as_)
-            kind = "eligible" if eligible else "active"
-            assignment_id = await store.assign(group, principal, access=_access(owner), kind=kind, starts_at=start,
-                                               ends_at=end, justification=justification, by=as_)
-            await store.append_audit(at=start, action="assignment_created", actor=as_, group_id=group,
-                                     access=_access(owner).value, principal_id=principal,
-                                     details={"assignment_id": assignment_id, "kind": kind,
-                                              "ends_at": end.isoformat() if end else "permanent"})
-            typer.echo(assignment_id)
+        async with admin(as_, temporal=bool(window)) as ctx:
+            assignment_id = await assignment_ops.create_assignment(
+                ctx, group, principal, access=_access(owner), kind="eligible" if eligible else "active",
+                justification=justification, mfa_code=mfa_code, **window)
+        typer.echo(assignment_id)
 
-    try:
+    run(go)
+
+
+def unassign(assignment_id: str = typer.Argument(...), reason: Optional[str] = typer.Option(None), as_: str = AS) -> None:
+    """Remove an assignment (not in its first 5 minutes)."""
+
+    async def go() -> None:
+        async with admin(as_, temporal=True) as ctx:
+            await assignment_ops.remove_assignment(ctx, assignment_id, reason)
+        typer.echo(f"{assignment_id} removed")
+
+    run(go)
+
+
+@assignments_app.command("list")
+def list_assignments(group: Optional[str] = typer.Option(None), principal: Optional[str] = typer.Option(None),
+                     all_: bool = typer.Option(False, "--all", help="also removed ones"),
+                     json_: bool = typer.Option(False, "--json")) -> None:
+    """Assignments with their state (scheduled, active, expired, removed)."""
+
+    async def go() -> None:
+        at = _now()
+        async with open_store() as store:
+            rows = await store.assignments(group, principal, include_removed=all_)
+        items = [dict(id=r.id, group_id=r.group_id, access=r.access, principal_id=r.principal_id, kind=r.kind,
+                      state=r.state(at), starts_at=r.starts_at.isoformat(),
+                      ends_at=r.ends_at.isoformat() if r.ends_at else None, created_by=r.created_by,
+                      justification=r.justification) for r in rows]
+        if json_:
+            emit_json(items)
+            return
+        for i in items:
+            typer.echo(f"{i['id']}\t{i['kind']}\t{i['access']}\t{i['group_id']}\t{i['principal_id']}\t{i['state']}"
+                       f"\t{i['ends_at'] or 'permanent'}")
+
+    run(go)
+
+
+def _window_command(name: str, operation, doc: str) -> None:
+    @assignments_app.command(name)
+    def change(assignment_id: str = typer.Argument(...), for_: Optional[str] = typer.Option(None, "--for"),
+               until: Optional[str] = typer.Option(None, "--until"), justification: Optional[str] = typer.Option(None),
+               as_: str = AS) -> None:
+        window = _window(for_, until, None)
+        arguments = {"new_end": window["ends_at"]} if "ends_at" in window else {"extra": window["duration"]}
+
+        async def go() -> None:
+            async with admin(as_, temporal=True) as ctx:
+                new_end = await operation(ctx, assignment_id, justification=justification, **arguments)
+            typer.echo(f"{assignment_id} now ends at {new_end.isoformat()}")
+
         run(go)
-    except ValueError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2)
+
+    change.__doc__ = doc
+
+
+_window_command("extend", assignment_ops.extend_assignment,
+                "Move the end of a running assignment (--for is added to the current end).")
+_window_command("renew", assignment_ops.renew_assignment,
+                "Renew an assignment that expired less than 30 days ago (--for counts from now).")
+
+
+# --- policies ---------------------------------------------------------------
 
 
 @policy_app.command("show")
@@ -131,96 +281,81 @@ def show_policy(group: str = typer.Argument(...), owner: bool = typer.Option(Fal
     run(go)
 
 
-def _set_path(target: dict, dotted: str, raw: str) -> None:
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw  # a bare string such as PT4H
-    node = target
-    keys = dotted.split(".")
-    for key in keys[:-1]:
-        if not isinstance(node.get(key), dict):
-            raise CliError(f"{dotted}: unknown setting", 2)
-        node = node[key]
-    if keys[-1] not in node:
-        raise CliError(f"{dotted}: unknown setting", 2)
-    node[keys[-1]] = value
-
-
 @policy_app.command("set")
 def set_policy(
     group: str = typer.Argument(...),
     settings_: list[str] = typer.Argument(..., metavar="KEY=VALUE...",
                                           help='e.g. activation.max_duration=PT4H activation.approval=\'[{"approvers":["bob"]}]\''),
     owner: bool = typer.Option(False, "--owner"),
-    as_: str = typer.Option(..., "--as"),
+    as_: str = AS,
 ) -> None:
     """Change policy settings; running requests keep the version they started with."""
 
     async def go() -> None:
-        async with open_store() as store:
-            await require_admin(store, as_)
-            found = await store.policy(group, _access(owner))
-            if found is None:
-                raise CliError(f"{group} is not enabled in PIM")
-            old = found[0].model_dump(mode="json")
-            data = json.loads(json.dumps(old))
-            for item in settings_:
-                key, sep, raw = item.partition("=")
-                if not sep:
-                    raise CliError(f"{item!r}: use KEY=VALUE", 2)
-                _set_path(data, key.strip(), raw)
-            try:
-                policy = Policy.model_validate(data)
-            except ValidationError as error:
-                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-                raise CliError(problems, 2) from None
-            for stage in policy.activation.approval:
-                for approver in stage.approvers:
-                    if await store.principal(approver) is None:
-                        raise CliError(f"activation.approval: no principal {approver!r}", 2)
-            version = await store.set_policy(group, _access(owner), policy, by=as_)
-            await store.append_audit(at=_now(), action="policy_changed", actor=as_, group_id=group,
-                                     access=_access(owner).value,
-                                     details={"version": str(version), "changes": ", ".join(settings_)})
-            typer.echo(f"{group} {_access(owner).value} policy is now version {version}")
+        async with admin(as_) as ctx:
+            version = await policy_ops.set_policy(ctx, group, _access(owner), settings_)
+        typer.echo(f"{group} {_access(owner).value} policy is now version {version}")
 
     run(go)
+
+
+# --- views ------------------------------------------------------------------
 
 
 def members(group: str = typer.Argument(...), owners: bool = typer.Option(False, "--owners"),
+            eligible: bool = typer.Option(False, "--eligible", help="who may activate, and through what"),
             json_: bool = typer.Option(False, "--json")) -> None:
-    """Who holds access to GROUP now, and where each access comes from."""
+    """Who holds access to GROUP now, and where each access comes from (or, with --eligible, who may activate)."""
 
     async def go() -> None:
-        access = _access(owners)
+        access, at = _access(owners), _now()
         async with open_store() as store:
             if await store.group(group) is None:
                 raise CliError(f"no group {group!r}")
-            held = await store.memberships(group, access)
-            grants = await store.live_grants(group, access, _now())
-        rows = []
-        for m in held:
-            sources = [dict(kind=g.source_kind, id=g.source_id.split("#")[0],
-                            ends_at=g.ends_at.isoformat() if g.ends_at else None)
-                       for g in grants if g.principal_id == m.principal_id]
-            rows.append(dict(principal_id=m.principal_id, since=m.since.isoformat(), sources=sources))
+            rows = await (_eligible_rows(store, group, access, at) if eligible else _member_rows(store, group, access, at))
         if json_:
-            emit_json({"group_id": group, "access": access.value, "members": rows})
+            emit_json({"group_id": group, "access": access.value, "eligible" if eligible else "members": rows})
             return
         if not rows:
-            typer.echo(f"nobody holds {access.value} of {group}")
+            typer.echo(f"nobody {'is eligible for' if eligible else 'holds'} {access.value} of {group}")
         for r in rows:
-            described = ", ".join(_describe_source(s) for s in r["sources"]) or "no recorded source"
-            typer.echo(f"{r['principal_id']}\t{described}")
+            typer.echo(f"{r['principal_id']}\t" + ", ".join(_describe_source(s) for s in r["sources"]))
 
     run(go)
+
+
+async def _member_rows(store, group: str, access: AccessType, at: datetime) -> list[dict]:
+    grants = await store.live_grants(group, access, at)
+    rows = []
+    for m in await store.memberships(group, access):
+        sources = [dict(kind=g.source_kind, id=g.source_id.split("#")[0],
+                        ends_at=g.ends_at.isoformat() if g.ends_at else None)
+                   for g in grants if g.principal_id == m.principal_id]
+        rows.append(dict(principal_id=m.principal_id, since=m.since.isoformat(), sources=sources))
+    return rows
+
+
+async def _eligible_rows(store, group: str, access: AccessType, at: datetime) -> list[dict]:
+    """Eligible principals; a group's active members appear each for themselves, through the group."""
+    by_user: dict[str, list[dict]] = {}
+    for a in await store.assignments(group):
+        if a.kind != "eligible" or a.access != access.value or a.state(at) != "active":
+            continue
+        source = dict(kind="eligible", id=a.id, ends_at=a.ends_at.isoformat() if a.ends_at else None)
+        principal = await store.principal(a.principal_id)
+        if principal.kind == "group":
+            for user in await store.active_members(a.principal_id, at):
+                by_user.setdefault(user, []).append({**source, "via": a.principal_id})
+        else:
+            by_user.setdefault(a.principal_id, []).append(source)
+    return [dict(principal_id=user, sources=sources) for user, sources in sorted(by_user.items())]
 
 
 def _describe_source(source: dict) -> str:
     if source["kind"] == "activation":
         return f"activation {source['id']} (see `pim status` for its expiry)"
-    return f"assignment {source['id']}" + (f" until {source['ends_at']}" if source["ends_at"] else " (permanent)")
+    label = f"{source['kind']} {source['id']}" + (f" through {source['via']}" if source.get("via") else "")
+    return label + (f" until {source['ends_at']}" if source["ends_at"] else " (permanent)")
 
 
 @mfa_app.command("enroll")
@@ -233,8 +368,6 @@ def enroll(principal: str = typer.Argument(...)) -> None:
                 raise CliError(f"no principal {principal!r}")
             secret = totp.new_secret()
             await store.enroll_mfa(principal, secret, _now())
-        import pyotp
-
         typer.echo(pyotp.TOTP(secret).provisioning_uri(name=principal, issuer_name="PIM for Groups"))
 
     run(go)
@@ -257,8 +390,9 @@ def code(principal: str = typer.Argument(...)) -> None:
 
 
 def audit(group: Optional[str] = typer.Option(None), principal: Optional[str] = typer.Option(None),
-          since: Optional[str] = typer.Option(None), json_: bool = typer.Option(False, "--json")) -> None:
-    """The audit log, oldest first."""
+          since: Optional[str] = typer.Option(None, help="ISO 8601 with a zone"),
+          json_: bool = typer.Option(False, "--json")) -> None:
+    """The audit log, oldest first: time, action, actor, target and details (reason, old and new values)."""
 
     async def go() -> None:
         async with open_store() as store:
@@ -270,7 +404,9 @@ def audit(group: Optional[str] = typer.Option(None), principal: Optional[str] = 
             emit_json(items)
             return
         for i in items:
-            typer.echo(f"{i['at']}\t{i['action']}\t{i['actor'] or '-'}\t{i['group_id'] or '-'}\t{i['principal_id'] or '-'}")
+            details = " ".join(f"{k}={v}" for k, v in i["details"].items() if v not in ("", None, [], {}))
+            typer.echo(f"{i['at']}\t{i['action']}\t{i['actor'] or '-'}\t{i['group_id'] or '-'}\t"
+                       f"{i['principal_id'] or '-'}\t{details}")
 
     run(go)
 

@@ -22,10 +22,10 @@ from pim.client import PimClient
 from pim.models import violations_from_validation_error
 from pim.settings import PimSettings, load_settings
 from pim.store import Store
+from pim.operations import Refused
 from pim.store.admin import StoreError
 
 T = TypeVar("T")
-ADMIN_ROLES = ("Global Administrator", "Privileged Role Administrator", "Groups Administrator")
 
 
 class CliError(Exception):
@@ -46,7 +46,7 @@ def run(make: Callable[[], Awaitable[T]]) -> T:
         _fail(str(error), error.exit_code)
     except ValidationError as error:
         _fail("; ".join(v.message for v in violations_from_validation_error(error)), 2)
-    except StoreError as error:
+    except (StoreError, Refused) as error:
         _fail(str(error), 1)
     except WorkflowAlreadyStartedError as error:
         _fail(f"a request with id {error.workflow_id} is already running", 1)
@@ -97,15 +97,6 @@ async def pim_client() -> PimClient:
     except RuntimeError as error:
         s = settings()
         raise CliError(f"cannot reach Temporal at {s.temporal_address} (is `pim dev` or the server running?)") from error
-
-
-async def require_admin(store: Store, actor: str) -> None:
-    """Until the full authorization model lands, administrative commands need a directory admin role."""
-    if await store.principal(actor) is None:
-        raise CliError(f"--as: no principal {actor!r}")
-    roles = await store.roles_of(actor)
-    if not set(roles) & set(ADMIN_ROLES):
-        raise CliError(f"--as: {actor} may not administer groups (needs one of: {', '.join(ADMIN_ROLES)})")
 
 
 def emit_json(value: Any) -> None:

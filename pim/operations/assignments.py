@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
@@ -38,12 +38,15 @@ async def _mfa_verified(ctx: AdminContext, code: str | None, operation_key: str)
 
 
 async def create_assignment(ctx: AdminContext, group_id: str, principal_id: str, *, access: AccessType, kind: str,
-                            ends_at: datetime | None, justification: str | None = None,
-                            mfa_code: str | None = None) -> str:
+                            ends_at: datetime | None = None, duration: timedelta | None = None,
+                            justification: str | None = None, mfa_code: str | None = None) -> str:
+    """Permanent when neither `ends_at` nor `duration` (counted from now) is given."""
     action = f"assign_{kind}"
     target = dict(group_id=group_id, principal_id=principal_id, access=access.value)
     await ctx.require_group_manager(action, group_id, **{k: v for k, v in target.items() if k != "group_id"})
     at = ctx.now()
+    if duration is not None:
+        ends_at = at + duration
     facts = await ctx.store.assignment_target(group_id, access, principal_id, kind, at)
     if not facts.group_enabled and facts.group_exists and kind == "active" and ends_at is None:
         facts.group_enabled = True  # a group outside PIM still has plain, permanent members
@@ -118,11 +121,17 @@ async def remove_assignment(ctx: AdminContext, assignment_id: str, reason: str |
                     assignment_id=assignment_id, reason=reason or "")
 
 
-async def extend_assignment(ctx: AdminContext, assignment_id: str, new_end: datetime,
-                            justification: str | None = None) -> None:
+async def extend_assignment(ctx: AdminContext, assignment_id: str, new_end: datetime | None = None,
+                            justification: str | None = None, extra: timedelta | None = None) -> datetime:
+    """A new end: `new_end`, or `extra` added to the current end. Returns the new end."""
     action = "extend_assignment"
     row = await _load(ctx, action, assignment_id)
     at = ctx.now()
+    if extra is not None and row.ends_at is not None:
+        new_end = row.ends_at + extra
+    if new_end is None:
+        await ctx.refuse(action, "not_extendable", "a permanent assignment has no end to extend",
+                         group_id=row.group_id, principal_id=row.principal_id)
     settings = await _settings(ctx, row.group_id, AccessType(row.access), row.kind)
     await ctx.require_valid(action, check_extension(row.state(at), row.starts_at, row.ends_at, new_end, settings,
                                                     row.kind, at), group_id=row.group_id, principal_id=row.principal_id)
@@ -130,14 +139,19 @@ async def extend_assignment(ctx: AdminContext, assignment_id: str, new_end: date
     await ctx.audit("assignment_extended", group_id=row.group_id, access=row.access, principal_id=row.principal_id,
                     assignment_id=assignment_id, old_end=row.ends_at.isoformat(), new_end=new_end.isoformat(),
                     justification=justification or "")
+    return new_end
 
 
-async def renew_assignment(ctx: AdminContext, assignment_id: str, new_end: datetime,
-                           justification: str | None = None) -> None:
-    """An expired assignment gets a new window from now (up to 30 days after it expired)."""
+async def renew_assignment(ctx: AdminContext, assignment_id: str, new_end: datetime | None = None,
+                           justification: str | None = None, extra: timedelta | None = None) -> datetime:
+    """An expired assignment gets a new window from now, ending at `new_end` or
+    after `extra` (up to 30 days after it expired). Returns the new end."""
     action = "renew_assignment"
     row = await _load(ctx, action, assignment_id)
     at = ctx.now()
+    if extra is not None:
+        new_end = at + extra
+    assert new_end is not None
     settings = await _settings(ctx, row.group_id, AccessType(row.access), row.kind)
     await ctx.require_valid(action, check_renewal(row.state(at), row.ends_at, new_end, settings, row.kind, at),
                             group_id=row.group_id, principal_id=row.principal_id)
@@ -150,3 +164,4 @@ async def renew_assignment(ctx: AdminContext, assignment_id: str, new_end: datet
     await ctx.audit("assignment_renewed", group_id=row.group_id, access=row.access, principal_id=row.principal_id,
                     assignment_id=assignment_id, old_end=row.ends_at.isoformat(), new_end=new_end.isoformat(),
                     justification=justification or "")
+    return new_end

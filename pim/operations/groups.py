@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pim import authz
+from pim.assignment_models import AssignmentChange, assignment_workflow_id
 from pim.operations.context import AdminContext
 from pim.store.admin import StoreError
 
@@ -58,5 +59,34 @@ async def offboard_group(ctx: AdminContext, group_id: str) -> list[str]:
                          f"group: activations are running ({', '.join(running)}); deactivate them first",
                          group_id=group_id)
     ended = await ctx.store.disable_group(group_id, by=ctx.actor, at=ctx.now())
+    for assignment_id in ended:  # time-bound ones also have a workflow to stop (no reminders, no late end)
+        row = await ctx.store.assignment(assignment_id)
+        if row.ends_at is not None and ctx.temporal is not None:
+            handle = ctx.temporal.get_workflow_handle(assignment_workflow_id(assignment_id))
+            try:
+                await handle.execute_update("remove", AssignmentChange(by=ctx.actor, reason="group offboarded from PIM"))
+            except Exception:  # already ended: nothing to stop
+                pass
     await ctx.audit("group_offboarded", group_id=group_id, eligible_assignments_ended=ended)
     return ended
+
+
+async def create_group(ctx: AdminContext, group_id: str, kind: str, *, role_assignable: bool = False,
+                       max_role_assignable: int = 500) -> None:
+    """A group known to the directory but not (yet) enabled in PIM; its members
+    are plain, permanent active assignments."""
+    action = "create_group"
+    await ctx.require_known_actor(action)
+    if kind not in KINDS:
+        await ctx.refuse(action, "invalid_kind", f"--kind: {kind!r} is not one of {', '.join(KINDS)}", group_id=group_id)
+    if await ctx.store.principal(group_id) is not None:
+        await ctx.refuse(action, "principal_exists", f"group: {group_id!r} exists already", group_id=group_id)
+    reason = authz.refuse_onboarding(ctx.actor, await ctx.roles(), group_id=group_id, role_assignable=role_assignable)
+    if reason:
+        await ctx.refuse(action, "not_authorized", reason.replace("onboard", "create"), group_id=group_id)
+    if role_assignable and await ctx.store.count_role_assignable() >= max_role_assignable:
+        await ctx.refuse(action, "role_assignable_limit",
+                         f"--role-assignable: the tenant already has {max_role_assignable} role-assignable groups",
+                         group_id=group_id)
+    await ctx.store.onboard_group(group_id, kind, role_assignable=role_assignable, enable=False, by=ctx.actor)
+    await ctx.audit("group_created", group_id=group_id, kind=kind, role_assignable=role_assignable)

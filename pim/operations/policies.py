@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pim.models import AccessType
+from pim.models import AccessType, violations_from_validation_error
 from pim.operations.context import AdminContext
 from pim.policy import Policy
 
@@ -51,7 +51,7 @@ async def set_policy(ctx: AdminContext, group_id: str, access: AccessType, assig
         data, changes = apply_settings(old, assignments)
         policy = Policy.model_validate(data)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors(include_url=False))
+        problems = "; ".join(v.message for v in violations_from_validation_error(error))
         await ctx.refuse(action, "invalid_policy", problems, group_id=group_id)
     except ValueError as error:
         await ctx.refuse(action, "invalid_policy", str(error), group_id=group_id)
