@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from temporalio import activity
 
 from pim import mfa
+from pim.durations import format_duration
 from pim.logging import get_logger
 from pim.models import ActivationRequest, Violation
 from pim.policy import Policy
@@ -54,6 +55,14 @@ class AdmissionActivities:
             stage_deciders=deciders,
             administrators=await self.store.group_administrators(request.group_id, data.at),
         )
+        await self.store.append_audit(
+            at=data.at, action="activation_requested" if admission.admitted else "activation_rejected",
+            actor=request.principal_id, request_id=data.request_id, group_id=request.group_id,
+            access=request.access.value, principal_id=request.principal_id,
+            details={"violations": [v.model_dump() for v in violations], "validate_only": request.validate_only,
+                     "duration": format_duration(admission.duration), "justification": request.justification or "",
+                     "policy_version": policy_version},
+            dedupe_key=f"{data.run_key}:requested")
         log.info("request admitted" if admission.admitted else "request rejected", request_id=data.request_id,
                  group_id=request.group_id, access=request.access.value, principal_id=request.principal_id,
                  violations=[v.code for v in violations], validate_only=request.validate_only)

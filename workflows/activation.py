@@ -109,13 +109,15 @@ class GroupActivation:
             return
         policy = self.admission.policy
         assert policy is not None
-        self._record("activation_requested", notify=self._approvers())
+        # admit_request wrote the audit line (same key): this one only notifies the approvers.
+        self._record("activation_requested", notify=self._approvers(), dedupe_key=f"{self.run_key}:requested")
 
         if policy.activation.approval and not await self._await_approval():
             return
         if request.start_at and request.start_at > workflow.now():
             self.status.starts_at = request.start_at
             self._set_state(State.scheduled, note=f"starts at {request.start_at.isoformat()}")
+            self._audit_transition("activation_scheduled", starts_at=request.start_at.isoformat())
             if await self._wait_or_end(request.start_at):
                 await self._close(State.canceled, self.status.end_reason)
                 return
@@ -129,6 +131,7 @@ class GroupActivation:
         deadline = self.status.requested_at + policy.activation.approval_timeout
         self.status.approval_deadline = deadline
         self._set_state(State.pending_approval, note=f"{len(self.status.stages)} stage(s) to approve")
+        self._audit_transition("activation_pending_approval", approval_deadline=deadline.isoformat())
         ended = await self._wait_or_end(deadline, until=lambda: self._current_stage() is None or self._denied())
         if self._denied():
             await self._close(State.denied, "denied by an approver")
@@ -186,7 +189,9 @@ class GroupActivation:
         await asyncio.shield(asyncio.ensure_future(workflow.execute_activity("close_activation", change, **REVOKE)))
         self.granted = False
         self._end(final)
-        self._record(f"activation_{final.value}", notify=[self.request.principal_id], reason=reason or "")
+        # close_activation wrote the audit line (same key): this one only notifies.
+        self._record(f"activation_{final.value}", notify=[self.request.principal_id], reason=reason or "",
+                     dedupe_key=f"{self.run_key}:ended")
 
     def _end(self, final: State) -> None:
         self.status.ended_at = workflow.now()
@@ -355,6 +360,14 @@ class GroupActivation:
         actor = actor if isinstance(actor, str) and len(actor) <= 128 else None
         workflow.logger.warning("signal refused", extra={"signal": signal, "actor": actor, "reason": reason})
         self._event(self.status.state, actor, f"{signal} refused: {reason}")
+        if self.request is not None:
+            self._audit_transition("refused", actor=actor or "unknown", attempted=signal, reason=reason)
+
+    def _audit_transition(self, action: str, actor: str | None = None, **details: str) -> None:
+        """Audit lines added after the first recorded histories: behind a patch, so
+        workflows that started before it replay as they ran."""
+        if workflow.patched("audit-every-transition"):
+            self._record(action, actor=actor, **details)
 
     def _event(self, state: State, actor: str | None, note: str | None) -> None:
         if len(self.status.events) < MAX_EVENTS:

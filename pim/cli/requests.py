@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Optional
 
 import typer
+from temporalio.client import WorkflowUpdateFailedError
 
-from pim.cli.common import CliError, emit_json, parse_instant, pim_client, run
+from pim.cli.common import CliError, emit_json, open_store, parse_instant, pim_client, run
 from pim.client import PimClient
 from pim.durations import format_duration, parse_duration
 from pim.models import AccessType, ActivationRequest, MfaEvidence, State, Ticket
@@ -65,6 +67,22 @@ async def signal_and_confirm(pim: PimClient, request_id: str, actor: str, send) 
                 return status
         await asyncio.sleep(0.2)
     raise CliError("the request did not answer in time; check `pim status`")
+
+
+async def audit_refused_review(pim: PimClient, request_id: str, actor: str, decision: str,
+                               error: WorkflowUpdateFailedError) -> None:
+    """A refused `review` leaves no trace in the workflow's history (its validator
+    runs before anything is written), so the command line audits it."""
+    reason = str(getattr(error.cause, "message", None) or error.cause)
+    status = await pim.status(request_id)
+    try:
+        async with open_store() as store:
+            await store.append_audit(at=datetime.now(UTC), action="refused", actor=actor, request_id=request_id,
+                                     group_id=status.group_id, access=status.access.value if status.access else None,
+                                     principal_id=status.principal_id,
+                                     details={"attempted": decision, "reason": reason})
+    except CliError:
+        pass  # no local store (a remote deployment): the refusal is still reported to the caller
 
 
 def register(app: typer.Typer) -> None:
@@ -123,7 +141,11 @@ def register(app: typer.Typer) -> None:
         ) -> None:
             async def go() -> None:
                 pim = await pim_client()
-                status = await pim.review(request_id, as_, name, justification)
+                try:
+                    status = await pim.review(request_id, as_, name, justification)
+                except WorkflowUpdateFailedError as error:
+                    await audit_refused_review(pim, request_id, as_, name, error)
+                    raise
                 if status.state in TRANSIENT:
                     status = await wait_settled(pim, request_id)
                 emit_json(status) if json_ else typer.echo(describe(status))
