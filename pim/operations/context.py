@@ -3,6 +3,7 @@ authorization and the audit of refusals."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Callable, NoReturn
@@ -11,7 +12,7 @@ from temporalio.client import Client
 
 from pim import authz
 from pim.directory import Directory, StoreDirectory
-from pim.models import Violation
+from pim.models import ID_PATTERN, Violation
 from pim.store import Store
 
 
@@ -21,6 +22,12 @@ class Refused(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def valid_id(principal_id: str) -> None:
+    """Ids end up in workflow ids, search attributes and logs: plain and short."""
+    if not re.match(ID_PATTERN, principal_id):
+        raise Refused("invalid_id", f"id: {principal_id!r} must be letters, digits and . _ @ - (at most 128)")
 
 
 def _utc_now() -> datetime:
@@ -57,6 +64,12 @@ class AdminContext:
 
     async def roles(self) -> list[str]:
         return await self.store.roles_of(self.actor)
+
+    async def require_valid_id(self, attempted: str, principal_id: str, **target) -> None:
+        try:
+            valid_id(principal_id)
+        except Refused as refused:
+            await self.refuse(attempted, refused.code, str(refused), **target)
 
     async def require_known_actor(self, attempted: str) -> None:
         if await self.store.principal(self.actor) is None:

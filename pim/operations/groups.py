@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
 from pim import authz
 from pim.assignment_models import AssignmentChange, assignment_workflow_id
 from pim.operations.context import AdminContext
@@ -16,9 +19,12 @@ async def onboard_group(ctx: AdminContext, group_id: str, kind: str, *, role_ass
     """Enable a group in PIM (creating it when unknown) with the default member and owner policies."""
     action = "onboard_group"
     await ctx.require_known_actor(action)
+    await ctx.require_valid_id(action, group_id)
     if kind not in KINDS:
         await ctx.refuse(action, "invalid_kind", f"--kind: {kind!r} is not one of {', '.join(KINDS)}", group_id=group_id)
     existing = await ctx.store.group(group_id)
+    if existing is None and await ctx.store.principal(group_id) is not None:
+        await ctx.refuse(action, "principal_exists", f"group: {group_id!r} is a user, not a group", group_id=group_id)
     stored_kind = existing.kind if existing else kind
     if stored_kind in NEVER_ENABLED:
         await ctx.refuse(action, "group_kind_not_supported",
@@ -59,15 +65,21 @@ async def offboard_group(ctx: AdminContext, group_id: str) -> list[str]:
                          f"group: activations are running ({', '.join(running)}); deactivate them first",
                          group_id=group_id)
     ended = await ctx.store.disable_group(group_id, by=ctx.actor, at=ctx.now())
+    not_stopped = []
     for assignment_id in ended:  # time-bound ones also have a workflow to stop (no reminders, no late end)
         row = await ctx.store.assignment(assignment_id)
-        if row.ends_at is not None and ctx.temporal is not None:
-            handle = ctx.temporal.get_workflow_handle(assignment_workflow_id(assignment_id))
-            try:
-                await handle.execute_update("remove", AssignmentChange(by=ctx.actor, reason="group offboarded from PIM"))
-            except Exception:  # already ended: nothing to stop
-                pass
-    await ctx.audit("group_offboarded", group_id=group_id, eligible_assignments_ended=ended)
+        if row.ends_at is None:
+            continue
+        if ctx.temporal is None:
+            not_stopped.append(assignment_id)  # they end by themselves; their end keeps the removal
+            continue
+        handle = ctx.temporal.get_workflow_handle(assignment_workflow_id(assignment_id))
+        try:
+            await handle.execute_update("remove", AssignmentChange(by=ctx.actor, reason="group offboarded from PIM"))
+        except (RPCError, WorkflowUpdateFailedError):  # no workflow (seeded data) or already ended
+            pass
+    await ctx.audit("group_offboarded", group_id=group_id, eligible_assignments_ended=ended,
+                    workflows_not_stopped=not_stopped)
     return ended
 
 
@@ -77,6 +89,7 @@ async def create_group(ctx: AdminContext, group_id: str, kind: str, *, role_assi
     are plain, permanent active assignments."""
     action = "create_group"
     await ctx.require_known_actor(action)
+    await ctx.require_valid_id(action, group_id)
     if kind not in KINDS:
         await ctx.refuse(action, "invalid_kind", f"--kind: {kind!r} is not one of {', '.join(KINDS)}", group_id=group_id)
     if await ctx.store.principal(group_id) is not None:

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 from pim import authz, mfa
-from pim.models import ID_PATTERN
-from pim.operations.context import AdminContext, Refused
+from pim.operations.context import AdminContext, Refused, valid_id
 from pim.store import Store
-
-
-def _valid_id(principal_id: str) -> None:
-    if not re.match(ID_PATTERN, principal_id):
-        raise Refused("invalid_id", f"id: {principal_id!r} must be letters, digits and . _ @ - (at most 128)")
 
 
 async def bootstrap(store: Store, admin_id: str, display_name: str = "") -> str:
     """Create the first Global Administrator of an empty tenant, enrolled for TOTP;
     returns the TOTP secret. Refused once a Global Administrator exists."""
-    _valid_id(admin_id)
+    valid_id(admin_id)
     if await store.holders_of((authz.GLOBAL_ADMIN,)):
         raise Refused("already_bootstrapped", "the tenant already has a Global Administrator")
     at = datetime.now(UTC)
@@ -38,7 +31,7 @@ async def add_user(ctx: AdminContext, user_id: str, display_name: str = "") -> N
     if reason:
         await ctx.refuse(action, "not_authorized", reason, principal_id=user_id)
     try:
-        _valid_id(user_id)
+        valid_id(user_id)
     except Refused as refused:
         await ctx.refuse(action, refused.code, str(refused), principal_id=user_id)
     if await ctx.store.principal(user_id) is not None:
