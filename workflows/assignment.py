@@ -26,6 +26,7 @@ class AssignmentLifecycle:
         self.plan = plan
         self.removal: AssignmentChange | None = None
         self.window_moved = False
+        self.ending = False
         self.reminded: set[str] = set()  # "<end>/<days before>": an extension arms new reminders
         self.records: list[asyncio.Future] = []
         self.status = AssignmentStatus(assignment_id=plan.assignment_id, kind=plan.kind, state="scheduled",
@@ -94,6 +95,7 @@ class AssignmentLifecycle:
         await workflow.execute_activity(activity, AssignmentEnd(plan=self.plan, at=workflow.now()), **REVOKE)
 
     async def _end(self) -> None:
+        self.ending = True
         removal = self.removal
         event = AssignmentEnd(plan=self.plan, at=workflow.now(), removed_by=removal.by if removal else None,
                               reason=removal.reason if removal else "the assignment reached its end")
@@ -109,18 +111,20 @@ class AssignmentLifecycle:
     @workflow.update(name="extend")
     async def extend(self, change: AssignmentChange) -> AssignmentStatus:
         assert change.ends_at is not None
-        await workflow.execute_activity("assignment_window_changed", AssignmentWindow(
-            assignment_id=self.plan.assignment_id, starts_at=self.plan.starts_at, ends_at=change.ends_at,
-            by=change.by, at=workflow.now()), **REVOKE)
+        # Move the end first, so that the old end's timer cannot end the assignment
+        # while the new window is being written.
         self.plan = self.plan.model_copy(update={"ends_at": change.ends_at})
         self.status.ends_at = change.ends_at
         self.window_moved = True
+        await workflow.execute_activity("assignment_window_changed", AssignmentWindow(
+            assignment_id=self.plan.assignment_id, starts_at=self.plan.starts_at, ends_at=change.ends_at,
+            by=change.by, at=workflow.now()), **REVOKE)
         return self.status
 
     @extend.validator
     def validate_extend(self, change: AssignmentChange) -> None:
-        if self.status.state not in ("scheduled", "active") or self.removal is not None:
-            raise ValueError(f"the assignment is {self.status.state}")
+        if self.status.state not in ("scheduled", "active") or self.removal is not None or self.ending:
+            raise ValueError(f"the assignment is {'ending' if self.ending else self.status.state}")
         if change.ends_at is None or change.ends_at <= self.plan.ends_at:
             raise ValueError("ends_at: must be after the current end")
 
@@ -132,5 +136,5 @@ class AssignmentLifecycle:
 
     @remove.validator
     def validate_remove(self, change: AssignmentChange) -> None:
-        if self.status.ended_at is not None or self.removal is not None:
+        if self.status.ended_at is not None or self.removal is not None or self.ending:
             raise ValueError(f"the assignment is already {self.status.state}")

@@ -60,7 +60,7 @@ async def create_assignment(ctx: AdminContext, group_id: str, principal_id: str,
         await ctx.refuse(action, "temporal_unavailable", "a time-bound assignment needs the Temporal server", **target)
     assignment_id = await ctx.store.assign(group_id, principal_id, access=access, kind=kind, starts_at=at,
                                            ends_at=ends_at, justification=justification, by=ctx.actor,
-                                           apply_membership=False)
+                                           apply_membership=False, created_at=at)
     if ends_at is None:
         if kind == "active":
             await ctx.directory.add(group_id, access, principal_id)
@@ -108,15 +108,16 @@ async def remove_assignment(ctx: AdminContext, assignment_id: str, reason: str |
     if state in ("removed", "expired"):
         await ctx.refuse(action, "not_removable", f"assignment: {assignment_id} is already {state}",
                          group_id=row.group_id, principal_id=row.principal_id)
-    await ctx.require_valid(action, check_removal(row.created_at, at), group_id=row.group_id,
-                            principal_id=row.principal_id)
-    if row.ends_at is not None:
+    # The first 5 minutes count from the creation, or from the renewal that restarted it.
+    began = row.created_at if row.starts_at > at else max(row.created_at, row.starts_at)
+    await ctx.require_valid(action, check_removal(began, at), group_id=row.group_id, principal_id=row.principal_id)
+    if row.ends_at is not None:  # the lifecycle ends it, and audits the removal
         await _update(ctx, action, row, "remove", AssignmentChange(by=ctx.actor, reason=reason))
-    else:
-        if row.kind == "active":
-            await withdraw(ctx.store, ctx.directory, row.group_id, AccessType(row.access), row.principal_id,
-                           source_id=row.id, at=at)
-        await ctx.store.end_assignment(row.id, at=at, removed_by=ctx.actor, reason=reason)
+        return
+    if row.kind == "active":
+        await withdraw(ctx.store, ctx.directory, row.group_id, AccessType(row.access), row.principal_id,
+                       source_id=row.id, at=at)
+    await ctx.store.end_assignment(row.id, at=at, removed_by=ctx.actor, reason=reason)
     await ctx.audit("assignment_removed", group_id=row.group_id, access=row.access, principal_id=row.principal_id,
                     assignment_id=assignment_id, reason=reason or "")
 

@@ -35,6 +35,7 @@ class AssignmentOperations:
         justification: str | None = None,
         by: str,
         apply_membership: bool = True,
+        created_at: datetime | None = None,
     ) -> str:
         """Record an assignment. An active one is also a source of access (a grant
         row with the same window); with `apply_membership` the built-in directory
@@ -49,7 +50,7 @@ class AssignmentOperations:
                     raise StoreError(f"{key}_not_found", f"{key}: no {key} {ident!r}")
             session.add(AssignmentRow(id=assignment_id, group_id=group_id, access=access_value, principal_id=principal_id,
                                       kind=kind, starts_at=starts_at, ends_at=ends_at, justification=justification,
-                                      created_at=_now(), created_by=by))
+                                      created_at=created_at or _now(), created_by=by))
             if kind == "active":
                 session.add(GrantRow(group_id=group_id, access=access_value, principal_id=principal_id,
                                      source_kind=SOURCE_KIND, source_id=assignment_id, starts_at=starts_at,

@@ -1,9 +1,11 @@
-"""Record one history per path of `GroupActivation` into tests/histories/*.json.
+"""Record one history per path of `GroupActivation` and of `AssignmentLifecycle`
+into tests/histories/*.json.
 
     .venv/bin/python -m tests.histories.record
 
 Run it when a workflow change is released; keep the old files: replaying them
 (tests/workflows/test_replay.py) proves running workflows survive the change.
+A file that already exists is never overwritten (bump RELEASE to record anew).
 A change that breaks an old history goes behind `workflow.patched`."""
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from pathlib import Path
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from pim.assignment_models import assignment_workflow_id
 from pim.mfa import current_code
 from pim.models import AccessType, ActivationRequest, MfaEvidence
+from pim.operations import AdminContext
+from pim.operations.assignments import create_assignment, extend_assignment, remove_assignment, renew_assignment
 from pim.seed import seed_demo
 from pim.store import Store
 from pim.store.database import upgrade_async
@@ -26,7 +31,7 @@ from pim.temporal import find_binary, register_search_attributes
 from tests.conftest import running_worker
 
 HERE = Path(__file__).parent
-RELEASE = "v1"  # bump when recording after a workflow change
+RELEASE = "v2"  # bump when recording after a workflow change
 
 
 def dev_request(**overrides) -> ActivationRequest:
@@ -100,11 +105,72 @@ SCENARIOS = [approved_and_expired, denied, approval_expired, canceled, deactivat
              malformed]
 
 
+# --- AssignmentLifecycle -------------------------------------------------------
+
+async def _admin(env, pim, store) -> tuple[AdminContext, list]:
+    """An administrator whose clock follows the test server (now[0], refreshed by the scenario)."""
+    now = [await env.get_current_time()]
+    return AdminContext(store, "admin", temporal=env.client, task_queue=pim.task_queue, clock=lambda: now[0]), now
+
+
+async def assignment_expired(env, pim, store):
+    """Eligible for 20 days: both reminders, then the end."""
+    ctx, _ = await _admin(env, pim, store)
+    aid = await create_assignment(ctx, "grp-ops", "dave", access=AccessType.member, kind="eligible",
+                                  duration=timedelta(days=20), justification="covering the on-call rotation")
+    return assignment_workflow_id(aid)
+
+
+async def assignment_extended(env, pim, store):
+    """Active for 20 days, extended by 10 after the first reminder."""
+    ctx, now = await _admin(env, pim, store)
+    aid = await create_assignment(ctx, "grp-dev", "bob", access=AccessType.member, kind="active",
+                                  duration=timedelta(days=20), justification="release train")
+    await env.sleep(timedelta(days=7))
+    now[0] = await env.get_current_time()
+    await extend_assignment(ctx, aid, extra=timedelta(days=10), justification="the train slipped")
+    return assignment_workflow_id(aid)
+
+
+async def assignment_removed(env, pim, store):
+    ctx, now = await _admin(env, pim, store)
+    aid = await create_assignment(ctx, "grp-dev", "bob", access=AccessType.member, kind="active",
+                                  duration=timedelta(days=30), justification="contract work")
+    await env.sleep(timedelta(minutes=6))
+    now[0] = await env.get_current_time()
+    await remove_assignment(ctx, aid, reason="contract ended early")
+    return assignment_workflow_id(aid)
+
+
+async def assignment_renewed(env, pim, store):
+    """Expired after a day, renewed 10 days later: the history of the second run."""
+    ctx, now = await _admin(env, pim, store)
+    aid = await create_assignment(ctx, "grp-dev", "bob", access=AccessType.member, kind="active",
+                                  duration=timedelta(days=1), justification="release day")
+    await env.sleep(timedelta(days=11))
+    now[0] = await env.get_current_time()
+    await renew_assignment(ctx, aid, extra=timedelta(days=5), justification="next release")
+    return assignment_workflow_id(aid)
+
+
+ASSIGNMENT_SCENARIOS = [assignment_expired, assignment_extended, assignment_removed, assignment_renewed]
+
+
+def history_path(scenario, target: Path = HERE) -> Path:
+    name = scenario.__name__
+    if name.startswith("assignment_"):
+        return target / f"assignment_lifecycle.{name.removeprefix('assignment_')}.{RELEASE}.json"
+    return target / f"group_activation.{name}.{RELEASE}.json"
+
+
 async def record(target: Path = HERE) -> list[Path]:
     workdir = Path(tempfile.mkdtemp())
     written = []
     try:
-        for scenario in SCENARIOS:
+        for scenario in SCENARIOS + ASSIGNMENT_SCENARIOS:
+            path = history_path(scenario, target)
+            if path.exists():
+                continue  # a released history stays as it was recorded
             # A server per scenario: its clock starts at the real time, as the demo tenant does.
             env = await WorkflowEnvironment.start_time_skipping(
                 test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter)
@@ -115,12 +181,12 @@ async def record(target: Path = HERE) -> list[Path]:
             await seed_demo(store)
             async with running_worker(env, store) as pim:
                 rid = await scenario(env, pim, store)
+                handle = env.client.get_workflow_handle(rid)
                 async with env.time_skipping_unlocked():
-                    await pim.result(rid)
-                history = await env.client.get_workflow_handle(rid).fetch_history()
+                    await handle.result()
+                history = await handle.fetch_history()
             await store.close()
             await env.shutdown()
-            path = target / f"group_activation.{scenario.__name__}.{RELEASE}.json"
             path.write_text(history.to_json())
             written.append(path)
     finally:

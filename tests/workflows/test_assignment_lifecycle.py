@@ -5,6 +5,7 @@ before the end, the exact end, extend, renew and remove."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 import pytest
@@ -88,13 +89,13 @@ def expiring(channel: LogChannel) -> list:
     return [n for n in channel.sent if n.event == "assignment_expiring"]
 
 
-async def activate(pim, demo, principal: str, group: str = "grp-ops", *, mfa_offset: float = 0.0) -> str:
-    import time
+async def activate(pim, demo, principal: str, *, mfa_offset: float = 0.0) -> str:
+    """`principal` asks for grp-ops membership with a fresh MFA code (a later TOTP step when
+    `mfa_offset` is 30: a code is accepted once)."""
     code = current_code(await demo.mfa_secret(principal), time.time() + mfa_offset)
-    rid = await pim.start(ActivationRequest(
-        group_id=group, access=AccessType.member, principal_id=principal, duration=timedelta(hours=2),
+    return await pim.start(ActivationRequest(
+        group_id="grp-ops", access=AccessType.member, principal_id=principal, duration=timedelta(hours=2),
         justification="INC-77 storage outage", mfa=MfaEvidence(code=code)))
-    return rid
 
 
 async def member(demo, principal: str, group: str) -> bool:

@@ -70,6 +70,10 @@ async def test_running_request_keeps_its_policy_version_and_the_next_one_uses_th
         await pim.deactivate(rid, "alice", "failover done")
         ended = await after_signal(time_env, pim, rid)
         assert ended.state == State.deactivated and ended.policy_version == 2
+        # The refusal and the decision are audited against the request.
+        lines = [(r.action, r.actor) for r in await demo.audit(request_id=rid)]
+        assert ("refused", "carol") in lines and ("request_approved", "bob") in lines
+        assert lines.index(("refused", "carol")) < lines.index(("request_approved", "bob"))
 
         # A new request is admitted under version 3: carol approves, bob no longer can.
         second = await alice_requests_ops(pim, demo, mfa_offset=30)

@@ -1,6 +1,7 @@
-"""Determinism guard: every recorded history of `GroupActivation` replays on
-the current code. A change that breaks one goes behind `workflow.patched`
-(record new histories with `python -m tests.histories.record`)."""
+"""Determinism guard: every recorded history of `GroupActivation` and of
+`AssignmentLifecycle` replays on the current code. A change that breaks one
+goes behind `workflow.patched` (record new histories with
+`python -m tests.histories.record`)."""
 
 from __future__ import annotations
 
@@ -15,17 +16,23 @@ from temporalio.worker import Replayer
 
 from workflows import WORKFLOWS
 
-HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("group_activation.*.json"))
+HERE = Path(__file__).parent.parent / "histories"
+HISTORIES = sorted([*HERE.glob("group_activation.*.json"), *HERE.glob("assignment_lifecycle.*.json")])
+# Per workflow (the file name's prefix), the final state of each recorded path.
 EXPECTED_END = {
-    "approved_and_expired": "expired", "denied": "denied", "approval_expired": "approval_expired",
-    "canceled": "canceled", "deactivated": "deactivated", "extended": "expired", "rejected": "rejected",
-    "scheduled": "expired", "malformed": "rejected",
+    "group_activation": {
+        "approved_and_expired": "expired", "denied": "denied", "approval_expired": "approval_expired",
+        "canceled": "canceled", "deactivated": "deactivated", "extended": "expired", "rejected": "rejected",
+        "scheduled": "expired", "malformed": "rejected",
+    },
+    "assignment_lifecycle": {"expired": "expired", "extended": "expired", "removed": "removed", "renewed": "expired"},
 }
 
 
 def test_there_is_a_history_for_every_path():
-    recorded = {path.name.split(".")[1] for path in HISTORIES}
-    assert set(EXPECTED_END) <= recorded
+    recorded = {tuple(path.name.split(".")[:2]) for path in HISTORIES}
+    expected = {(workflow, name) for workflow, ends in EXPECTED_END.items() for name in ends}
+    assert expected <= recorded
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
@@ -38,4 +45,5 @@ async def test_recorded_history_replays_on_current_code(path: Path):
     events = json.loads(raw)["events"]
     completed = events[-1]["workflowExecutionCompletedEventAttributes"]
     final = json.loads(base64.b64decode(completed["result"]["payloads"][0]["data"]))
-    assert final["state"] == EXPECTED_END[path.name.split(".")[1]]
+    workflow, name = path.name.split(".")[:2]
+    assert final["state"] == EXPECTED_END[workflow][name]
