@@ -114,32 +114,26 @@ def grant_role(principal: str = typer.Argument(...), role: str = typer.Argument(
 # --- groups -----------------------------------------------------------------
 
 
-@groups_app.command("create")
-def create_group(group: str = typer.Argument(...), kind: str = typer.Option(..., help="security | microsoft365 | dynamic | synced"),
-                 role_assignable: bool = typer.Option(False, "--role-assignable"), as_: str = AS) -> None:
-    """Create a group without enabling it in PIM (its members are plain, permanent)."""
+def _group_command(name: str, operation, done: str, doc: str) -> None:
+    @groups_app.command(name)
+    def command(group: str = typer.Argument(...),
+                kind: str = typer.Option(..., help="security | microsoft365 | dynamic | synced"),
+                role_assignable: bool = typer.Option(False, "--role-assignable"), as_: str = AS) -> None:
+        async def go() -> None:
+            async with admin(as_) as ctx:
+                await operation(ctx, group, kind, role_assignable=role_assignable,
+                                max_role_assignable=settings().max_role_assignable_groups)
+            typer.echo(f"{group} {done}")
 
-    async def go() -> None:
-        async with admin(as_) as ctx:
-            await group_ops.create_group(ctx, group, kind, role_assignable=role_assignable,
-                                         max_role_assignable=settings().max_role_assignable_groups)
-        typer.echo(f"{group} created")
+        run(go)
 
-    run(go)
+    command.__doc__ = doc
 
 
-@groups_app.command("onboard")
-def onboard(group: str = typer.Argument(...), kind: str = typer.Option(..., help="security | microsoft365 | dynamic | synced"),
-            role_assignable: bool = typer.Option(False, "--role-assignable"), as_: str = AS) -> None:
-    """Enable GROUP in PIM (creating it if unknown), with default member and owner policies."""
-
-    async def go() -> None:
-        async with admin(as_) as ctx:
-            await group_ops.onboard_group(ctx, group, kind, role_assignable=role_assignable,
-                                          max_role_assignable=settings().max_role_assignable_groups)
-        typer.echo(f"{group} enabled in PIM")
-
-    run(go)
+_group_command("create", group_ops.create_group, "created",
+               "Create a group without enabling it in PIM (its members are plain, permanent).")
+_group_command("onboard", group_ops.onboard_group, "enabled in PIM",
+               "Enable GROUP in PIM (creating it if unknown), with default member and owner policies.")
 
 
 @groups_app.command("offboard")

@@ -14,6 +14,13 @@ KINDS = ("security", "microsoft365", "dynamic", "synced")
 NEVER_ENABLED = ("dynamic", "synced")
 
 
+async def _require_room_for_role_assignable(ctx: AdminContext, action: str, group_id: str, limit: int) -> None:
+    """At most `limit` role-assignable groups per tenant, enabled in PIM or not."""
+    if await ctx.store.count_role_assignable() >= limit:
+        await ctx.refuse(action, "role_assignable_limit",
+                         f"--role-assignable: the tenant already has {limit} role-assignable groups", group_id=group_id)
+
+
 async def onboard_group(ctx: AdminContext, group_id: str, kind: str, *, role_assignable: bool = False,
                         max_role_assignable: int = 500) -> None:
     """Enable a group in PIM (creating it when unknown) with the default member and owner policies."""
@@ -40,10 +47,8 @@ async def onboard_group(ctx: AdminContext, group_id: str, kind: str, *, role_ass
                                      role_assignable=existing.role_assignable if existing else role_assignable)
     if reason:
         await ctx.refuse(action, "not_authorized", reason, group_id=group_id)
-    if existing is None and role_assignable and await ctx.store.count_role_assignable() >= max_role_assignable:
-        await ctx.refuse(action, "role_assignable_limit",
-                         f"--role-assignable: the tenant already has {max_role_assignable} role-assignable groups",
-                         group_id=group_id)
+    if existing is None and role_assignable:
+        await _require_room_for_role_assignable(ctx, action, group_id, max_role_assignable)
     try:
         await ctx.store.onboard_group(group_id, stored_kind, role_assignable=role_assignable, by=ctx.actor)
     except StoreError as error:
@@ -97,9 +102,7 @@ async def create_group(ctx: AdminContext, group_id: str, kind: str, *, role_assi
     reason = authz.refuse_onboarding(ctx.actor, await ctx.roles(), group_id=group_id, role_assignable=role_assignable)
     if reason:
         await ctx.refuse(action, "not_authorized", reason.replace("onboard", "create"), group_id=group_id)
-    if role_assignable and await ctx.store.count_role_assignable() >= max_role_assignable:
-        await ctx.refuse(action, "role_assignable_limit",
-                         f"--role-assignable: the tenant already has {max_role_assignable} role-assignable groups",
-                         group_id=group_id)
+    if role_assignable:
+        await _require_room_for_role_assignable(ctx, action, group_id, max_role_assignable)
     await ctx.store.onboard_group(group_id, kind, role_assignable=role_assignable, enable=False, by=ctx.actor)
     await ctx.audit("group_created", group_id=group_id, kind=kind, role_assignable=role_assignable)
