@@ -14,6 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from pim.cli.common import CliError, settings
 from pim.logging import configure_logging, get_logger
+from pim.operations import AdminContext
+from pim.operations.assignments import start_missing_lifecycles
 from pim.seed import seed_demo
 from pim.store import Store
 from pim.store.database import upgrade_async
@@ -80,6 +82,10 @@ async def _run_dev(config, seed: str | None, port: int, ui: bool) -> None:
         data_converter=pydantic_data_converter, dev_server_log_level="error")
     try:
         async with build_worker(env.client, store, config.task_queue):
+            started = await start_missing_lifecycles(AdminContext(store, "seed", temporal=env.client,
+                                                                  task_queue=config.task_queue))
+            if started:
+                log.info("assignment lifecycles started", assignments=started)
             print(BANNER.format(address=f"localhost:{port}", namespace=config.namespace, task_queue=config.task_queue,
                                 port_hint="" if port == 7233 else f"\n    export PIM_TEMPORAL_ADDRESS=localhost:{port}",
                                 ui=f"\n  Web UI:    http://localhost:{port + 1000}" if ui else "",

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from pim import mfa
 from pim.assignment_models import AssignmentChange, AssignmentPlan, AssignmentStatus, assignment_workflow_id
@@ -61,19 +62,22 @@ async def create_assignment(ctx: AdminContext, group_id: str, principal_id: str,
     assignment_id = await ctx.store.assign(group_id, principal_id, access=access, kind=kind, starts_at=at,
                                            ends_at=ends_at, justification=justification, by=ctx.actor,
                                            apply_membership=False, created_at=at)
+    # Audited before the lifecycle starts, so that its "assignment_started" line comes after.
+    await ctx.audit("assignment_created", **target, assignment_id=assignment_id, kind=kind,
+                    ends_at=ends_at.isoformat() if ends_at else "permanent", justification=justification or "")
     if ends_at is None:
         if kind == "active":
             await ctx.directory.add(group_id, access, principal_id)
-    else:
-        plan = AssignmentPlan(assignment_id=assignment_id, group_id=group_id, access=access, principal_id=principal_id,
-                              kind=kind, starts_at=at, ends_at=ends_at, created_by=ctx.actor)
-        try:
-            await _start_lifecycle(ctx, plan)
-        except Exception:
-            await ctx.store.end_assignment(assignment_id, at=at, removed_by=ctx.actor, reason="lifecycle did not start")
-            raise
-    await ctx.audit("assignment_created", **target, assignment_id=assignment_id, kind=kind,
-                    ends_at=ends_at.isoformat() if ends_at else "permanent", justification=justification or "")
+        return assignment_id
+    plan = AssignmentPlan(assignment_id=assignment_id, group_id=group_id, access=access, principal_id=principal_id,
+                          kind=kind, starts_at=at, ends_at=ends_at, created_by=ctx.actor)
+    try:
+        await _start_lifecycle(ctx, plan)
+    except Exception:
+        reason = "its lifecycle workflow did not start"
+        await ctx.store.end_assignment(assignment_id, at=at, removed_by=ctx.actor, reason=reason)
+        await ctx.audit("assignment_removed", **target, assignment_id=assignment_id, reason=reason)
+        raise
     return assignment_id
 
 
@@ -92,6 +96,9 @@ async def _load(ctx: AdminContext, action: str, assignment_id: str) -> Assignmen
 
 async def _update(ctx: AdminContext, action: str, row: AssignmentRow, name: str,
                   change: AssignmentChange) -> AssignmentStatus:
+    if ctx.temporal is None:
+        await ctx.refuse(action, "temporal_unavailable", "a time-bound assignment is changed through its workflow; "
+                         "the Temporal server is needed", group_id=row.group_id, principal_id=row.principal_id)
     handle = ctx.temporal.get_workflow_handle(assignment_workflow_id(row.id))
     try:
         return await handle.execute_update(name, change, result_type=AssignmentStatus)
@@ -166,3 +173,24 @@ async def renew_assignment(ctx: AdminContext, assignment_id: str, new_end: datet
                     assignment_id=assignment_id, old_end=row.ends_at.isoformat(), new_end=new_end.isoformat(),
                     justification=justification or "")
     return new_end
+
+
+async def start_missing_lifecycles(ctx: AdminContext) -> list[str]:
+    """Time-bound assignments written straight to the store (the demo seed) get
+    their lifecycle workflow; ones that have or had a workflow are left alone."""
+    started = []
+    at = ctx.now()
+    for row in await ctx.store.assignments():
+        if row.ends_at is None or row.state(at) not in ("scheduled", "active"):
+            continue
+        plan = AssignmentPlan(assignment_id=row.id, group_id=row.group_id, access=AccessType(row.access),
+                              principal_id=row.principal_id, kind=row.kind, starts_at=row.starts_at,
+                              ends_at=row.ends_at, created_by=row.created_by)
+        try:
+            await ctx.temporal.start_workflow("AssignmentLifecycle", plan, id=assignment_workflow_id(row.id),
+                                              task_queue=ctx.task_queue,
+                                              id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+            started.append(row.id)
+        except WorkflowAlreadyStartedError:
+            pass
+    return started
