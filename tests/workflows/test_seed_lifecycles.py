@@ -3,6 +3,8 @@ gives each its lifecycle workflow, once."""
 
 from __future__ import annotations
 
+import asyncio
+
 from pim.assignment_models import AssignmentStatus, assignment_workflow_id
 from pim.operations import AdminContext
 from pim.operations.assignments import start_missing_lifecycles
@@ -20,5 +22,9 @@ async def test_seeded_time_bound_assignments_get_one_lifecycle_each(time_env, de
 
         for assignment_id, row in time_bound.items():
             handle = time_env.client.get_workflow_handle(assignment_workflow_id(assignment_id))
-            status = await handle.query("status", result_type=AssignmentStatus)
+            for _ in range(100):  # it takes effect at once: its start has passed
+                status = await handle.query("status", result_type=AssignmentStatus)
+                if status.state == "active":
+                    break
+                await asyncio.sleep(0.05)
             assert status.state == "active" and status.ends_at == row.ends_at
