@@ -1,4 +1,10 @@
-"""Settings from the environment (PIM_*)."""
+"""Settings from the environment (PIM_*), and how to reach Temporal.
+
+The Temporal connection also follows Temporal's own client environment
+configuration (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
+TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH,
+TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME, TEMPORAL_PROFILE and
+its TOML file); a PIM_ setting that is set explicitly wins over it."""
 
 from __future__ import annotations
 
@@ -13,11 +19,20 @@ class PimSettings(BaseSettings):
     temporal_address: str = "localhost:7233"
     namespace: str = "default"
     task_queue: str = "pim"
+    # Temporal Cloud or a secured cluster: an API key, or mutual TLS with files.
+    temporal_api_key: str | None = None
+    temporal_tls: bool | None = None  # TLS without client certificates (e.g. with an API key)
+    temporal_tls_cert: str | None = None  # client certificate (PEM file)
+    temporal_tls_key: str | None = None  # client private key (PEM file)
+    temporal_tls_ca: str | None = None  # server CA (PEM file), when not a public CA
+    temporal_tls_server_name: str | None = None
     database_url: str = "sqlite+aiosqlite:///./.pim/pim.db"
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
     directory: Literal["store"] = "store"
     max_role_assignable_groups: int = 500
+    # `pim worker`: an HTTP endpoint for liveness and readiness (0: none).
+    health_port: int = 0
 
 
 def load_settings() -> PimSettings:

@@ -19,6 +19,7 @@ from pim.seed import seed_demo
 from pim.store import Store
 from pim.store.database import upgrade_async
 from pim.temporal import find_binary, register_search_attributes
+from tests import postgres
 from worker.app import build_worker
 from workflows.options import SEARCH_ATTRIBUTES
 
@@ -66,13 +67,32 @@ async def migrated_template(tmp_path_factory) -> Path:
     return path
 
 
-@pytest_asyncio.fixture
-async def store(tmp_path, migrated_template):
-    path = tmp_path / "pim.db"
-    shutil.copy(migrated_template, path)
-    opened = Store.open(f"sqlite+aiosqlite:///{path}")
+@pytest_asyncio.fixture(scope="session")
+async def postgres_template():
+    template = await postgres.open_template()
+    yield template
+    if template is not None:
+        await template.close()
+
+
+@pytest_asyncio.fixture(params=["sqlite", "postgresql"])
+async def store(request, tmp_path, migrated_template, postgres_template):
+    """A fresh, migrated store: every test that uses it runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "pim.db"
+        shutil.copy(migrated_template, path)
+        opened = Store.open(f"sqlite+aiosqlite:///{path}")
+        yield opened
+        await opened.close()
+        return
+    template = postgres_template
+    if template is None:
+        pytest.skip(postgres.HOW_TO)
+    name = await template.clone()
+    opened = Store.open(postgres.database_url(name))
     yield opened
     await opened.close()
+    await template.drop(name)
 
 
 @pytest_asyncio.fixture
