@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from temporalio import activity
 
-from pim.directory import Directory, withdraw
+from pim.directory import Directory, confer, withdraw
 from pim.logging import get_logger
 from pim.status import AccessChange
 from pim.store import Store
@@ -26,9 +26,10 @@ class AccessActivities:
 
     @activity.defn(name="grant_access")
     async def grant_access(self, change: AccessChange) -> None:
-        await self.store.add_grant(change.group_id, change.access, change.principal_id, source_kind=SOURCE_KIND,
-                                   source_id=change.run_key, starts_at=change.at)
-        await self.directory.add(change.group_id, change.access, change.principal_id)
+        await confer(self.store, self.directory, change.group_id, change.access, change.principal_id,
+                     record_source=lambda: self.store.add_grant(
+                         change.group_id, change.access, change.principal_id, source_kind=SOURCE_KIND,
+                         source_id=change.run_key, starts_at=change.at))
         await self.store.append_audit(at=change.at, action="access_granted", actor=change.principal_id,
                                       request_id=change.request_id, group_id=change.group_id, access=change.access.value,
                                       principal_id=change.principal_id,
@@ -43,8 +44,8 @@ class AccessActivities:
         every step is idempotent, so a retry after a partial success is safe."""
         if change.granted:
             others = await withdraw(self.store, self.directory, change.group_id, change.access, change.principal_id,
-                                    source_id=change.run_key, at=change.at)
-            await self.store.remove_grant(SOURCE_KIND, change.run_key)
+                                    source_id=change.run_key, at=change.at,
+                                    drop_source=lambda: self.store.remove_grant(SOURCE_KIND, change.run_key))
             log.info("access revoked" if not others else "activation ended; access kept through another source",
                      request_id=change.request_id, group_id=change.group_id, access=change.access.value,
                      principal_id=change.principal_id, kept_by=[o.source_kind for o in others])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from temporalio import activity
 
 from pim.assignment_models import AssignmentEnd, AssignmentWindow
-from pim.directory import Directory, withdraw
+from pim.directory import Directory, confer, withdraw
 from pim.logging import get_logger
 from pim.store import Store
 
@@ -22,8 +22,9 @@ class AssignmentActivities:
     @activity.defn(name="assignment_took_effect")
     async def assignment_took_effect(self, event: AssignmentEnd) -> None:
         plan = event.plan
-        if plan.kind == "active":
-            await self.directory.add(plan.group_id, plan.access, plan.principal_id)
+        if plan.kind == "active":  # the source (its grant row) was written with the assignment
+            await confer(self.store, self.directory, plan.group_id, plan.access, plan.principal_id,
+                         record_source=source_already_recorded)
         await self.store.append_audit(at=event.at, action="assignment_started", actor=plan.created_by,
                                       group_id=plan.group_id, access=plan.access.value, principal_id=plan.principal_id,
                                       details={"assignment_id": plan.assignment_id, "kind": plan.kind,
@@ -39,11 +40,15 @@ class AssignmentActivities:
     async def assignment_end(self, event: AssignmentEnd) -> None:
         """Retried until it succeeds; every step is idempotent."""
         plan = event.plan
+        def end_assignment():
+            return self.store.end_assignment(plan.assignment_id, at=event.at, removed_by=event.removed_by,
+                                             reason=event.reason)
+
         if plan.kind == "active":
             await withdraw(self.store, self.directory, plan.group_id, plan.access, plan.principal_id,
-                           source_id=plan.assignment_id, at=event.at)
-        await self.store.end_assignment(plan.assignment_id, at=event.at, removed_by=event.removed_by,
-                                        reason=event.reason)
+                           source_id=plan.assignment_id, at=event.at, drop_source=end_assignment)
+        else:
+            await end_assignment()
         action = "assignment_removed" if event.removed_by else "assignment_expired"
         await self.store.append_audit(at=event.at, action=action, actor=event.removed_by or plan.created_by,
                                       group_id=plan.group_id, access=plan.access.value, principal_id=plan.principal_id,

@@ -3,7 +3,7 @@ one is the store's membership table. Every operation is idempotent."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Awaitable, Callable, Protocol
 
 from pim.models import AccessType
 from pim.store import Store
@@ -31,12 +31,29 @@ class StoreDirectory:
         return await self.store.has_membership(group_id, access, principal_id)
 
 
+async def source_already_recorded() -> None:
+    """For `confer` when the source was written with something else (an assignment row)."""
+
+
+async def confer(store: Store, directory: Directory, group_id: str, access: AccessType, principal_id: str, *,
+                 record_source: Callable[[], Awaitable[None]]) -> None:
+    """One source of access begins: record it, then make sure the directory holds
+    the membership. Under the target's lock, so that a concurrent last revoke
+    cannot take the membership away after this source was counted. Idempotent."""
+    async with store.access_lock(group_id, AccessType(access).value, principal_id):
+        await record_source()
+        await directory.add(group_id, access, principal_id)
+
+
 async def withdraw(store: Store, directory: Directory, group_id: str, access: AccessType, principal_id: str, *,
-                   source_id: str, at) -> list:
+                   source_id: str, at, drop_source: Callable[[], Awaitable[None]]) -> list:
     """One source of access ends: take the membership out of the directory unless
-    another live source still gives it. Returns the sources that keep it.
-    Idempotent; the caller removes its own grant row afterwards."""
-    others = await store.other_live_sources(group_id, access, principal_id, source_id=source_id, at=at)
-    if not others:
-        await directory.remove(group_id, access, principal_id)
+    another live source still gives it, then drop the source. Under the target's
+    lock, so that two sources ending together cannot each see the other and both
+    leave the membership behind. Returns the sources that keep it. Idempotent."""
+    async with store.access_lock(group_id, AccessType(access).value, principal_id):
+        others = await store.other_live_sources(group_id, access, principal_id, source_id=source_id, at=at)
+        if not others:
+            await directory.remove(group_id, access, principal_id)
+        await drop_source()
     return others

@@ -13,7 +13,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from pim import mfa
 from pim.assignment_models import AssignmentChange, AssignmentPlan, AssignmentStatus, assignment_workflow_id
 from pim.assignment_rules import check_extension, check_new_assignment, check_removal, check_renewal
-from pim.directory import withdraw
+from pim.directory import confer, source_already_recorded, withdraw
 from pim.models import AccessType
 from pim.operations.context import AdminContext
 from pim.policy import AssignmentSettings, Policy
@@ -66,8 +66,9 @@ async def create_assignment(ctx: AdminContext, group_id: str, principal_id: str,
     await ctx.audit("assignment_created", **target, assignment_id=assignment_id, kind=kind,
                     ends_at=ends_at.isoformat() if ends_at else "permanent", justification=justification or "")
     if ends_at is None:
-        if kind == "active":
-            await ctx.directory.add(group_id, access, principal_id)
+        if kind == "active":  # its grant row was written with it
+            await confer(ctx.store, ctx.directory, group_id, access, principal_id,
+                         record_source=source_already_recorded)
         return assignment_id
     plan = AssignmentPlan(assignment_id=assignment_id, group_id=group_id, access=access, principal_id=principal_id,
                           kind=kind, starts_at=at, ends_at=ends_at, created_by=ctx.actor)
@@ -121,10 +122,14 @@ async def remove_assignment(ctx: AdminContext, assignment_id: str, reason: str |
     if row.ends_at is not None:  # the lifecycle ends it, and audits the removal
         await _update(ctx, action, row, "remove", AssignmentChange(by=ctx.actor, reason=reason))
         return
+    def end_assignment():
+        return ctx.store.end_assignment(row.id, at=at, removed_by=ctx.actor, reason=reason)
+
     if row.kind == "active":
         await withdraw(ctx.store, ctx.directory, row.group_id, AccessType(row.access), row.principal_id,
-                       source_id=row.id, at=at)
-    await ctx.store.end_assignment(row.id, at=at, removed_by=ctx.actor, reason=reason)
+                       source_id=row.id, at=at, drop_source=end_assignment)
+    else:
+        await end_assignment()
     await ctx.audit("assignment_removed", group_id=row.group_id, access=row.access, principal_id=row.principal_id,
                     assignment_id=assignment_id, reason=reason or "")
 

@@ -61,8 +61,19 @@ class AccessOperations:
         except IntegrityError:
             pass  # a concurrent attempt (an activity retry) recorded the same source
 
-    async def other_live_sources(self, group_id: str, access: AccessType, principal_id: str, *, source_id: str, at: datetime) -> list[GrantRow]:
-        return [g for g in await self.live_grants(group_id, access, at, principal_id) if g.source_id != source_id]
+    async def other_live_sources(self, group_id: str, access: AccessType, principal_id: str, *, source_id: str,
+                                 at: datetime) -> list[GrantRow]:
+        """The sources besides `source_id` that still give the access. An activation's
+        row is written when it is granted and deleted when it is revoked, so every
+        recorded one counts, even one granted a moment after `at` by another worker;
+        an assignment counts while its window holds (at `at`, or now if later)."""
+        moment = max(at, datetime.now(UTC))
+        query = select(GrantRow).where(
+            GrantRow.group_id == group_id, GrantRow.access == AccessType(access).value,
+            GrantRow.principal_id == principal_id, GrantRow.source_id != source_id,
+            or_(GrantRow.source_kind == "activation", _live(GrantRow.starts_at, GrantRow.ends_at, moment)))
+        async with self.sessions() as session:
+            return list(await session.scalars(query.order_by(GrantRow.id)))
 
     async def remove_grant(self, source_kind: str, source_id: str) -> None:
         async with self.sessions.begin() as session:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import event
+from contextlib import asynccontextmanager
+
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -24,11 +26,35 @@ def _prepare_sqlite_file(url: str) -> None:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
+# SQLite serves one process: a lock per (database, target) in this process is enough there.
+_PROCESS_LOCKS: dict[tuple[str, str], asyncio.Lock] = {}
+
+
 class Store(AdminOperations, AssignmentOperations, AccessOperations, AuditOperations):
     def __init__(self, url: str, engine: AsyncEngine) -> None:
         self.url = url
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.is_postgres = make_url(url).get_backend_name() == "postgresql"
+        self._lock_engine: AsyncEngine | None = None
+
+    @asynccontextmanager
+    async def access_lock(self, group_id: str, access: str, principal_id: str):
+        """Serializes every change of one (group, access, principal) across workers:
+        deciding whether the last source is gone and writing the directory happen
+        under it. PostgreSQL: a transaction-scoped advisory lock, on connections of
+        their own so that lock holders never starve the pool they work with."""
+        key = f"{group_id}/{access}/{principal_id}"
+        if not self.is_postgres:
+            async with _PROCESS_LOCKS.setdefault((self.url, key), asyncio.Lock()):
+                yield
+            return
+        if self._lock_engine is None:
+            self._lock_engine = create_async_engine(self.url, pool_size=10, max_overflow=40, pool_pre_ping=True)
+        async with self._lock_engine.connect() as connection:
+            async with connection.begin():
+                await connection.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+                yield
 
     @classmethod
     def open(cls, url: str) -> "Store":
@@ -41,6 +67,8 @@ class Store(AdminOperations, AssignmentOperations, AccessOperations, AuditOperat
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._lock_engine is not None:
+            await self._lock_engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

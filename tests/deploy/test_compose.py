@@ -1,0 +1,331 @@
+"""docker-compose.yml and the Dockerfile, checked without a Docker engine.
+
+What can go wrong in a compose file without anyone noticing until `docker
+compose up` on a user's machine: an unpinned image, a dependency on a service
+that does not exist (or a cycle), a one-shot that the worker does not wait for,
+a worker setting the code never reads, a database URL pointing at the wrong
+host or driver, a search attribute missing. The Dockerfile: running as root, an
+install that differs from the README's, a COPY of a file that is not there.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import tomllib
+from fnmatch import fnmatch
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import pytest
+import typer.main
+import yaml
+from sqlalchemy.engine import make_url
+
+from pim.cli.main import app as cli_app
+from pim.settings import PimSettings
+from pim.temporal import SEARCH_ATTRIBUTE_NAMES
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, dict] = COMPOSE["services"]
+
+ONE_SHOT = {"temporal-admin-tools", "temporal-create-namespace", "pim-migrate"}
+LONG_RUNNING = {"postgresql", "temporal", "pim-worker"}
+EXPECTED = ONE_SHOT | LONG_RUNNING | {"temporal-ui"}
+CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+PIM_VARIABLES = {f"PIM_{name.upper()}" for name in PimSettings.model_fields}
+
+
+# --- reading the compose file ---------------------------------------------------------------------
+
+def interpolate(value: str) -> str:
+    """What compose makes of a value when no variable is set: `${X:-d}` -> d, `$$` -> `$`."""
+    def default(match: re.Match) -> str:
+        if match.group(2) is None:
+            raise AssertionError(f"{match.group(0)} has no default: `docker compose up` would need it set")
+        return match.group(2)
+    value = re.sub(r"(?<!\$)\$\{(\w+)(?::?-([^}]*))?\}", default, str(value))
+    return value.replace("$$", "$")
+
+
+def environment(service: str) -> dict[str, str]:
+    env = SERVICES[service].get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {key: interpolate(value) for key, value in env.items()}
+
+
+def depends_on(service: str) -> dict[str, str]:
+    deps = SERVICES[service].get("depends_on") or {}
+    if isinstance(deps, list):
+        return {name: "service_started" for name in deps}
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
+
+
+def script(service: str) -> str:
+    command = SERVICES[service].get("command") or []
+    return "\n".join(command) if isinstance(command, list) else command
+
+
+def published_ports(service: str) -> set[int]:
+    published = set()
+    for port in SERVICES[service].get("ports") or []:
+        if isinstance(port, dict):
+            published.add(int(port["published"]))
+        else:
+            parts = str(port).split(":")
+            assert len(parts) >= 2, f"{service}: port {port!r} publishes a random host port"
+            published.add(int(parts[-2]))
+    return published
+
+
+def seconds(duration: str) -> float:
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration))
+
+
+# --- the compose file -----------------------------------------------------------------------------
+
+def test_the_services_of_the_deployment_are_there():
+    assert EXPECTED <= set(SERVICES), f"missing: {sorted(EXPECTED - set(SERVICES))}"
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_service_has_a_pinned_image_or_a_build(service):
+    spec = SERVICES[service]
+    assert "image" in spec or "build" in spec, f"{service}: neither image nor build"
+    if "build" in spec:
+        build = spec["build"]
+        context = ROOT / (build if isinstance(build, str) else build.get("context", "."))
+        dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+        assert (context / dockerfile).is_file(), f"{service}: no {dockerfile} in {context}"
+    if "image" in spec:
+        image = spec["image"]
+        name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+        assert tag, f"{service}: image {image!r} has no tag"
+        assert tag != "latest", f"{service}: image {image!r} is not pinned"
+
+
+def test_temporal_images_carry_one_version():
+    tag = SERVICES["temporal"]["image"].rsplit(":", 1)[1]
+    for tools in ("temporal-admin-tools", "temporal-create-namespace"):
+        assert SERVICES[tools]["image"] == f"temporalio/admin-tools:{tag}", \
+            f"{tools}: schema tools and CLI must match the server ({tag})"
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_dependencies_name_services_with_a_valid_condition(service):
+    for name, condition in depends_on(service).items():
+        assert name in SERVICES, f"{service} depends on unknown service {name!r}"
+        assert name != service, f"{service} depends on itself"
+        assert condition in CONDITIONS, f"{service} -> {name}: unknown condition {condition!r}"
+
+
+def test_the_startup_graph_has_no_cycle():
+    try:
+        order = list(TopologicalSorter({name: set(depends_on(name)) for name in SERVICES}).static_order())
+    except CycleError as error:
+        pytest.fail(f"depends_on has a cycle: {error.args[1]}")
+    assert order.index("postgresql") < order.index("temporal-admin-tools") < order.index("temporal") \
+        < order.index("temporal-create-namespace") < order.index("pim-worker")
+    assert order.index("pim-migrate") < order.index("pim-worker")
+
+
+def test_one_shot_services_are_awaited_until_they_complete():
+    dependents = {name: [s for s in SERVICES if name in depends_on(s)] for name in ONE_SHOT}
+    for name, waiting in dependents.items():
+        assert waiting, f"{name} is a one-shot nobody waits for"
+        for service in waiting:
+            assert depends_on(service)[name] == "service_completed_successfully", \
+                f"{service} must wait for {name} to complete successfully, not just start"
+        assert SERVICES[name].get("restart", "no") not in ("always", "unless-stopped"), \
+            f"{name}: a one-shot must not be restarted after it succeeded"
+
+
+@pytest.mark.parametrize("service", sorted(LONG_RUNNING))
+def test_long_running_services_have_health_checks(service):
+    check = SERVICES[service].get("healthcheck") or {}
+    assert check.get("test") and not check.get("disable"), f"{service}: no health check"
+    for dependent in SERVICES:
+        condition = depends_on(dependent).get(service)
+        assert condition in (None, "service_healthy"), \
+            f"{dependent} waits for {service} only to start ({condition}), not to be healthy"
+
+
+def test_only_temporal_and_its_ui_are_published():
+    published = {name: published_ports(name) for name in SERVICES if published_ports(name)}
+    assert published == {"temporal": {7233}, "temporal-ui": {8080}}
+
+
+@pytest.mark.parametrize("service", ["pim-worker", "pim-migrate"])
+def test_pim_services_set_only_settings_the_code_reads(service):
+    env = environment(service)
+    unknown = set(env) - PIM_VARIABLES
+    assert not unknown, f"{service}: {sorted(unknown)} are not fields of pim.settings.PimSettings"
+    # and every value is one PimSettings accepts (e.g. PIM_LOG_FORMAT is console or json)
+    PimSettings(**{key.removeprefix("PIM_").lower(): value for key, value in env.items()})
+
+
+def test_the_worker_reaches_temporal_and_the_store():
+    env = environment("pim-worker")
+    for needed in ("PIM_TEMPORAL_ADDRESS", "PIM_DATABASE_URL", "PIM_TASK_QUEUE", "PIM_NAMESPACE"):
+        assert env.get(needed), f"pim-worker: {needed} is not set"
+
+    host, _, port = env["PIM_TEMPORAL_ADDRESS"].rpartition(":")
+    assert host == "temporal" and port == "7233", env["PIM_TEMPORAL_ADDRESS"]
+
+    url = make_url(env["PIM_DATABASE_URL"])
+    postgres = environment("postgresql")
+    assert url.drivername == "postgresql+asyncpg"
+    assert url.host == "postgresql" and (url.port or 5432) == 5432
+    assert (url.username, url.password, url.database) == \
+        (postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], postgres["POSTGRES_DB"])
+
+    namespace = environment("temporal-create-namespace")
+    assert namespace["TEMPORAL_NAMESPACE"] == env["PIM_NAMESPACE"], "the worker polls a namespace nobody created"
+    assert namespace["TEMPORAL_ADDRESS"] == env["PIM_TEMPORAL_ADDRESS"]
+    assert environment("temporal-ui")["TEMPORAL_ADDRESS"] == env["PIM_TEMPORAL_ADDRESS"]
+
+
+def test_workers_scale_and_drain():
+    worker = SERVICES["pim-worker"]
+    assert worker["command"] == ["worker"]
+    assert "container_name" not in worker, "a fixed container name prevents more than one worker"
+    assert worker.get("deploy", {}).get("replicas", 1) >= 2
+    assert seconds(worker.get("stop_grace_period", "10s")) > 30, "SIGKILL would cut the 30 s drain short"
+    assert worker["healthcheck"]["test"][-2:] == ["pim", "health"]
+
+
+def test_migration_runs_on_the_workers_database_before_them():
+    migrate = SERVICES["pim-migrate"]
+    assert migrate["command"] == ["db", "upgrade"]
+    assert migrate.get("build") == SERVICES["pim-worker"].get("build")
+    assert environment("pim-migrate")["PIM_DATABASE_URL"] == environment("pim-worker")["PIM_DATABASE_URL"]
+
+
+def test_temporal_runs_on_postgresql_with_its_schema_set_up_first():
+    server = environment("temporal")
+    assert server["DB"] == "postgres12" and server["POSTGRES_SEEDS"] == "postgresql"
+    assert (server["POSTGRES_USER"], server["POSTGRES_PWD"]) == \
+        (environment("postgresql")["POSTGRES_USER"], environment("postgresql")["POSTGRES_PASSWORD"])
+    tools = environment("temporal-admin-tools")
+    assert tools["SQL_PLUGIN"] == "postgres12" and tools["SQL_HOST"] == "postgresql"
+    setup = script("temporal-admin-tools")
+    assert "update-schema" in setup and "setup-schema" in setup
+    for database, schema in (("temporal", "temporal"), ("temporal_visibility", "visibility")):
+        assert re.search(rf"^\s*schema {database} {schema}\s*$", setup, re.M), f"no schema setup for {database}"
+
+
+def test_the_search_attributes_are_created_as_keywords():
+    text = script("temporal-create-namespace")
+    created = dict(re.findall(r"^\s*search_attribute\s+(\w+)\s+(\w+)\s*$", text, re.M))
+    assert created == {name: "Keyword" for name in SEARCH_ATTRIBUTE_NAMES}
+    assert "temporal operator search-attribute create" in text
+    assert "temporal operator namespace create" in text
+
+
+# --- the Dockerfile -------------------------------------------------------------------------------
+
+def dockerfile() -> list[tuple[int, str, str]]:
+    """(stage, INSTRUCTION, arguments), continuation lines joined, comments dropped."""
+    instructions, stage, pending = [], -1, ""
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + line).strip().partition(" ")
+        pending = ""
+        if keyword.upper() == "FROM":
+            stage += 1
+        instructions.append((stage, keyword.upper(), " ".join(arguments.split())))
+    return instructions
+
+
+DOCKERFILE = dockerfile()
+FINAL_STAGE = max(stage for stage, _, _ in DOCKERFILE)
+
+
+def final(keyword: str) -> list[str]:
+    return [args for stage, kw, args in DOCKERFILE if kw == keyword and stage == FINAL_STAGE]
+
+
+def install_commands() -> list[str]:
+    return [m.strip() for _, kw, args in DOCKERFILE if kw == "RUN" for m in re.findall(r"pip install[^&;|]*", args)]
+
+
+def test_the_image_is_built_in_two_stages_on_python_slim():
+    bases = [args.split()[0] for _, kw, args in DOCKERFILE if kw == "FROM"]
+    assert len(bases) >= 2 and all(base == "python:3.11-slim" for base in bases), bases
+    assert any(args.startswith("--from=") for args in final("COPY")), "the runtime stage copies nothing built"
+
+
+def test_the_image_runs_as_a_non_root_user():
+    users = final("USER")
+    assert users, "no USER in the final stage: the container would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), f"USER {users[-1]} is root"
+
+
+def test_the_package_is_installed_as_in_production():
+    assert install_commands() == ["pip install ."], \
+        f"the image must install the package with exactly `pip install .` (no -e, no [dev]): {install_commands()}"
+
+
+def test_the_readme_installs_the_package_the_same_way():
+    command = install_commands()[0]
+    readme = (ROOT / "README.md").read_text()
+    shown = re.search(rf"(^|[\s$`]){re.escape(command)}($|[\s`])", readme, re.M) is not None
+    assert shown, (f"README.md does not show `{command}`, which the Dockerfile runs: the README's Production "
+                   f"section must install the package the same way the image does")
+
+
+def test_the_entrypoint_is_pim_and_the_default_command_the_worker():
+    assert json.loads(final("ENTRYPOINT")[-1]) == ["pim"]
+    assert json.loads(final("CMD")[-1]) == ["worker"]
+
+
+def test_the_health_check_is_pim_health():
+    checks = final("HEALTHCHECK")
+    assert checks, "no HEALTHCHECK in the final stage"
+    command = checks[-1].split(" CMD ", 1)[1]
+    argv = json.loads(command) if command.startswith("[") else shlex.split(command)
+    assert argv[:2] == ["pim", "health"], argv
+
+
+def test_the_commands_the_image_runs_exist():
+    commands = typer.main.get_command(cli_app).commands
+    assert "worker" in commands
+    assert "upgrade" in commands["db"].commands
+    assert "health" in commands, ("`pim health` is not a command (yet): the image's HEALTHCHECK and the "
+                                  "pim-worker health check in docker-compose.yml run it")
+
+
+def test_every_copied_file_is_in_the_build_context():
+    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    copied = []
+    for _, kw, args in DOCKERFILE:
+        if kw in ("COPY", "ADD") and "--from=" not in args:
+            copied += [part for part in args.split()[:-1] if not part.startswith("--")]
+    assert copied
+    for source in copied:
+        assert (ROOT / source).exists(), f"COPY {source}: no such file in the repository"
+        assert not any(fnmatch(source.rstrip("/"), pattern) for pattern in ignored), \
+            f"COPY {source}: excluded by .dockerignore"
+
+    # everything the wheel is built from: the packages pyproject.toml includes, and its readme
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied_names = {Path(source).name for source in copied}
+    assert packages | {"pyproject.toml", project["project"]["readme"]} <= copied_names
+
+
+def test_the_build_context_leaves_out_local_state():
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    for excluded in (".venv", ".pim", ".git", "tests", "bench"):
+        assert excluded in ignored, f".dockerignore does not exclude {excluded}"
+    assert any("__pycache__" in pattern for pattern in ignored)
