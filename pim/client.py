@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 from pim.models import ActivationRequest, Cancel, Deactivate, Decision, Extend, Review, ReviewDecision, State
 from pim.settings import PimSettings
 from pim.status import ActivationStatus
-from pim.temporal import connect
+from pim.temporal import connect_with
 from workflows.options import PIM_ACCESS, PIM_GROUP_ID, PIM_PRINCIPAL_ID, PIM_STATE
 
 WORKFLOW_TYPE = "GroupActivation"
@@ -37,7 +37,7 @@ class PimClient:
 
     @classmethod
     async def connect(cls, settings: PimSettings) -> "PimClient":
-        return cls(await connect(settings.temporal_address, settings.namespace), settings.task_queue)
+        return cls(await connect_with(settings), settings.task_queue)
 
     def _handle(self, request_id: str) -> WorkflowHandle:
         return self.temporal.get_workflow_handle(request_id, result_type=ActivationStatus)

@@ -6,18 +6,66 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Mapping
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.envconfig import ClientConfig
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
+
+from pim.settings import PimSettings
 
 SEARCH_ATTRIBUTE_NAMES = ("PimState", "PimGroupId", "PimAccess", "PimPrincipalId")
 
 
 async def connect(address: str, namespace: str) -> Client:
+    """A plain connection (tests and the embedded dev server)."""
     return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+
+
+def connect_options(settings: PimSettings, environ: Mapping[str, str] | None = None) -> dict:
+    """Client.connect arguments: Temporal's client environment configuration
+    (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*,
+    TEMPORAL_PROFILE and its TOML file), then every PIM_ setting set explicitly on top."""
+    options: dict = dict(ClientConfig.load_client_connect_config(override_env_vars=environ))
+    options.setdefault("target_host", settings.temporal_address)
+    options.setdefault("namespace", settings.namespace)
+    explicit = settings.model_fields_set
+    if "temporal_address" in explicit:
+        options["target_host"] = settings.temporal_address
+    if "namespace" in explicit:
+        options["namespace"] = settings.namespace
+    if settings.temporal_api_key:
+        options["api_key"] = settings.temporal_api_key
+        options.setdefault("tls", True)
+    files = (settings.temporal_tls_cert, settings.temporal_tls_key, settings.temporal_tls_ca)
+    if any(files) or settings.temporal_tls_server_name:
+        if bool(settings.temporal_tls_cert) != bool(settings.temporal_tls_key):
+            raise ValueError("PIM_TEMPORAL_TLS_CERT and PIM_TEMPORAL_TLS_KEY go together")
+        options["tls"] = TLSConfig(
+            client_cert=_read(settings.temporal_tls_cert, "PIM_TEMPORAL_TLS_CERT"),
+            client_private_key=_read(settings.temporal_tls_key, "PIM_TEMPORAL_TLS_KEY"),
+            server_root_ca_cert=_read(settings.temporal_tls_ca, "PIM_TEMPORAL_TLS_CA"),
+            domain=settings.temporal_tls_server_name)
+    elif settings.temporal_tls is not None:
+        options["tls"] = settings.temporal_tls
+    return options
+
+
+def _read(path: str | None, name: str) -> bytes | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise ValueError(f"{name}: cannot read {path}: {error.strerror}") from None
+
+
+async def connect_with(settings: PimSettings) -> Client:
+    """The connection of workers, the CLI and services, from settings and the environment."""
+    return await Client.connect(**connect_options(settings), data_converter=pydantic_data_converter)
 
 
 async def register_search_attributes(client: Client, namespace: str) -> None:

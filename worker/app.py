@@ -11,11 +11,13 @@ from temporalio.worker import Worker
 
 from activities import build_activities
 from pim.directory import Directory
+from pim.health import check_store
 from pim.logging import configure_logging, get_logger
 from pim.notify import Notifier
 from pim.settings import PimSettings, load_settings
 from pim.store import Store
-from pim.temporal import connect
+from pim.temporal import connect_with
+from worker.health import HealthServer
 from workflows import WORKFLOWS
 
 log = get_logger("pim.worker")
@@ -42,18 +44,31 @@ async def run_worker(settings: PimSettings, stop: asyncio.Event | None = None) -
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
-    client = await connect(settings.temporal_address, settings.namespace)
+    client = await connect_with(settings)
     store = Store.open(settings.database_url)
     worker = build_worker(client, store, settings.task_queue)
-    log.info("worker started", task_queue=settings.task_queue, namespace=settings.namespace,
-             temporal=settings.temporal_address)
+    health = HealthServer(settings.health_port, lambda: _store_only(store)) if settings.health_port else None
+    if health:
+        await health.start()
+    log.info("worker started", task_queue=settings.task_queue, namespace=client.namespace,
+             temporal=client.service_client.config.target_host, health_port=settings.health_port or None)
     try:
         async with worker:
+            if health:
+                health.ready = True
             await stop.wait()
-            log.info("worker draining")
+            if health:
+                health.ready = False
+            log.info("worker draining: no new tasks; running activities get up to 30 s")
     finally:
+        if health:
+            await health.stop()
         await store.close()
         log.info("worker stopped")
+
+
+async def _store_only(store: Store):
+    return [await check_store(store)]
 
 
 def main() -> None:

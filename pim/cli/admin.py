@@ -19,7 +19,7 @@ from pim.operations import assignments as assignment_ops
 from pim.operations import groups as group_ops
 from pim.operations import policies as policy_ops
 from pim.operations import principals as principal_ops
-from pim.temporal import connect
+from pim.temporal import connect_with
 
 groups_app = typer.Typer(help="Groups: create, onboard into PIM, offboard, list.", no_args_is_help=True)
 assignments_app = typer.Typer(help="Assignments: list, extend, renew.", no_args_is_help=True)
@@ -49,7 +49,7 @@ async def admin(actor: str, temporal: bool = False):
         client = None
         if temporal:
             try:
-                client = await connect(config.temporal_address, config.namespace)
+                client = await connect_with(config)
             except RuntimeError:
                 client = None
         yield AdminContext(store, actor, temporal=client, task_queue=config.task_queue)
@@ -412,3 +412,19 @@ def db_upgrade() -> None:
 
     upgrade(settings().database_url)
     typer.echo("database is up to date")
+
+
+def health(json_: bool = typer.Option(False, "--json")) -> None:
+    """Check Temporal and the store (reachable, schema up to date); exit 1 when either fails."""
+    from pim.health import check_all
+
+    async def go() -> int:
+        checks = await check_all(settings())
+        if json_:
+            emit_json([c.model_dump() for c in checks])
+        else:
+            for check in checks:
+                typer.echo(f"{check.name}: {'ok' if check.ok else 'FAILING'} ({check.detail})")
+        return 0 if all(c.ok for c in checks) else 1
+
+    raise typer.Exit(run(go))

@@ -24,6 +24,7 @@ from pim.settings import PimSettings, load_settings
 from pim.store import Store
 from pim.operations import Refused
 from pim.store.admin import StoreError
+from pim.temporal import connect_options
 
 T = TypeVar("T")
 
@@ -67,8 +68,7 @@ def run(make: Callable[[], Awaitable[T]]) -> T:
         _fail(f"store: {error.orig}", 1)
     except RuntimeError as error:
         if "connect" in str(error).lower():
-            s = load_settings()
-            _fail(f"cannot reach Temporal at {s.temporal_address} (is `pim dev` or the server running?)", 1)
+            _fail(f"cannot reach Temporal at {temporal_target()} (is `pim dev` or the server running?)", 1)
         raise
     raise AssertionError("unreachable")
 
@@ -91,12 +91,20 @@ async def open_store():
         await store.close()
 
 
+def temporal_target() -> str:
+    try:
+        return connect_options(settings())["target_host"]
+    except ValueError:
+        return settings().temporal_address
+
+
 async def pim_client() -> PimClient:
     try:
         return await PimClient.connect(settings())
+    except ValueError as error:  # a TLS file that cannot be read, a half-given certificate pair
+        raise CliError(str(error), 2) from None
     except RuntimeError as error:
-        s = settings()
-        raise CliError(f"cannot reach Temporal at {s.temporal_address} (is `pim dev` or the server running?)") from error
+        raise CliError(f"cannot reach Temporal at {temporal_target()} (is `pim dev` or the server running?)") from error
 
 
 def emit_json(value: Any) -> None:

@@ -25,6 +25,7 @@ app.add_typer(admin.policy_app, name="policy")
 app.command()(admin.members)
 app.add_typer(admin.mfa_app, name="mfa")
 app.command()(admin.audit)
+app.command()(admin.health)
 
 
 def _entry() -> None:
