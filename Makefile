@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install dev test test-fast clean
+.PHONY: install dev test test-fast lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,13 @@ install: $(STAMP)
 dev: install
 	$(BIN)/pim dev --seed demo
 
-## The whole suite: unit, store and workflow tests on real Temporal servers.
-test: install
+## Lint (errors only), then the whole suite: unit, store and workflow tests on
+## real Temporal servers, on SQLite and PostgreSQL.
+test: install lint
 	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check pim workflows activities worker tests
 
 ## Only the tests that need no Temporal server.
 test-fast: install

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from temporalio import activity
 
 from pim.assignment_models import AssignmentEnd, AssignmentWindow
-from pim.directory import Directory, confer, withdraw
+from pim.directory import Directory, confer, source_already_recorded, withdraw
 from pim.logging import get_logger
 from pim.store import Store
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pim.models import AccessType
 from pim.policy import Policy
-from pim.store.tables import ActivationClaimRow, AssignmentRow, DirectoryRoleRow, GrantRow, GroupRow, PolicyRow, PrincipalRow
+from pim.store.tables import ActivationClaimRow, AssignmentRow, DirectoryRoleRow, GroupRow, PolicyRow, PrincipalRow
 
 
 class StoreError(Exception):
