@@ -7,6 +7,8 @@ from datetime import timedelta
 
 from pydantic import TypeAdapter, ValidationError
 
+from pim.models import MAX_DURATION
+
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 _SHORT = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _ISO = TypeAdapter(timedelta)
@@ -18,7 +20,10 @@ def parse_duration(text: str, field: str = "duration") -> timedelta:
     match = _SHORT.match(value)
     if value and match and any(match.groups()):
         parts = dict(zip(("days", "hours", "minutes", "seconds"), (int(g or 0) for g in match.groups())))
-        result = timedelta(**parts)
+        try:
+            result = timedelta(**parts)
+        except OverflowError:
+            raise ValueError(f"{field}: must be at most P3660D") from None
     else:
         try:
             result = _ISO.validate_python(text.strip().upper())
@@ -26,6 +31,8 @@ def parse_duration(text: str, field: str = "duration") -> timedelta:
             raise ValueError(f"{field}: {text!r} is not a duration (examples: 2h, 30m, 1h30m, PT2H)") from None
     if result <= timedelta(0):
         raise ValueError(f"{field}: must be positive")
+    if result > MAX_DURATION:
+        raise ValueError(f"{field}: must be at most P3660D")
     return result
 
 

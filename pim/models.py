@@ -7,7 +7,7 @@ converter, so field names are part of the contract.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -81,9 +81,24 @@ class MfaEvidence(Contract):
     __str__ = __repr__
 
 
+# Longer than any policy allows, and far from datetime's limits: arithmetic on
+# instants never overflows, whatever a caller sends.
+MAX_DURATION = timedelta(days=3660)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def positive_duration(value: timedelta | None) -> timedelta | None:
     if value is not None and value <= timedelta(0):
         raise ValueError("must be a positive duration")
+    if value is not None and value > MAX_DURATION:
+        raise ValueError("must be at most P3660D")
+    return value
+
+
+def sane_instant(value: datetime | None) -> datetime | None:
+    if value is not None and not EARLIEST <= value <= LATEST:
+        raise ValueError("must be between 2000 and 2200")
     return value
 
 
@@ -99,6 +114,7 @@ class ActivationRequest(Contract):
     validate_only: bool = False
 
     _positive = field_validator("duration")(positive_duration)
+    _sane_start = field_validator("start_at")(sane_instant)
 
     @property
     def workflow_id(self) -> str:

@@ -50,14 +50,14 @@ class ActivationSettings(Settings):
             raise ValueError("activation.max_duration must be between PT30M and PT24H")
         if not MIN_ACTIVATION <= self.min_duration <= self.max_duration:
             raise ValueError("activation.min_duration must be between PT5M and activation.max_duration")
-        if self.approval_timeout <= timedelta(0):
-            raise ValueError("activation.approval_timeout must be positive")
+        if not timedelta(minutes=5) <= self.approval_timeout <= timedelta(days=30):
+            raise ValueError("activation.approval_timeout must be between PT5M and P30D")
         return self
 
 
 class AssignmentSettings(Settings):
     allow_permanent: bool = False
-    max_duration: timedelta
+    max_duration: timedelta = Field(gt=timedelta(minutes=5), le=timedelta(days=3660))
     require_justification: bool = False
     require_mfa: bool = False
 

@@ -33,6 +33,11 @@ class PimSettings(BaseSettings):
     max_role_assignable_groups: int = 500
     # `pim worker`: an HTTP endpoint for liveness and readiness (0: none).
     health_port: int = 0
+    # Payload encryption (AES-GCM) of workflow inputs, signals, updates and results:
+    # "KEY_ID:BASE64KEY[,KEY_ID:BASE64KEY...]", the first encrypts, all decrypt.
+    payload_keys: str | None = None
+    # Tests only: faults injected into the directory, e.g. "remove:fail:3,add:hang:1".
+    directory_faults: str | None = None
 
 
 def load_settings() -> PimSettings:
