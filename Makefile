@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install dev test test-fast lint clean
+.PHONY: install dev test test-fast test-quick lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: install
 ## Only the tests that need no Temporal server.
 test-fast: install
 	$(BIN)/pytest tests/unit tests/store
+
+## Everything but the slow crash-and-restart tests.
+test-quick: install
+	$(BIN)/pytest -m "not slow"
 
 ## Forget the development state (store and Temporal history in .pim/).
 clean:
