@@ -11,6 +11,7 @@ from activities.access import AccessActivities
 from activities.admission import AdmissionActivities
 from activities.assignments import AssignmentActivities
 from activities.audit import AuditActivities
+from activities.reconcile import ReconcileActivities
 
 
 def build_activities(store: Store, directory: Directory | None = None, notifier: Notifier | None = None) -> list:
@@ -26,4 +27,5 @@ def build_activities(store: Store, directory: Directory | None = None, notifier:
         access.grant_access,
         access.close_activation,
         AuditActivities(store, notifier or Notifier()).record_event,
+        ReconcileActivities(store, directory).reconcile_access,
     ]

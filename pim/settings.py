@@ -8,6 +8,7 @@ its TOML file); a PIM_ setting that is set explicitly wins over it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,8 @@ class PimSettings(BaseSettings):
     log_level: str = "INFO"
     directory: Literal["store"] = "store"
     max_role_assignable_groups: int = 500
+    # How often the Reconcile workflow runs (a Temporal Schedule).
+    reconcile_interval: timedelta = timedelta(minutes=5)
     # `pim worker`: an HTTP endpoint for liveness and readiness (0: none).
     health_port: int = 0
     # Payload encryption (AES-GCM) of workflow inputs, signals, updates and results:

@@ -10,9 +10,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import build_activities
-from pim.directory import Directory
+from pim.directory import Directory, StoreDirectory
+from pim.faults import FaultyDirectory
 from pim.health import check_store
 from pim.logging import configure_logging, get_logger
+from pim.schedules import ensure_reconcile_schedule
 from pim.notify import Notifier
 from pim.settings import PimSettings, load_settings
 from pim.store import Store
@@ -24,7 +26,11 @@ log = get_logger("pim.worker")
 
 
 def build_worker(client: Client, store: Store, task_queue: str, *, directory: Directory | None = None,
-                 notifier: Notifier | None = None) -> Worker:
+                 notifier: Notifier | None = None, directory_faults: str | None = None) -> Worker:
+    if directory_faults:  # tests only (PIM_DIRECTORY_FAULTS): grants and revokes misbehave on purpose
+        directory = FaultyDirectory(directory or StoreDirectory(store), directory_faults)
+        log.warning("DIRECTORY FAULTS INJECTED: grants and revokes will fail on purpose; never use this in production",
+                    plan=directory_faults, task_queue=task_queue)
     return Worker(
         client,
         task_queue=task_queue,
@@ -45,8 +51,9 @@ async def run_worker(settings: PimSettings, stop: asyncio.Event | None = None) -
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
     client = await connect_with(settings)
+    await ensure_reconcile_schedule(client, settings.task_queue, settings.reconcile_interval)
     store = Store.open(settings.database_url)
-    worker = build_worker(client, store, settings.task_queue)
+    worker = build_worker(client, store, settings.task_queue, directory_faults=settings.directory_faults)
     health = HealthServer(settings.health_port, lambda: _store_only(store)) if settings.health_port else None
     if health:
         await health.start()

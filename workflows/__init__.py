@@ -2,7 +2,8 @@
 
 from workflows.activation import GroupActivation
 from workflows.assignment import AssignmentLifecycle
+from workflows.reconcile import Reconcile
 
-WORKFLOWS = [GroupActivation, AssignmentLifecycle]
+WORKFLOWS = [GroupActivation, AssignmentLifecycle, Reconcile]
 
-__all__ = ["AssignmentLifecycle", "GroupActivation", "WORKFLOWS"]
+__all__ = ["AssignmentLifecycle", "GroupActivation", "Reconcile", "WORKFLOWS"]

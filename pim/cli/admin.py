@@ -428,3 +428,27 @@ def health(json_: bool = typer.Option(False, "--json")) -> None:
         return 0 if all(c.ok for c in checks) else 1
 
     raise typer.Exit(run(go))
+
+
+def reconcile(json_: bool = typer.Option(False, "--json")) -> None:
+    """Run the reconciler now (it also runs on its schedule) and print what it found."""
+    from pim.reconcile_models import ReconcileReport
+    from pim.temporal import connect_with as _connect
+
+    async def go() -> None:
+        config = settings()
+        client = await _connect(config)
+        report = await client.execute_workflow(
+            "Reconcile", id=f"reconcile/manual-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}",
+            task_queue=config.task_queue, result_type=ReconcileReport)
+        if json_:
+            emit_json(report)
+            return
+        for label, findings in (("revoked", report.revoked), ("released", report.released),
+                                ("unsourced", report.unsourced)):
+            for f in findings:
+                typer.echo(f"{label}\t{f.access.value}\t{f.group_id}\t{f.principal_id}\t{f.source or '-'}\t{f.reason}")
+        typer.echo(f"{len(report.revoked)} revoked, {len(report.released)} claims released, "
+                   f"{len(report.unsourced)} without a source")
+
+    run(go)

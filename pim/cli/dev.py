@@ -16,6 +16,7 @@ from pim.cli.common import CliError, settings
 from pim.logging import configure_logging, get_logger
 from pim.operations import AdminContext
 from pim.operations.assignments import start_missing_lifecycles
+from pim.schedules import ensure_reconcile_schedule
 from pim.seed import seed_demo
 from pim.store import Store
 from pim.store.database import upgrade_async
@@ -86,6 +87,7 @@ async def _run_dev(config, seed: str | None, port: int, ui: bool) -> None:
                                                                   task_queue=config.task_queue))
             if started:
                 log.info("assignment lifecycles started", assignments=started)
+            await ensure_reconcile_schedule(env.client, config.task_queue, config.reconcile_interval)
             print(BANNER.format(address=f"localhost:{port}", namespace=config.namespace, task_queue=config.task_queue,
                                 port_hint="" if port == 7233 else f"\n    export PIM_TEMPORAL_ADDRESS=localhost:{port}",
                                 ui=f"\n  Web UI:    http://localhost:{port + 1000}" if ui else "",

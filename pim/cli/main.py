@@ -26,6 +26,7 @@ app.command()(admin.members)
 app.add_typer(admin.mfa_app, name="mfa")
 app.command()(admin.audit)
 app.command()(admin.health)
+app.command()(admin.reconcile)
 
 
 def _entry() -> None:

@@ -1,0 +1,102 @@
+"""The reconciler's side effects: find access whose source has ended or whose
+workflow is gone, take it away, and say why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from pim.directory import Directory, withdraw
+from pim.logging import get_logger
+from pim.models import AccessType
+from pim.reconcile_models import Finding, ReconcileInput, ReconcileReport
+from pim.store import Store
+from pim.store.tables import ActivationClaimRow, GrantRow, MembershipRow
+
+log = get_logger("pim.reconcile")
+
+
+@dataclass
+class ReconcileActivities:
+    store: Store
+    directory: Directory
+
+    async def _workflow_gone(self, run_key: str) -> str | None:
+        """Why the workflow behind a grant or claim no longer runs, or None when it runs."""
+        workflow_id, _, run_id = run_key.partition("#")
+        handle = activity.client().get_workflow_handle(workflow_id, run_id=run_id or None)
+        try:
+            description = await handle.describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return "its workflow no longer exists"
+            raise
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            return None
+        return f"its workflow is {description.status.name.lower()}" if description.status else "its workflow ended"
+
+    @activity.defn(name="reconcile_access")
+    async def reconcile_access(self, data: ReconcileInput) -> ReconcileReport:
+        report = ReconcileReport(at=data.at)
+        async with self.store.sessions() as session:
+            grants = list(await session.scalars(select(GrantRow).order_by(GrantRow.id)))
+            claims = list(await session.scalars(select(ActivationClaimRow)))
+            memberships = list(await session.scalars(select(MembershipRow)))
+
+        for grant in grants:
+            reason = await self._stale_reason(grant, data)
+            if reason is None:
+                continue
+            finding = Finding(group_id=grant.group_id, access=AccessType(grant.access), principal_id=grant.principal_id,
+                              source=f"{grant.source_kind} {grant.source_id.split('#')[0]}", reason=reason)
+            await withdraw(self.store, self.directory, grant.group_id, AccessType(grant.access), grant.principal_id,
+                           source_id=grant.source_id, at=data.at,
+                           drop_source=lambda g=grant: self.store.remove_grant(g.source_kind, g.source_id))
+            await self._audit(data, "access_reconciled", finding)
+            report.revoked.append(finding)
+
+        for claim in claims:
+            reason = await self._workflow_gone(claim.request_id)
+            if reason is None:
+                continue
+            finding = Finding(group_id=claim.group_id, access=AccessType(claim.access), principal_id=claim.principal_id,
+                              source=f"activation {claim.request_id.split('#')[0]}", reason=reason)
+            await self.store.release_activation(claim.request_id)
+            await self._audit(data, "claim_released", finding)
+            report.released.append(finding)
+
+        live = {(g.group_id, g.access, g.principal_id) for g in grants if g.ends_at is None or g.ends_at > data.at}
+        revoked = {(f.group_id, f.access.value, f.principal_id) for f in report.revoked}
+        for membership in memberships:
+            key = (membership.group_id, membership.access, membership.principal_id)
+            if key in live - revoked or key in revoked:
+                continue
+            finding = Finding(group_id=key[0], access=AccessType(key[1]), principal_id=key[2],
+                              reason="the directory holds this access but no assignment or activation gives it")
+            await self._audit(data, "access_unsourced", finding)
+            report.unsourced.append(finding)
+        log.info("reconciled", revoked=len(report.revoked), released=len(report.released),
+                 unsourced=len(report.unsourced))
+        return report
+
+    async def _stale_reason(self, grant: GrantRow, data: ReconcileInput) -> str | None:
+        if grant.source_kind == "activation":
+            gone = await self._workflow_gone(grant.source_id)
+            return f"activation ended: {gone}" if gone else None
+        if grant.ends_at is not None and grant.ends_at <= data.at:
+            return f"assignment ended at {grant.ends_at.isoformat()}"
+        row = await self.store.assignment(grant.source_id)
+        if row is None or row.removed_at is not None:
+            return "assignment removed"
+        return None
+
+    async def _audit(self, data: ReconcileInput, action: str, finding: Finding) -> None:
+        await self.store.append_audit(
+            at=data.at, action=action, actor="reconciler", group_id=finding.group_id, access=finding.access.value,
+            principal_id=finding.principal_id, details={"source": finding.source or "", "reason": finding.reason},
+            dedupe_key=f"reconcile:{data.at.isoformat()}:{action}:{finding.group_id}:{finding.access.value}:"
+                       f"{finding.principal_id}:{finding.source}")
