@@ -4,7 +4,7 @@ checks, and the claim that makes it the only running activation of its kind."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from temporalio import activity
 
@@ -23,6 +23,8 @@ log = get_logger("pim.activities")
 @dataclass
 class AdmissionActivities:
     store: Store
+    # The key that clients seal MFA codes with (pim/mfa.py): PIM_MFA_SEAL_KEY or `pim dev`'s.
+    mfa_seal_key: bytes | None = field(default_factory=mfa.configured_seal_key)
 
     @activity.defn(name="admit_request")
     async def admit_request(self, data: AdmitInput) -> Admission:
@@ -71,7 +73,15 @@ class AdmissionActivities:
     async def _verify_mfa(self, request: ActivationRequest, data: AdmitInput) -> list[Violation]:
         assert request.mfa is not None  # presence was checked by the rules
         secret = await self.store.mfa_secret(request.principal_id)
-        step = mfa.matching_step(secret, request.mfa.code, time.time()) if secret else None
+        evidence = request.mfa
+        if evidence.sealed and self.mfa_seal_key is None:
+            return [mfa.MFA_UNSEALABLE]
+        if not secret:
+            step = None
+        elif evidence.sealed:
+            step = mfa.matching_sealed_step(secret, self.mfa_seal_key, request.principal_id, evidence.code, time.time())
+        else:
+            step = mfa.matching_step(secret, evidence.code, time.time())
         if step is None:
             return [mfa.MFA_INVALID]
         if request.validate_only:

@@ -1,7 +1,8 @@
 """`PimClient`: the typed client that services, approvers and the CLI use.
 
 It speaks the wire contract of SPEC section 3 and nothing else, so anything it
-does can also be done with the `temporal` CLI."""
+does can also be done with the `temporal` CLI. It seals MFA codes before they
+enter Temporal when it has a seal key (pim/mfa.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
+from pim import mfa
 from pim.models import ActivationRequest, Cancel, Deactivate, Decision, Extend, Review, ReviewDecision, State
 from pim.settings import PimSettings
 from pim.status import ActivationStatus
@@ -31,13 +33,15 @@ class RequestSummary(BaseModel):
 
 
 class PimClient:
-    def __init__(self, client: Client, task_queue: str = "pim") -> None:
+    def __init__(self, client: Client, task_queue: str = "pim", mfa_seal_key: bytes | None = None) -> None:
         self.temporal = client
         self.task_queue = task_queue
+        self.mfa_seal_key = mfa_seal_key
 
     @classmethod
     async def connect(cls, settings: PimSettings) -> "PimClient":
-        return cls(await connect_with(settings), settings.task_queue)
+        key = mfa.seal_key(settings)
+        return cls(await connect_with(settings), settings.task_queue, key)
 
     def _handle(self, request_id: str) -> WorkflowHandle:
         return self.temporal.get_workflow_handle(request_id, result_type=ActivationStatus)
@@ -45,6 +49,7 @@ class PimClient:
     async def start(self, request: ActivationRequest) -> str:
         """Start an activation; returns its request id (the workflow id). A second
         start while one runs for the same (group, access, principal) fails."""
+        request = mfa.seal_request(request, self.mfa_seal_key)
         handle = await self.temporal.start_workflow(
             WORKFLOW_TYPE, request, id=request.workflow_id, task_queue=self.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,

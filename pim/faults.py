@@ -35,8 +35,14 @@ class InjectedFault(Exception):
 
 
 @dataclass
+class Step:
+    mode: str
+    left: int  # calls still to fault
+
+
+@dataclass
 class FaultPlan:
-    steps: dict[str, list[list]] = field(default_factory=lambda: {op: [] for op in OPERATIONS})  # op -> [[mode, left]]
+    steps: dict[str, list[Step]] = field(default_factory=lambda: {op: [] for op in OPERATIONS})
 
     @classmethod
     def parse(cls, text: str) -> "FaultPlan":
@@ -55,15 +61,15 @@ class FaultPlan:
                 raise ValueError(f"{SETTING}: {part!r}: mode {mode!r} is not one of {', '.join(MODES)}")
             if not count.isdigit() or int(count) < 1:
                 raise ValueError(f"{SETTING}: {part!r}: count {count!r} is not a positive whole number")
-            plan.steps[operation].append([mode, int(count)])
+            plan.steps[operation].append(Step(mode, int(count)))
         return plan
 
     def next_fault(self, operation: str) -> str | None:
         """The mode for this call of `operation` (counted), or None to let it through."""
         for step in self.steps[operation]:
-            if step[1] > 0:
-                step[1] -= 1
-                return step[0]
+            if step.left > 0:
+                step.left -= 1
+                return step.mode
         return None
 
 

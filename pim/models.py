@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
 
 # Ids are plain, printable and short: they end up in workflow ids, search
 # attributes and log lines. Unicode look-alikes and control characters are refused.
@@ -74,9 +74,18 @@ class Ticket(Contract):
 class MfaEvidence(Contract):
     method: Literal["totp"] = "totp"
     code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    # True when `code` is the client's seal of the code, not the code (pim/mfa.py):
+    # what PimClient sends, so that no code is ever written in a Temporal history.
+    sealed: bool = False
+
+    @model_validator(mode="after")
+    def _sealed_shape(self) -> "MfaEvidence":
+        if self.sealed and not re.fullmatch(r"[A-Za-z0-9_-]{43}", self.code):
+            raise ValueError("mfa.code: a sealed code is 43 base64url characters")
+        return self
 
     def __repr__(self) -> str:  # a code must never reach a log line through repr()
-        return f"MfaEvidence(method={self.method!r}, code='***')"
+        return f"MfaEvidence(method={self.method!r}, code='***', sealed={self.sealed!r})"
 
     __str__ = __repr__
 

@@ -39,6 +39,10 @@ class PimSettings(BaseSettings):
     # Payload encryption (AES-GCM) of workflow inputs, signals, updates and results:
     # "KEY_ID:BASE64KEY[,KEY_ID:BASE64KEY...]", the first encrypts, all decrypt.
     payload_keys: str | None = None
+    # MFA codes are sealed (HMAC) by clients before they reach Temporal, and checked
+    # by workers: a base64 secret of 32 bytes or more, the same on both sides (pim/mfa.py).
+    # `pim dev` generates one into .pim/mfa-seal.key, which is used when this is unset.
+    mfa_seal_key: str | None = None
     # Tests only: faults injected into the directory, e.g. "remove:fail:3,add:hang:1".
     directory_faults: str | None = None
 

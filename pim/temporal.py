@@ -15,6 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+from pim.codec import data_converter
 from pim.settings import PimSettings
 
 SEARCH_ATTRIBUTE_NAMES = ("PimState", "PimGroupId", "PimAccess", "PimPrincipalId")
@@ -64,8 +65,9 @@ def _read(path: str | None, name: str) -> bytes | None:
 
 
 async def connect_with(settings: PimSettings) -> Client:
-    """The connection of workers, the CLI and services, from settings and the environment."""
-    return await Client.connect(**connect_options(settings), data_converter=pydantic_data_converter)
+    """The connection of workers, the CLI and services, from settings and the environment
+    (payloads encrypted when PIM_PAYLOAD_KEYS is set: pim/codec.py)."""
+    return await Client.connect(**connect_options(settings), data_converter=data_converter(settings))
 
 
 async def register_search_attributes(client: Client, namespace: str) -> None:

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pim.cli.common import CliError, settings
+from pim.codec import data_converter
 from pim.logging import configure_logging, get_logger
+from pim.mfa import ensure_dev_seal_key
 from pim.operations import AdminContext
 from pim.operations.assignments import start_missing_lifecycles
 from pim.schedules import ensure_reconcile_schedule
@@ -76,11 +77,13 @@ async def _run_dev(config, seed: str | None, port: int, ui: bool) -> None:
         log.info("demo tenant " + ("loaded" if loaded else "already present"))
     state_dir = Path(".pim")
     state_dir.mkdir(exist_ok=True)
+    if not config.mfa_seal_key:
+        ensure_dev_seal_key()  # the worker below and the `pim` commands run from here seal MFA codes with it
     env = await WorkflowEnvironment.start_local(
         namespace=config.namespace, port=port, ui=ui, search_attributes=list(SEARCH_ATTRIBUTES),
         dev_server_existing_path=find_binary("temporal"),
         dev_server_database_filename=str(state_dir / "temporal.db"),
-        data_converter=pydantic_data_converter, dev_server_log_level="error")
+        data_converter=data_converter(config), dev_server_log_level="error")
     try:
         async with build_worker(env.client, store, config.task_queue):
             started = await start_missing_lifecycles(AdminContext(store, "seed", temporal=env.client,
