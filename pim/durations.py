@@ -18,6 +18,8 @@ def parse_duration(text: str, field: str = "duration") -> timedelta:
     """A positive duration, or ValueError naming the field."""
     value = text.strip().lower()
     match = _SHORT.match(value)
+    if value and match and any(len((g or "").lstrip("0")) > 12 for g in match.groups()):
+        raise ValueError(f"{field}: must be at most P3660D")  # before int(): Python refuses > 4,300 digits
     if value and match and any(match.groups()):
         parts = dict(zip(("days", "hours", "minutes", "seconds"), (int(g or 0) for g in match.groups())))
         try:

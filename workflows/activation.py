@@ -56,6 +56,7 @@ class GroupActivation:
         self.granted = False
         self.end_requested: State | None = None  # canceled or deactivated, by signal
         self.expiry_moved = False
+        self.deadline_enforced = False
         self.records: list[asyncio.Future] = []  # audit and notification activities under way
         self.status = ActivationStatus(request_id=info.workflow_id, state=State.validating, requested_at=workflow.now())
         try:
@@ -130,6 +131,9 @@ class GroupActivation:
         self.status.stages = [StageStatus(approvers=s.approvers, required=s.required) for s in policy.activation.approval]
         deadline = self.status.requested_at + policy.activation.approval_timeout
         self.status.approval_deadline = deadline
+        # A decision that reaches the workflow together with the deadline's timer (say,
+        # after a worker outage) must not count: handlers run before timers in a task.
+        self.deadline_enforced = workflow.patched("refuse-decisions-past-deadline")
         self._set_state(State.pending_approval, note=f"{len(self.status.stages)} stage(s) to approve")
         self._audit_transition("activation_pending_approval", approval_deadline=deadline.isoformat())
         ended = await self._wait_or_end(deadline, until=lambda: self._current_stage() is None or self._denied())
@@ -318,6 +322,9 @@ class GroupActivation:
         return any(d.decision == ReviewDecision.deny for s in self.status.stages for d in s.decisions)
 
     def _review_refusal(self, approver_id: str, decision: ReviewDecision, justification: str | None) -> str | None:
+        deadline = self.status.approval_deadline
+        if self.deadline_enforced and deadline is not None and workflow.now() >= deadline:
+            return "the approval deadline has passed"
         index = self._current_stage() if self.status.state == State.pending_approval and not self._denied() else None
         policy = self.admission.policy
         return rules.refuse_review(
