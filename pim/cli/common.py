@@ -19,6 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from pim.client import PimClient
+from pim.codec import PayloadKeyError
 from pim.models import violations_from_validation_error
 from pim.settings import PimSettings, load_settings
 from pim.store import Store
@@ -47,8 +48,12 @@ def run(make: Callable[[], Awaitable[T]]) -> T:
         _fail(str(error), error.exit_code)
     except ValidationError as error:
         _fail("; ".join(v.message for v in violations_from_validation_error(error)), 2)
-    except (StoreError, Refused) as error:
+    except (StoreError, Refused, PayloadKeyError) as error:
         _fail(str(error), 1)
+    except KeyError as error:
+        if "binary/encrypted" in str(error):  # a payload written with the codec, read without it
+            _fail("the payloads are encrypted: set PIM_PAYLOAD_KEYS as the workers have it", 1)
+        raise
     except WorkflowAlreadyStartedError as error:
         _fail(f"a request with id {error.workflow_id} is already running", 1)
     except WorkflowUpdateFailedError as error:
