@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -45,7 +44,7 @@ from pim.status import ActivationStatus
 from pim.store import Store
 from pim.store.tables import GrantRow
 from pim.temporal import SEARCH_ATTRIBUTE_NAMES, connect, find_binary
-from tests import postgres
+from tests.integration.processes import free_port, http_status
 from workflows.options import PIM_STATE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,12 +60,6 @@ FINAL = {State.rejected, State.denied, State.approval_expired, State.canceled, S
 
 
 # --- processes ---------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def tail(path: Path, lines: int = 40) -> str:
     try:
@@ -154,22 +147,7 @@ class WorkerProcess:
         assert await asyncio.wait_for(self.proc.wait(), 10) == -signal.SIGKILL
 
 
-async def http_status(port: int, path: str) -> int | None:
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
-    except (OSError, asyncio.TimeoutError):
-        return None
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-        await writer.drain()
-        parts = (await asyncio.wait_for(reader.readline(), 5)).split()
-        return int(parts[1]) if len(parts) > 1 else None
-    except (OSError, asyncio.TimeoutError, ValueError):
-        return None
-    finally:
-        writer.close()
-
-
+@dataclass
 # --- the harness: server, workers, store, locks ------------------------------
 
 @dataclass
@@ -247,21 +225,13 @@ class Harness:
 
 
 @pytest_asyncio.fixture
-async def pg_store(postgres_template):
-    """A fresh, migrated PostgreSQL database with the demo tenant (several processes share it)."""
-    if postgres_template is None:
-        pytest.skip(postgres.HOW_TO)
-    name = await postgres_template.clone()
-    opened = Store.open(postgres.database_url(name))
-    try:
-        await seed_demo(opened)
-        for user in ("erin", "frank", "gina", "hank"):
-            await opened.add_principal(user, "user", user.capitalize())
-            await opened.assign(DEV, user, kind="eligible", by="admin")
-        yield opened
-    finally:
-        await opened.close()
-        await postgres_template.drop(name)
+async def crash_store(pg_store):
+    """The shared PostgreSQL store with the demo tenant and four more users eligible on grp-dev."""
+    await seed_demo(pg_store)
+    for user in ("erin", "frank", "gina", "hank"):
+        await pg_store.add_principal(user, "user", user.capitalize())
+        await pg_store.assign(DEV, user, kind="eligible", by="admin")
+    return pg_store
 
 
 @asynccontextmanager
@@ -439,8 +409,8 @@ async def end_by_admin(h: Harness, rid: str, group_id: str, principal_id: str) -
 # --- the scenarios -------------------------------------------------------------
 
 @pytest.mark.slow
-async def test_worker_killed_while_request_waits_for_approval(pg_store, tmp_path):
-    async with crash_harness(pg_store, tmp_path) as h:
+async def test_worker_killed_while_request_waits_for_approval(crash_store, tmp_path):
+    async with crash_harness(crash_store, tmp_path) as h:
         first = await h.start_worker()
         rid = await request_ops(h)
         await wait_state(h, rid, State.pending_approval, 20)
@@ -466,8 +436,8 @@ async def test_worker_killed_while_request_waits_for_approval(pg_store, tmp_path
 
 
 @pytest.mark.slow
-async def test_worker_killed_while_grant_in_flight_grants_once(pg_store, tmp_path):
-    async with crash_harness(pg_store, tmp_path) as h:
+async def test_worker_killed_while_grant_in_flight_grants_once(crash_store, tmp_path):
+    async with crash_harness(crash_store, tmp_path) as h:
         first = await h.start_worker()
         lock = await h.hold_lock(DEV, "erin")
         rid = await request_dev(h, "erin")
@@ -491,8 +461,8 @@ async def test_worker_killed_while_grant_in_flight_grants_once(pg_store, tmp_pat
 
 
 @pytest.mark.slow
-async def test_worker_killed_while_revocation_in_flight_revokes_once(pg_store, tmp_path):
-    async with crash_harness(pg_store, tmp_path) as h:
+async def test_worker_killed_while_revocation_in_flight_revokes_once(crash_store, tmp_path):
+    async with crash_harness(crash_store, tmp_path) as h:
         first = await h.start_worker()
         rid = await request_dev(h, "erin")
         await wait_state(h, rid, State.active, 20)
@@ -524,9 +494,9 @@ async def test_worker_killed_while_revocation_in_flight_revokes_once(pg_store, t
 
 
 @pytest.mark.slow
-async def test_server_restart_keeps_activations_and_their_timers(pg_store, tmp_path):
+async def test_server_restart_keeps_activations_and_their_timers(crash_store, tmp_path):
     users = ["erin", "frank", "gina"]
-    async with crash_harness(pg_store, tmp_path) as h:
+    async with crash_harness(crash_store, tmp_path) as h:
         workers = [await h.start_worker(), await h.start_worker()]
         dev_ids = [await request_dev(h, u) for u in users]
         before = {rid: await wait_state(h, rid, State.active, 20) for rid in dev_ids}

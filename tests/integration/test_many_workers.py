@@ -15,15 +15,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-import pytest_asyncio
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.api.enums.v1 import PendingActivityState
@@ -33,7 +30,7 @@ from pim.models import AccessType, ActivationRequest, State
 from pim.seed import seed_demo
 from pim.store import Store
 from pim.store.tables import GrantRow
-from tests import postgres
+from tests.integration.processes import free_port, http_status
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "grp-dev"
@@ -44,41 +41,6 @@ JUSTIFICATION = "deploy release 4.2"
 READY_TIMEOUT = 30
 ACTIVE_TIMEOUT = 90  # a grant in flight on the killed worker is retried after its 30 s start-to-close timeout
 EXIT_TIMEOUT = 40
-
-
-@pytest_asyncio.fixture
-async def pg_store(postgres_template):
-    """A fresh, migrated PostgreSQL database (several processes share it: SQLite will not do)."""
-    if postgres_template is None:
-        pytest.skip(postgres.HOW_TO)
-    name = await postgres_template.clone()
-    opened = Store.open(postgres.database_url(name))
-    yield opened
-    await opened.close()
-    await postgres_template.drop(name)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def http_status(port: int, path: str) -> int | None:
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
-    except (OSError, asyncio.TimeoutError):
-        return None
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-        await writer.drain()
-        line = await asyncio.wait_for(reader.readline(), 5)
-        parts = line.split()
-        return int(parts[1]) if len(parts) > 1 else None
-    except (OSError, asyncio.TimeoutError, ValueError):
-        return None
-    finally:
-        writer.close()
 
 
 class WorkerProcess:
