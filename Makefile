@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install dev test test-fast test-quick lint clean
+.PHONY: install dev test test-fast test-quick lint clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ test-fast: install
 ## Everything but the slow crash-and-restart tests.
 test-quick: install
 	$(BIN)/pytest -m "not slow"
+
+## Benchmarks (issue 6), in order; JSON and the plot go to bench/results/.
+## About an hour with SCALE_N=10000 (make bench SCALE_N=1000: about 25 minutes).
+SCALE_N ?= 10000
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.revocation_lag
+	$(BIN)/python -m bench.scale --n $(SCALE_N)
+	$(BIN)/python -m bench.plot
 
 ## Forget the development state (store and Temporal history in .pim/).
 clean:

@@ -1,0 +1,154 @@
+"""Revocation lag: activations of the minimum duration (PT5M, the policy floor)
+that expire together, 100 and then 1,000 of them, side by side with the bare
+workflow (grant, timer, revoke) expiring the same way, in one run. The lag of
+each is the time from its `expires_at` to the moment the store no longer holds
+the membership (the memberships table, polled every 50 ms).
+
+All four batches are started first as scheduled requests (`start_at`), so that
+each batch is granted, and so expires, at one instant; the batches are spaced
+so that they do not overlap: product-100 at T0, bare-100 at T0+30 s,
+product-1000 at T0+60 s, bare-1000 at T0+120 s (T0 a little after every start
+call has been admitted). About 5 minutes of waiting plus 2 for the spacing.
+
+    python -m bench.revocation_lag [--small 100] [--large 1000] [--duration 300]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from bench.common import (BARE_GROUP, GROUP, bench_env, count_history, gather_limited, main, arg, percentiles, save,
+                          table, wait_state)
+from pim.store.tables import MembershipRow
+
+POLL = 0.05
+
+
+class MembershipWatch:
+    """When each (group, key) membership row appears and disappears."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.appeared: dict[tuple[str, str], float] = {}
+        self.vanished: dict[tuple[str, str], float] = {}
+        self.stop = False
+
+    async def run(self) -> None:
+        present: set[tuple[str, str]] = set()
+        while not self.stop:
+            async with self.store.sessions() as session:
+                rows = (await session.execute(select(MembershipRow.group_id, MembershipRow.principal_id)
+                                              .where(MembershipRow.group_id.in_([GROUP, BARE_GROUP])))).all()
+            now = time.time()
+            current = {(g, p) for g, p in rows}
+            for key in current - present:
+                self.appeared.setdefault(key, now)
+            for key in present - current:
+                self.vanished.setdefault(key, now)
+            present = current
+            await asyncio.sleep(POLL)
+
+
+async def start_and_admit(bench, user: str, duration: int, start_at: datetime) -> str:
+    rid = await bench.pim.start(bench.request(user, duration=timedelta(seconds=duration), start_at=start_at))
+    await wait_state(bench.pim, rid, {"scheduled", "activating", "active"}, interval=0.1)
+    return rid
+
+
+async def run() -> None:
+    small, large, duration = arg("small", 100), arg("large", 1000), arg("duration", 300)
+    async with bench_env(small + large) as bench:
+        watch = MembershipWatch(bench.store)
+        watcher = asyncio.create_task(watch.run())
+        lead = 20 + (small + large) / 10  # admission of every request must be done before T0
+        t0 = datetime.now(UTC) + timedelta(seconds=lead)
+        plan = [("product", small, t0), ("bare", small, t0 + timedelta(seconds=30)),
+                ("product", large, t0 + timedelta(seconds=60)), ("bare", large, t0 + timedelta(seconds=120))]
+        batches = []
+        began = time.time()
+        for index, (kind, n, start_at) in enumerate(plan):
+            if kind == "product":
+                users = bench.take_users(n)
+                # Started at the pace admission keeps (a TOTP code is only good for about a minute).
+                ids = await gather_limited((start_and_admit(bench, u, duration, start_at) for u in users), 20)
+                keys = [(GROUP, u) for u in users]
+            else:
+                names = [f"lag{index}-{n}-{i:05d}" for i in range(n)]
+                await gather_limited((bench.start_bare(k, duration, start_at) for k in names), 50)
+                ids = [f"bare/{k}" for k in names]
+                keys = [(BARE_GROUP, k) for k in names]
+            batches.append(dict(kind=kind, n=n, start_at=start_at, ids=ids, keys=keys))
+        print(f"all {sum(b['n'] for b in batches)} started in {time.time() - began:.1f} s; T0 in "
+              f"{(t0 - datetime.now(UTC)).total_seconds():.1f} s; expiries from "
+              f"{(t0 + timedelta(seconds=duration)).isoformat()}", flush=True)
+        if datetime.now(UTC) > t0:
+            print("WARNING: starting took longer than the lead; the first batch is not granted at one instant")
+
+        # Once each batch is granted, read every expires_at.
+        for batch in batches:
+            while (batch["start_at"] - datetime.now(UTC)).total_seconds() > -5:
+                await asyncio.sleep(1)
+            while sum(k in watch.appeared for k in batch["keys"]) < batch["n"]:
+                await asyncio.sleep(1)
+            if batch["kind"] == "product":
+                statuses = await gather_limited((bench.pim.status(r) for r in batch["ids"]), 20)
+                batch["expires_at"] = [s.expires_at.timestamp() for s in statuses]
+                batch["states"] = sorted({s.state.value for s in statuses})
+            else:
+                raw = await gather_limited((bench.client.get_workflow_handle(r).query("expires_at", result_type=str)
+                                            for r in batch["ids"]), 20)
+                batch["expires_at"] = [datetime.fromisoformat(x).timestamp() for x in raw]
+            grants = [watch.appeared[k] for k in batch["keys"]]
+            batch["grant_spread_s"] = round(max(grants) - min(grants), 3)
+            batch["expires_spread_s"] = round(max(batch["expires_at"]) - min(batch["expires_at"]), 3)
+            print(f"{batch['kind']} x{batch['n']}: granted within {batch['grant_spread_s']} s, expiring within "
+                  f"{batch['expires_spread_s']} s", flush=True)
+
+        last_expiry = max(max(b["expires_at"]) for b in batches)
+        while time.time() < last_expiry + 5 or any(
+                sum(k in watch.vanished for k in b["keys"]) < b["n"] for b in batches):
+            await asyncio.sleep(1)
+            if time.time() > last_expiry + 300:
+                print("WARNING: some memberships were never revoked within 5 minutes of the last expiry")
+                break
+        watch.stop = True
+        await watcher
+
+        rows, out = [], []
+        for batch in batches:
+            lags = [watch.vanished[k] - e for k, e in zip(batch["keys"], batch["expires_at"]) if k in watch.vanished]
+            stats = percentiles(lags)
+            rows.append((batch["kind"], batch["n"], stats.get("p50"), stats.get("p95"), stats.get("p99"),
+                         stats.get("max"), batch["expires_spread_s"]))
+            out.append({"kind": batch["kind"], "n": batch["n"], "lag_seconds": stats,
+                        "revoked": len(lags), "grant_spread_s": batch["grant_spread_s"],
+                        "expires_spread_s": batch["expires_spread_s"], "lags": [round(x, 4) for x in lags]})
+        print(table(rows, ("workflow", "expiring together", "p50 s", "p95 s", "p99 s", "max s", "expiry spread s")))
+        product_small = batches[0]["ids"][0]
+        final = await bench.pim.result(product_small)
+        history = await count_history(bench.client, product_small)
+        print(f"history events of one activation that expired on its own ({final.state.value}): {history['events']}")
+        by = {(b["kind"], b["n"]): b["lag_seconds"] for b in out}
+        goals = {
+            "p99_under_1s_with_small": by[("product", small)].get("p99", 99) < 1.0,
+            "p99_within_1.25x_bare_with_large":
+                by[("product", large)].get("p99", 99) <= 1.25 * by[("bare", large)].get("p99", 0.0),
+        }
+        print(f"goals: {goals}")
+        name = "revocation_lag" if (small, large) == (100, 1000) else f"revocation_lag_{small}_{large}"
+        save(name, {
+            "small": small, "large": large, "duration_seconds": duration, "batches": out, "goals": goals,
+            "ratio_p99_large": round(by[("product", large)].get("p99", 0) / max(by[("bare", large)].get("p99", 1e-9), 1e-9), 2),
+            "history_events_expired": history["events"], "history_by_type": history["by_type"],
+            "method": f"scheduled (start_at) batches, one instant each; membership rows polled every {POLL * 1000:.0f} ms; "
+                      "lag = first poll without the row - expires_at (from the status query / the bare workflow's query)",
+            "notes": bench.notes,
+        })
+
+
+if __name__ == "__main__":
+    main(run)
