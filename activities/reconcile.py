@@ -25,8 +25,14 @@ class ReconcileActivities:
     store: Store
     directory: Directory
 
-    async def _workflow_gone(self, run_key: str) -> str | None:
-        """Why the workflow behind a grant or claim no longer runs, or None when it runs."""
+    async def _workflow_gone(self, run_key: str, seen: dict[str, str | None]) -> str | None:
+        """Why the workflow behind a grant or claim no longer runs, or None when it runs.
+        An activation has both a grant and a claim: its workflow is described once per run."""
+        if run_key not in seen:
+            seen[run_key] = await self._describe(run_key)
+        return seen[run_key]
+
+    async def _describe(self, run_key: str) -> str | None:
         workflow_id, _, run_id = run_key.partition("#")
         handle = activity.client().get_workflow_handle(workflow_id, run_id=run_id or None)
         try:
@@ -42,13 +48,14 @@ class ReconcileActivities:
     @activity.defn(name="reconcile_access")
     async def reconcile_access(self, data: ReconcileInput) -> ReconcileReport:
         report = ReconcileReport(at=data.at)
+        seen: dict[str, str | None] = {}
         async with self.store.sessions() as session:
             grants = list(await session.scalars(select(GrantRow).order_by(GrantRow.id)))
             claims = list(await session.scalars(select(ActivationClaimRow)))
             memberships = list(await session.scalars(select(MembershipRow)))
 
         for grant in grants:
-            reason = await self._stale_reason(grant, data)
+            reason = await self._stale_reason(grant, data, seen)
             if reason is None:
                 continue
             finding = Finding(group_id=grant.group_id, access=AccessType(grant.access), principal_id=grant.principal_id,
@@ -60,7 +67,7 @@ class ReconcileActivities:
             report.revoked.append(finding)
 
         for claim in claims:
-            reason = await self._workflow_gone(claim.request_id)
+            reason = await self._workflow_gone(claim.request_id, seen)
             if reason is None:
                 continue
             finding = Finding(group_id=claim.group_id, access=AccessType(claim.access), principal_id=claim.principal_id,
@@ -73,7 +80,7 @@ class ReconcileActivities:
         revoked = {(f.group_id, f.access.value, f.principal_id) for f in report.revoked}
         for membership in memberships:
             key = (membership.group_id, membership.access, membership.principal_id)
-            if key in live - revoked or key in revoked:
+            if key in live or key in revoked:  # a source gives it, or it was just handled above
                 continue
             finding = Finding(group_id=key[0], access=AccessType(key[1]), principal_id=key[2],
                               reason="the directory holds this access but no assignment or activation gives it")
@@ -83,9 +90,9 @@ class ReconcileActivities:
                  unsourced=len(report.unsourced))
         return report
 
-    async def _stale_reason(self, grant: GrantRow, data: ReconcileInput) -> str | None:
+    async def _stale_reason(self, grant: GrantRow, data: ReconcileInput, seen: dict[str, str | None]) -> str | None:
         if grant.source_kind == "activation":
-            gone = await self._workflow_gone(grant.source_id)
+            gone = await self._workflow_gone(grant.source_id, seen)
             return f"activation ended: {gone}" if gone else None
         if grant.ends_at is not None and grant.ends_at <= data.at:
             return f"assignment ended at {grant.ends_at.isoformat()}"

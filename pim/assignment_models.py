@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from pim.models import AccessType
-from pim.status import StatusEvent  # noqa: F401  (re-exported for the workflow)
 
 
 def assignment_workflow_id(assignment_id: str) -> str:

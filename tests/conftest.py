@@ -75,24 +75,38 @@ async def postgres_template():
         await template.close()
 
 
-@pytest_asyncio.fixture(params=["sqlite", "postgresql"])
-async def store(request, tmp_path, migrated_template, postgres_template):
-    """A fresh, migrated store: every test that uses it runs on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        path = tmp_path / "pim.db"
-        shutil.copy(migrated_template, path)
-        opened = Store.open(f"sqlite+aiosqlite:///{path}")
+@asynccontextmanager
+async def sqlite_store(tmp_path: Path, template: Path):
+    """A copy of the migrated template file, opened."""
+    path = tmp_path / "pim.db"
+    shutil.copy(template, path)
+    opened = Store.open(f"sqlite+aiosqlite:///{path}")
+    try:
         yield opened
+    finally:
         await opened.close()
-        return
-    template = postgres_template
+
+
+@asynccontextmanager
+async def postgres_store(template: postgres.PostgresTemplate | None):
+    """A fresh clone of the migrated PostgreSQL template, opened; skips when there is none."""
     if template is None:
         pytest.skip(postgres.HOW_TO)
     name = await template.clone()
     opened = Store.open(postgres.database_url(name))
-    yield opened
-    await opened.close()
-    await template.drop(name)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+        await template.drop(name)
+
+
+@pytest_asyncio.fixture(params=["sqlite", "postgresql"])
+async def store(request, tmp_path, migrated_template, postgres_template):
+    """A fresh, migrated store: every test that uses it runs on SQLite and on PostgreSQL."""
+    opened = sqlite_store(tmp_path, migrated_template) if request.param == "sqlite" else postgres_store(postgres_template)
+    async with opened as fresh:
+        yield fresh
 
 
 @pytest_asyncio.fixture
