@@ -4,7 +4,6 @@ audit and notifications. Activities never import workflows."""
 from __future__ import annotations
 
 from pim.directory import Directory, StoreDirectory
-from pim.notify import Notifier
 from pim.store import Store
 
 from activities.access import AccessActivities
@@ -14,7 +13,7 @@ from activities.audit import AuditActivities
 from activities.reconcile import ReconcileActivities
 
 
-def build_activities(store: Store, directory: Directory | None = None, notifier: Notifier | None = None) -> list:
+def build_activities(store: Store, directory: Directory | None = None) -> list:
     """All activity callables for a worker; tests pass a fault-injecting directory."""
     directory = directory or StoreDirectory(store)
     access = AccessActivities(store, directory)
@@ -26,6 +25,6 @@ def build_activities(store: Store, directory: Directory | None = None, notifier:
         AdmissionActivities(store).admit_request,
         access.grant_access,
         access.close_activation,
-        AuditActivities(store, notifier or Notifier()).record_event,
+        AuditActivities(store).record_event,
         ReconcileActivities(store, directory).reconcile_access,
     ]

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from temporalio import activity
 
-from pim import mfa
+from pim import mfa, oidc
+from activities.notifying import compose, describe
 from pim.durations import format_duration
 from pim.logging import get_logger
 from pim.models import ActivationRequest, Violation
@@ -25,6 +26,8 @@ class AdmissionActivities:
     store: Store
     # The key that clients seal MFA codes with (pim/mfa.py): PIM_MFA_SEAL_KEY or `pim dev`'s.
     mfa_seal_key: bytes | None = field(default_factory=mfa.configured_seal_key)
+    # Step-up MFA with the identity provider (pim/oidc.py): PIM_OIDC_*, None when unset.
+    oidc_verifier: oidc.OidcVerifier | None = field(default_factory=oidc.configured_verifier)
 
     @activity.defn(name="admit_request")
     async def admit_request(self, data: AdmitInput) -> Admission:
@@ -41,7 +44,7 @@ class AdmissionActivities:
         ]
         violations = evaluate_request(request, data.run_key, policy, facts, deciders, data.at)
         if not violations and policy.activation.require_mfa:
-            violations = await self._verify_mfa(request, data)
+            violations = await self._verify_mfa(request, data, policy)
         if not violations and not request.validate_only:
             holder = await self.store.claim_activation(
                 request.group_id, request.access, request.principal_id, data.run_key, data.at
@@ -57,6 +60,9 @@ class AdmissionActivities:
             stage_deciders=deciders,
             administrators=await self.store.group_administrators(request.group_id, data.at),
         )
+        key = f"{data.run_key}:requested"
+        notifications = (await self._requested_notifications(data, policy, admission, key)
+                         if admission.admitted and not request.validate_only else [])
         await self.store.append_audit(
             at=data.at, action="activation_requested" if admission.admitted else "activation_rejected",
             actor=request.principal_id, request_id=data.request_id, group_id=request.group_id,
@@ -64,16 +70,44 @@ class AdmissionActivities:
             details={"violations": [v.model_dump() for v in violations], "validate_only": request.validate_only,
                      "duration": format_duration(admission.duration), "justification": request.justification or "",
                      "policy_version": policy_version},
-            dedupe_key=f"{data.run_key}:requested")
+            dedupe_key=key, notifications=notifications, channels=policy.notifications.channels)
         log.info("request admitted" if admission.admitted else "request rejected", request_id=data.request_id,
                  group_id=request.group_id, access=request.access.value, principal_id=request.principal_id,
                  violations=[v.code for v in violations], validate_only=request.validate_only)
         return admission
 
-    async def _verify_mfa(self, request: ActivationRequest, data: AdmitInput) -> list[Violation]:
-        assert request.mfa is not None  # presence was checked by the rules
-        secret = await self.store.mfa_secret(request.principal_id)
+    async def _requested_notifications(self, data: AdmitInput, policy: Policy, admission: Admission, key: str):
+        request = data.request
+        approval = policy.activation.approval
+        details = {"duration": format_duration(admission.duration), "justification": request.justification or "",
+                   "ticket": f"{request.ticket.system}:{request.ticket.number}" if request.ticket else "",
+                   "state": "pending_approval" if approval else "activating"}
+        if approval:
+            details["approval_deadline"] = (data.at + policy.activation.approval_timeout).isoformat()
+            details["stage"] = f"1 of {len(approval)}"
+        return await compose(
+            self.store, key=key, event="activation_requested", at=data.at, rule=policy.notifications,
+            people={"requestor": [request.principal_id], "approvers": admission.stage_deciders[0] if approval else [],
+                    "admins": admission.administrators},
+            subject=("Approval needed: " if approval else "Activation requested: ")
+            + describe(request.access.value, request.group_id, request.principal_id),
+            request_id=data.request_id, group_id=request.group_id, access=request.access.value,
+            principal_id=request.principal_id, details=details)
+
+    async def _verify_mfa(self, request: ActivationRequest, data: AdmitInput, policy: Policy) -> list[Violation]:
+        assert request.mfa is not None  # presence, and an allowed method, were checked by the rules
         evidence = request.mfa
+        if evidence.method == "oidc":
+            # An unreachable identity provider raises JwksUnavailable: the activity retries.
+            if self.oidc_verifier is None:
+                return [oidc.NOT_CONFIGURED]
+            verdict = await self.oidc_verifier.verify(evidence.token, request.principal_id, policy.activation)
+            if verdict.violations or request.validate_only:
+                return verdict.violations  # a dry run does not use the token up
+            if not await self.store.consume_mfa_token(request.principal_id, verdict.replay_key, data.run_key, data.at):
+                return [oidc.TOKEN_REPLAYED]
+            return []
+        secret = await self.store.mfa_secret(request.principal_id)
         if evidence.sealed and self.mfa_seal_key is None:
             return [mfa.MFA_UNSEALABLE]
         if not secret:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from temporalio import activity
 
+from activities.notifying import compose, describe, group_rule
 from pim.assignment_models import AssignmentEnd, AssignmentWindow
 from pim.directory import Directory, confer, source_already_recorded, withdraw
 from pim.logging import get_logger
@@ -25,11 +26,12 @@ class AssignmentActivities:
         if plan.kind == "active":  # the source (its grant row) was written with the assignment
             await confer(self.store, self.directory, plan.group_id, plan.access, plan.principal_id,
                          record_source=source_already_recorded)
+        details = {"assignment_id": plan.assignment_id, "kind": plan.kind, "ends_at": plan.ends_at.isoformat()}
+        key = f"{plan.assignment_id}:{plan.starts_at.isoformat()}:started"
         await self.store.append_audit(at=event.at, action="assignment_started", actor=plan.created_by,
                                       group_id=plan.group_id, access=plan.access.value, principal_id=plan.principal_id,
-                                      details={"assignment_id": plan.assignment_id, "kind": plan.kind,
-                                               "ends_at": plan.ends_at.isoformat()},
-                                      dedupe_key=f"{plan.assignment_id}:{plan.starts_at.isoformat()}:started")
+                                      details=details, dedupe_key=key,
+                                      **await self._notify(event, key, f"assignment_{plan.kind}", details))
 
     @activity.defn(name="assignment_window_changed")
     async def assignment_window_changed(self, window: AssignmentWindow) -> None:
@@ -50,9 +52,21 @@ class AssignmentActivities:
         else:
             await end_assignment()
         action = "assignment_removed" if event.removed_by else "assignment_expired"
+        details = {"assignment_id": plan.assignment_id, "kind": plan.kind, "reason": event.reason or ""}
+        key = f"{plan.assignment_id}:{plan.ends_at.isoformat()}:ended"
         await self.store.append_audit(at=event.at, action=action, actor=event.removed_by or plan.created_by,
                                       group_id=plan.group_id, access=plan.access.value, principal_id=plan.principal_id,
-                                      details={"assignment_id": plan.assignment_id, "kind": plan.kind,
-                                               "reason": event.reason or ""},
-                                      dedupe_key=f"{plan.assignment_id}:{plan.ends_at.isoformat()}:ended")
+                                      details=details, dedupe_key=key,
+                                      **await self._notify(event, key, "assignment_ended", details))
         log.info(action, assignment_id=plan.assignment_id, group_id=plan.group_id, principal_id=plan.principal_id)
+
+    async def _notify(self, event: AssignmentEnd, key: str, name: str, details: dict) -> dict:
+        plan = event.plan
+        rule, admins = await group_rule(self.store, plan.group_id, plan.access.value, event.at)
+        headline = name.replace("_", " ").capitalize()
+        notifications = await compose(
+            self.store, key=key, event=name, at=event.at, rule=rule,
+            people={"requestor": [plan.principal_id], "admins": admins},
+            subject=f"{headline}: {describe(plan.access.value, plan.group_id, plan.principal_id)}",
+            group_id=plan.group_id, access=plan.access.value, principal_id=plan.principal_id, details=details)
+        return {"notifications": notifications, "channels": rule.channels}

@@ -8,14 +8,16 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from pim.directory import Directory, withdraw
+from pim.directory_sync import GROUP_NOT_FOUND, compare
 from pim.logging import get_logger
 from pim.models import AccessType
 from pim.reconcile_models import Finding, ReconcileInput, ReconcileReport
 from pim.store import Store
-from pim.store.tables import ActivationClaimRow, GrantRow, MembershipRow
+from pim.store.tables import ActivationClaimRow, GrantRow, GroupRow, MembershipRow
 
 log = get_logger("pim.reconcile")
 
@@ -52,7 +54,9 @@ class ReconcileActivities:
         async with self.store.sessions() as session:
             grants = list(await session.scalars(select(GrantRow).order_by(GrantRow.id)))
             claims = list(await session.scalars(select(ActivationClaimRow)))
-            memberships = list(await session.scalars(select(MembershipRow)))
+            # Every group PIM knows of (and any the built-in directory has rows for).
+            group_ids = set(await session.scalars(select(GroupRow.id))) | {g.group_id for g in grants} \
+                | set(await session.scalars(select(MembershipRow.group_id).distinct()))
 
         for grant in grants:
             reason = await self._stale_reason(grant, data, seen)
@@ -78,14 +82,24 @@ class ReconcileActivities:
 
         live = {(g.group_id, g.access, g.principal_id) for g in grants if g.ends_at is None or g.ends_at > data.at}
         revoked = {(f.group_id, f.access.value, f.principal_id) for f in report.revoked}
-        for membership in memberships:
-            key = (membership.group_id, membership.access, membership.principal_id)
-            if key in live or key in revoked:  # a source gives it, or it was just handled above
-                continue
-            finding = Finding(group_id=key[0], access=AccessType(key[1]), principal_id=key[2],
-                              reason="the directory holds this access but no assignment or activation gives it")
-            await self._audit(data, "access_unsourced", finding)
-            report.unsourced.append(finding)
+        sourced: dict[tuple[str, str], set[str]] = {}  # a source gives it, or it was just handled above
+        for g, a, p in live | revoked:
+            sourced.setdefault((g, a), set()).add(p)
+        for group_id in sorted(group_ids):
+            for access in AccessType:
+                try:  # asked of the directory itself, so that this works on LDAP or Graph too
+                    held = await self.directory.holders(group_id, access)
+                except ApplicationError as error:
+                    if error.type != GROUP_NOT_FOUND:
+                        raise
+                    log.warning("group not in the directory", group_id=group_id, access=access.value)
+                    break
+                expected = sourced.get((group_id, access.value), set())
+                for principal_id in compare(group_id, access, expected=expected, held=held).unexpected:
+                    finding = Finding(group_id=group_id, access=access, principal_id=principal_id,
+                                      reason="the directory holds this access but no assignment or activation gives it")
+                    await self._audit(data, "access_unsourced", finding)
+                    report.unsourced.append(finding)
         log.info("reconciled", revoked=len(report.revoked), released=len(report.released),
                  unsourced=len(report.unsourced))
         return report

@@ -3,7 +3,7 @@
 One process holds everything, as in `pim dev`: an in-memory Temporal dev server
 (started with `WorkflowEnvironment.start_local`), a migrated SQLite store in a
 temporary directory seeded with eligible users enrolled for TOTP, the product's
-worker (worker.app.build_worker) and, on a second task queue, a worker for the
+worker and notification dispatcher (worker.app.serving) and, on a second task queue, a worker for the
 "bare" floor workflow: grant activity (insert a membership row), durable timer,
 revoke activity (delete it). That is the irreducible work any activation does;
 the ratio product/bare says what the product costs on top of Temporal.
@@ -28,17 +28,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.common import RetryPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel
+from bench.bare import BARE_GRANTED, BARE_GROUP, BARE_REVOKED, BareActivities, BareGrant, BareInput  # noqa: F401
 
-    from pim.models import AccessType
+from pim.models import AccessType
 
 RESULTS = Path(__file__).parent / "results"
 REPORTED = Path(__file__).parent / "reported"
@@ -46,72 +44,15 @@ TASK_QUEUE = "pim-bench"
 BARE_TASK_QUEUE = "bare-bench"
 GROUP = "grp-bench"
 APPROVAL_GROUP = "grp-bench-approval"
-BARE_GROUP = "grp-bare"
+
 ADMIN = "bench-admin"
 APPROVER = "bench-approver"
 JUSTIFICATION = "benchmark run: measuring activation latency"
 MEMBER = AccessType.member
 
 
-# --- the bare floor workflow -------------------------------------------------
-
-class BareInput(BaseModel):
-    key: str
-    duration_seconds: float
-    start_at: datetime | None = None  # like a scheduled activation: wait, then grant
-
-
-class BareChange(BaseModel):
-    key: str
-
-
-# Times (wall clock) at which the bare grant and revoke activities finished, by key:
-# the worker runs in this process, so the benchmark reads them directly.
-BARE_GRANTED: dict[str, float] = {}
-BARE_REVOKED: dict[str, float] = {}
-
-
-@dataclass
-class BareActivities:
-    store: object
-
-    @activity.defn(name="bare_grant")
-    async def bare_grant(self, change: BareChange) -> None:
-        await self.store.set_membership(BARE_GROUP, MEMBER, change.key, present=True)
-        BARE_GRANTED[change.key] = time.time()
-
-    @activity.defn(name="bare_revoke")
-    async def bare_revoke(self, change: BareChange) -> None:
-        await self.store.set_membership(BARE_GROUP, MEMBER, change.key, present=False)
-        BARE_REVOKED[change.key] = time.time()
-
-
-_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
-
-
-@workflow.defn(name="BareGrant")
-class BareGrant:
-    def __init__(self) -> None:
-        self.expires_at: datetime | None = None
-
-    @workflow.run
-    async def run(self, data: BareInput) -> str:
-        if data.start_at is not None and data.start_at > workflow.now():
-            await workflow.sleep(data.start_at - workflow.now())
-        granted_at = workflow.now()
-        self.expires_at = granted_at + timedelta(seconds=data.duration_seconds)
-        await workflow.execute_activity("bare_grant", BareChange(key=data.key),
-                                        start_to_close_timeout=timedelta(seconds=30), retry_policy=_RETRY)
-        remaining = self.expires_at - workflow.now()
-        if remaining > timedelta(0):
-            await workflow.sleep(remaining)
-        await workflow.execute_activity("bare_revoke", BareChange(key=data.key),
-                                        start_to_close_timeout=timedelta(seconds=30), retry_policy=_RETRY)
-        return self.expires_at.isoformat()
-
-    @workflow.query(name="expires_at")
-    def get_expires_at(self) -> str | None:
-        return self.expires_at.isoformat() if self.expires_at else None
+# The bare floor workflow lives in bench/bare.py: the workflow sandbox re-imports
+# its module for every run, and this one is heavy (a fair floor needs a light one).
 
 
 # --- the environment ---------------------------------------------------------
@@ -217,7 +158,8 @@ async def bench_env(n_users: int, n_approval_users: int = 0, *, max_concurrent_w
     from pim.store import Store
     from pim.store.database import upgrade_async
     from pim.temporal import find_binary
-    from worker.app import build_worker
+    from pim.notify import LogChannel
+    from worker.app import MAX_CACHED_WORKFLOWS, serving
     from workflows.options import SEARCH_ATTRIBUTES
 
     # MFA codes are sealed by the client, as in production (pim/mfa.py).
@@ -229,7 +171,10 @@ async def bench_env(n_users: int, n_approval_users: int = 0, *, max_concurrent_w
     logging.getLogger("temporalio").setLevel(logging.ERROR)
 
     workdir = Path(tempfile.mkdtemp(prefix="pim-bench-"))
-    url = f"sqlite+aiosqlite:///{workdir / 'pim.db'}"
+    # BENCH_POSTGRES_URL (an admin URL, e.g. postgresql+asyncpg://postgres@127.0.0.1/postgres):
+    # the store in a fresh PostgreSQL database, dropped afterwards; else SQLite.
+    postgres = _FreshPostgres(os.environ["BENCH_POSTGRES_URL"]) if os.environ.get("BENCH_POSTGRES_URL") else None
+    url = await postgres.create() if postgres else f"sqlite+aiosqlite:///{workdir / 'pim.db'}"
     began = time.monotonic()
     await upgrade_async(url)
     store = Store.open(url)
@@ -239,8 +184,12 @@ async def bench_env(n_users: int, n_approval_users: int = 0, *, max_concurrent_w
         dev_server_existing_path=find_binary("temporal"), search_attributes=list(SEARCH_ATTRIBUTES),
         data_converter=pydantic_data_converter, dev_server_log_level="error")
     try:
-        product = build_worker(env.client, store, TASK_QUEUE)
-        bare = Worker(env.client, task_queue=BARE_TASK_QUEUE, workflows=[BareGrant],
+        # The product as `pim worker` runs it: worker and notification dispatcher.
+        product = serving(env.client, store, TASK_QUEUE, channels=[LogChannel()],
+                          max_cached_workflows=int(os.environ.get("PIM_MAX_CACHED_WORKFLOWS", MAX_CACHED_WORKFLOWS)))
+        bare = Worker(env.client, task_queue=BARE_TASK_QUEUE, workflows=[BareGrant],  # passed through like ours
+                      workflow_runner=SandboxedWorkflowRunner(
+                          restrictions=SandboxRestrictions.default.with_passthrough_modules("bench.bare")),
                       activities=[BareActivities(store).bare_grant, BareActivities(store).bare_revoke])
         async with product, bare:
             bench = Bench(env=env, client=env.client, store=store, pim=PimClient(env.client, TASK_QUEUE, seal_key),
@@ -250,7 +199,35 @@ async def bench_env(n_users: int, n_approval_users: int = 0, *, max_concurrent_w
     finally:
         await env.shutdown()
         await store.close()
+        if postgres:
+            await postgres.drop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _FreshPostgres:
+    def __init__(self, admin_url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.admin_url = admin_url
+        self.name = f"pim_bench_{os.getpid()}"
+        self.url = make_url(admin_url).set(database=self.name).render_as_string(hide_password=False)
+
+    async def _admin(self, statement: str) -> None:
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+        await engine.dispose()
+
+    async def create(self) -> str:
+        await self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+        await self._admin(f"CREATE DATABASE {self.name}")
+        return self.url
+
+    async def drop(self) -> None:
+        await self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 
 
 # --- measuring ---------------------------------------------------------------
@@ -340,8 +317,10 @@ def _temporal_binary() -> str:
 
 def save(name: str, data: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {"benchmark": name, "finished_at": datetime.now(UTC).isoformat(), "machine": machine(), **data}
-    path = RESULTS / f"{name}.json"
+    store = "postgresql" if os.environ.get("BENCH_POSTGRES_URL") else "sqlite"
+    data = {"benchmark": name, "finished_at": datetime.now(UTC).isoformat(), "machine": machine(), "store": store,
+            **data}
+    path = RESULTS / (f"{name}.json" if store == "sqlite" else f"{name}.{store}.json")
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     print(f"wrote {path}")
     return path

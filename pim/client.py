@@ -2,7 +2,10 @@
 
 It speaks the wire contract of SPEC section 3 and nothing else, so anything it
 does can also be done with the `temporal` CLI. It seals MFA codes before they
-enter Temporal when it has a seal key (pim/mfa.py)."""
+enter Temporal when it has a seal key (pim/mfa.py). An OIDC token
+(`MfaEvidence(method="oidc", token=...)`) travels as given: the worker must
+verify its signature, so only the payload codec (PIM_PAYLOAD_KEYS) keeps it out
+of the history in clear."""
 
 from __future__ import annotations
 

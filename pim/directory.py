@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from typing import Awaitable, Callable, Protocol
 
+from temporalio.exceptions import ApplicationError
+
+from pim.directory_sync import GROUP_NOT_FOUND
+from pim.logging import get_logger
 from pim.models import AccessType
 from pim.store import Store
+
+log = get_logger("pim.directory")
 
 
 class Directory(Protocol):
@@ -15,6 +21,10 @@ class Directory(Protocol):
     async def remove(self, group_id: str, access: AccessType, principal_id: str) -> None: ...
 
     async def holds(self, group_id: str, access: AccessType, principal_id: str) -> bool: ...
+
+    async def holders(self, group_id: str, access: AccessType) -> set[str]:
+        """Every principal the directory holds as member (or owner) of the group."""
+        ...
 
 
 class StoreDirectory:
@@ -29,6 +39,9 @@ class StoreDirectory:
 
     async def holds(self, group_id: str, access: AccessType, principal_id: str) -> bool:
         return await self.store.has_membership(group_id, access, principal_id)
+
+    async def holders(self, group_id: str, access: AccessType) -> set[str]:
+        return {row.principal_id for row in await self.store.memberships(group_id, access)}
 
 
 async def source_already_recorded() -> None:
@@ -54,6 +67,23 @@ async def withdraw(store: Store, directory: Directory, group_id: str, access: Ac
     async with store.access_lock(group_id, AccessType(access).value, principal_id):
         others = await store.other_live_sources(group_id, access, principal_id, source_id=source_id, at=at)
         if not others:
-            await directory.remove(group_id, access, principal_id)
+            await _remove_until_gone(directory, group_id, access, principal_id)
         await drop_source()
     return others
+
+
+async def _remove_until_gone(directory: Directory, group_id: str, access: AccessType, principal_id: str) -> None:
+    """A revocation never gives up: a directory's permanent refusal (forbidden, bad
+    request) is retried like an outage, so it keeps alerting until someone fixes
+    it. A group the directory no longer has holds nobody: that is revoked."""
+    try:
+        await directory.remove(group_id, access, principal_id)
+    except ApplicationError as error:
+        if error.type == GROUP_NOT_FOUND:
+            log.warning("revoking from a group the directory no longer has: nothing to remove",
+                        group_id=group_id, access=AccessType(access).value, principal_id=principal_id)
+            return
+        if error.non_retryable:
+            raise ApplicationError(f"revocation refused by the directory (retried until it succeeds): {error.message}",
+                                   type=error.type, non_retryable=False) from error
+        raise

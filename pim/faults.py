@@ -90,6 +90,9 @@ class FaultyDirectory:
     async def holds(self, group_id: str, access: AccessType, principal_id: str) -> bool:
         return await self.inner.holds(group_id, access, principal_id)
 
+    async def holders(self, group_id: str, access: AccessType) -> set[str]:
+        return await self.inner.holders(group_id, access)
+
     async def _call(self, operation: str, do, group_id: str, access: AccessType, principal_id: str) -> None:
         mode = self.plan.next_fault(operation)
         if mode is None:

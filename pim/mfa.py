@@ -103,7 +103,8 @@ def seal(key: bytes, principal_id: str, code: str) -> str:
 def seal_request(request: ActivationRequest, key: bytes | None) -> ActivationRequest:
     """The request as it may enter Temporal: its MFA code sealed (unchanged without a key)."""
     evidence = request.mfa
-    if key is None or evidence is None or evidence.sealed:
+    # An OIDC token is not sealed: the worker must see it to verify its signature.
+    if key is None or evidence is None or evidence.sealed or evidence.method != "totp":
         return request
     sealed = MfaEvidence(method=evidence.method, code=seal(key, request.principal_id, evidence.code), sealed=True)
     return request.model_copy(update={"mfa": sealed})

@@ -11,7 +11,15 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 # Ids are plain, printable and short: they end up in workflow ids, search
 # attributes and log lines. Unicode look-alikes and control characters are refused.
@@ -71,20 +79,62 @@ class Ticket(Contract):
     number: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
 
 
+MAX_MFA_TOKEN = 16384  # far above any real ID or access token; bounds what a worker parses
+# A compact JWS: header.payload.signature, base64url. The signature part may be
+# empty here (`alg: none`) so that such a token reaches the verifier and is refused there.
+JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
 class MfaEvidence(Contract):
-    method: Literal["totp"] = "totp"
-    code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    """`{"method": "totp", "code": "123456"}` or `{"method": "oidc", "token": "<JWT>"}`.
+
+    One model with a check rather than a discriminated union, so that every error
+    names a field (`mfa.token`, `mfa.method`) and the TOTP wire shape is unchanged."""
+
+    # Errors never echo what was sent: it may be a code or a token.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    method: Literal["totp", "oidc"] = "totp"
+    code: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    # An ID or access token from the identity provider, verified by the worker (pim/oidc.py).
+    token: Annotated[str, StringConstraints(min_length=1, max_length=MAX_MFA_TOKEN)] | None = None
     # True when `code` is the client's seal of the code, not the code (pim/mfa.py):
     # what PimClient sends, so that no code is ever written in a Temporal history.
     sealed: bool = False
 
     @model_validator(mode="after")
-    def _sealed_shape(self) -> "MfaEvidence":
-        if self.sealed and not re.fullmatch(r"[A-Za-z0-9_-]{43}", self.code):
-            raise ValueError("mfa.code: a sealed code is 43 base64url characters")
+    def _shape_of_method(self) -> "MfaEvidence":
+        if self.method == "totp":
+            if self.code is None:
+                raise ValueError("mfa.code: required with method totp")
+            if self.token is not None:
+                raise ValueError("mfa.token: only with method oidc")
+            if self.sealed and not re.fullmatch(r"[A-Za-z0-9_-]{43}", self.code):
+                raise ValueError("mfa.code: a sealed code is 43 base64url characters")
+        else:
+            if self.token is None:
+                raise ValueError("mfa.token: required with method oidc")
+            if self.code is not None:
+                raise ValueError("mfa.code: only with method totp")
+            if self.sealed:
+                raise ValueError("mfa.sealed: an OIDC token is never sealed (the worker verifies its signature)")
+            if not JWT_SHAPE.fullmatch(self.token):
+                raise ValueError("mfa.token: not a JWT (three base64url parts separated by dots)")
         return self
 
-    def __repr__(self) -> str:  # a code must never reach a log line through repr()
+    @model_serializer(mode="wrap")
+    def _without_the_other_method(self, handler):
+        # The field of the other method is left out, so a TOTP payload is written
+        # exactly as before `token` existed (and older workers still read it).
+        data = handler(self)
+        for name in ("code", "token"):
+            if name in data and data[name] is None:
+                del data[name]
+        return data
+
+    def __repr__(self) -> str:  # a code or token must never reach a log line through repr()
+        if self.method == "oidc":
+            return f"MfaEvidence(method={self.method!r}, token='***')"
         return f"MfaEvidence(method={self.method!r}, code='***', sealed={self.sealed!r})"
 
     __str__ = __repr__
@@ -112,6 +162,9 @@ def sane_instant(value: datetime | None) -> datetime | None:
 
 
 class ActivationRequest(Contract):
+    # An error raised while building one (the CLI, PimClient) never echoes the MFA code or token.
+    model_config = ConfigDict(extra="forbid", frozen=False, hide_input_in_errors=True)
+
     group_id: GroupId
     access: AccessType
     principal_id: PrincipalId

@@ -12,6 +12,9 @@ from typing import Callable
 
 
 def hard_exit(code: int) -> None:
+    from pim.tracing import flush
+
+    flush()  # os._exit skips the tracer provider's own exit hook: buffered spans would be lost
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -25,7 +25,7 @@ async def seed_demo(store: Store, at: datetime | None = None) -> bool:
     if await store.group("grp-ops") is not None:
         return False
     for user, roles in USERS.items():
-        await store.add_principal(user, "user", user.capitalize(), roles)
+        await store.add_principal(user, "user", user.capitalize(), roles, email=f"{user}@example.com")
         await store.enroll_mfa(user, new_secret(), at)
 
     await store.onboard_group("grp-ops", "security", role_assignable=True, by=SEEDER, display_name="Operations")

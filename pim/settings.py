@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,7 +31,8 @@ class PimSettings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./.pim/pim.db"
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
-    directory: Literal["store"] = "store"
+    # Where membership is written (pim/directories): the store's own table, LDAP, or Microsoft Graph.
+    directory: Literal["store", "ldap", "msgraph"] = "store"
     max_role_assignable_groups: int = 500
     # How often the Reconcile workflow runs (a Temporal Schedule).
     reconcile_interval: timedelta = timedelta(minutes=5)
@@ -45,6 +47,57 @@ class PimSettings(BaseSettings):
     mfa_seal_key: str | None = None
     # Tests only: faults injected into the directory, e.g. "remove:fail:3,add:hang:1".
     directory_faults: str | None = None
+    # Open activations the worker keeps in memory; beyond this, a workflow whose
+    # timer fires is rebuilt from its history first (slower expiry, less memory).
+    max_cached_workflows: int = Field(default=10_000, ge=0)
+    # Notification channels (pim/channels): email when smtp_host is set, a webhook when webhook_url is set.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "pim@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None  # SecretStr: a settings dump or repr never shows it
+    smtp_starttls: bool = False  # upgrade a plain connection (usually port 587)
+    smtp_tls: bool = False  # implicit TLS from the first byte (usually port 465)
+    smtp_timeout: float = 10.0
+    webhook_url: SecretStr | None = None  # its path is often the credential (a Slack incoming webhook)
+    webhook_secret: SecretStr | None = None  # signs each delivery (X-PIM-Signature)
+    webhook_format: Literal["json", "slack"] = "json"
+    webhook_timeout: float = 10.0
+    # Microsoft Graph directory (pim/directories/msgraph.py): an app registration with a client secret.
+    graph_tenant_id: str | None = None
+    graph_client_id: str | None = None
+    graph_client_secret: SecretStr | None = None
+    graph_authority: str = "https://login.microsoftonline.com"
+    graph_base_url: str = "https://graph.microsoft.com/v1.0"  # settings so that tests can point at a local fake
+    # LDAP directory (pim/directories/ldap.py): groups are entries whose member / owner
+    # attributes hold user DNs, found through these templates ({base} is ldap_base_dn).
+    ldap_url: str = "ldap://localhost:389"  # ldap:// or ldaps://
+    ldap_bind_dn: str | None = None  # None: an anonymous bind
+    ldap_bind_password: SecretStr | None = None
+    ldap_base_dn: str = ""
+    ldap_group_dn: str = "cn={group_id},ou=groups,{base}"
+    ldap_user_dn: str = "uid={principal_id},ou=people,{base}"
+    # openldap: groupOfNames, member and owner; ad: group, member and managedBy (one owner).
+    ldap_flavor: Literal["openldap", "ad"] = "openldap"
+    # groupOfNames must keep one member (OpenLDAP's core schema): this DN stands in for
+    # "nobody" when the last member is removed ("" is the empty DN, which OpenLDAP accepts).
+    ldap_empty_member: str = ""
+    ldap_ca_file: str | None = None  # ldaps:// with a private CA (PEM file)
+    ldap_timeout: float = 10.0  # seconds, to connect and for each answer
+    # Step-up MFA with an identity provider (pim/oidc.py): ID or access tokens from this
+    # issuer, for this audience ("a,b": any of them), as `{"method": "oidc", "token": ...}`.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    # The signing keys (JWKS); unset: the jwks_uri of {issuer}/.well-known/openid-configuration.
+    oidc_jwks_url: str | None = None
+    # The claim that names the principal id (e.g. preferred_username, upn, email).
+    oidc_principal_claim: str = "sub"
+    # Observability (README "Observability"). `pim worker` / `pim dev`: Prometheus metrics
+    # (Temporal's and pim_*) on http://0.0.0.0:PORT/metrics (0: none).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    # OpenTelemetry tracing of clients and workers (needs the otel extra); with otlp,
+    # the standard OTEL_EXPORTER_OTLP_ENDPOINT says where spans go.
+    otel: Literal["off", "console", "otlp"] = "off"
 
 
 def load_settings() -> PimSettings:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 
 from pim.models import AccessType, ActivationRequest, ReviewDecision, State, Ticket, Violation
-from pim.policy import Policy
+from pim.policy import NotificationRule, Policy
 
 
 class StageDecision(BaseModel):
@@ -95,6 +95,10 @@ class AccessChange(BaseModel):
     granted: bool = False
     final_state: State | None = None
     reason: str | None = None
+    # Who hears of the grant and the end (the policy snapshot taken at admission);
+    # absent in inputs recorded before notifications moved into these activities.
+    notifications: NotificationRule | None = None
+    administrators: list[str] = Field(default_factory=list)
 
 
 class AuditRecord(BaseModel):
@@ -109,8 +113,11 @@ class AuditRecord(BaseModel):
     access: AccessType | None = None
     principal_id: str | None = None
     details: dict[str, str] = Field(default_factory=dict)
-    # Who hears about it (principal ids); empty: nobody.
+    # Legacy (histories from before the outbox): who heard about it. Ignored now: the
+    # group's notification rule decides (activities/audit.py).
     notify: list[str] = Field(default_factory=list)
+    # Approvers to ask now (the next stage, once one is approved).
+    ask: list[str] = Field(default_factory=list)
     # The same record sent twice (an activity retry) is written once.
     dedupe_key: str | None = None
 

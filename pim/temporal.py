@@ -13,17 +13,20 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from pim.codec import data_converter
 from pim.settings import PimSettings
+from pim.tracing import tracing_interceptors
 
 SEARCH_ATTRIBUTE_NAMES = ("PimState", "PimGroupId", "PimAccess", "PimPrincipalId")
 
 
-async def connect(address: str, namespace: str) -> Client:
-    """A plain connection (tests and the embedded dev server)."""
-    return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+async def connect(address: str, namespace: str, runtime: Runtime | None = None) -> Client:
+    """A plain connection (tests and the embedded dev server); `runtime`: one that
+    exports metrics (worker/telemetry.py), else the SDK's default."""
+    return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter, runtime=runtime)
 
 
 def connect_options(settings: PimSettings, environ: Mapping[str, str] | None = None) -> dict:
@@ -64,10 +67,12 @@ def _read(path: str | None, name: str) -> bytes | None:
         raise ValueError(f"{name}: cannot read {path}: {error.strerror}") from None
 
 
-async def connect_with(settings: PimSettings) -> Client:
+async def connect_with(settings: PimSettings, runtime: Runtime | None = None) -> Client:
     """The connection of workers, the CLI and services, from settings and the environment
-    (payloads encrypted when PIM_PAYLOAD_KEYS is set: pim/codec.py)."""
-    return await Client.connect(**connect_options(settings), data_converter=data_converter(settings))
+    (payloads encrypted when PIM_PAYLOAD_KEYS is set: pim/codec.py; traced when PIM_OTEL
+    is set: pim/tracing.py). `runtime`: one that exports metrics, else the SDK's default."""
+    return await Client.connect(**connect_options(settings), data_converter=data_converter(settings),
+                                interceptors=tracing_interceptors(settings.otel), runtime=runtime)
 
 
 async def register_search_attributes(client: Client, namespace: str) -> None:

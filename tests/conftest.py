@@ -20,7 +20,7 @@ from pim.store import Store
 from pim.store.database import upgrade_async
 from pim.temporal import find_binary, register_search_attributes
 from tests import postgres
-from worker.app import build_worker
+from worker.app import serving
 from workflows.options import SEARCH_ATTRIBUTES
 
 _exit_status: dict[str, int] = {}
@@ -118,7 +118,8 @@ async def demo(store):
 
 @asynccontextmanager
 async def running_worker(env: WorkflowEnvironment, store: Store, **kwargs):
-    """A worker on a task queue of its own; yields a PimClient bound to it."""
+    """A worker and a notification dispatcher on a task queue of their own; yields
+    a PimClient bound to it."""
     task_queue = f"pim-test-{uuid.uuid4().hex[:8]}"
-    async with build_worker(env.client, store, task_queue, **kwargs):
+    async with serving(env.client, store, task_queue, **kwargs):
         yield PimClient(env.client, task_queue)

@@ -4,29 +4,45 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Sequence
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import build_activities
+from pim.directories import build_directory
 from pim.directory import Directory, StoreDirectory
 from pim.faults import FaultyDirectory
 from pim.health import check_store
 from pim.logging import configure_logging, get_logger
 from pim.schedules import ensure_reconcile_schedule
-from pim.notify import Notifier
+from pim.channels import build_channels
+from pim.dispatch import dispatching
+from pim.notify import Channel, LogChannel
 from pim.settings import PimSettings, load_settings
 from pim.store import Store
 from pim.temporal import connect_with
 from worker.health import HealthServer
-from workflows import WORKFLOWS
+from worker.log_context import LogContextInterceptor
+from worker.telemetry import metrics_runtime
+from workflows.registry import WORKFLOWS
 
 log = get_logger("pim.worker")
+MAX_CACHED_WORKFLOWS = 10_000
+# The sandbox re-imports a workflow's modules for every run it starts unless they
+# are passed through: our workflow modules keep no state at module level (constants
+# only), so sharing them is safe, and it spares each activation an import (a third
+# of the worker's time when activations start in bulk). The sandbox's checks on
+# what workflow code calls (no I/O, no wall clock) still apply.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows"))
 
 
 def build_worker(client: Client, store: Store, task_queue: str, *, directory: Directory | None = None,
-                 notifier: Notifier | None = None, directory_faults: str | None = None) -> Worker:
+                 directory_faults: str | None = None, max_cached_workflows: int = MAX_CACHED_WORKFLOWS) -> Worker:
     if directory_faults:  # tests only (PIM_DIRECTORY_FAULTS): grants and revokes misbehave on purpose
         directory = FaultyDirectory(directory or StoreDirectory(store), directory_faults)
         log.warning("DIRECTORY FAULTS INJECTED: grants and revokes will fail on purpose; never use this in production",
@@ -35,9 +51,28 @@ def build_worker(client: Client, store: Store, task_queue: str, *, directory: Di
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=build_activities(store, directory, notifier),
+        workflow_runner=WORKFLOW_RUNNER,
+        activities=build_activities(store, directory),
+        # Activity log lines carry the workflow, the attempt and the request (worker/log_context.py);
+        # tracing, when on, comes with the client's interceptors.
+        interceptors=[LogContextInterceptor()],
         graceful_shutdown_timeout=timedelta(seconds=30),
+        # Workflows evicted from the cache are rebuilt from their history when their
+        # timer fires: with more activations open than this, expiry gets slower.
+        max_cached_workflows=max_cached_workflows,
     )
+
+
+@asynccontextmanager
+async def serving(client: Client, store: Store, task_queue: str, *, channels: Sequence[Channel] | None = None,
+                  **options):
+    """The worker and the notification dispatcher of one process, running for the
+    duration of the block (tests, `pim dev`, `pim worker`)."""
+    # The dispatcher runs outside any activity: its metrics go to the client's runtime.
+    meter = (client.service_client.config.runtime or Runtime.default()).metric_meter
+    async with dispatching(store, channels if channels is not None else [LogChannel()], meter=meter):
+        async with build_worker(client, store, task_queue, **options) as worker:
+            yield worker
 
 
 async def run_worker(settings: PimSettings, stop: asyncio.Event | None = None) -> None:
@@ -50,15 +85,19 @@ async def run_worker(settings: PimSettings, stop: asyncio.Event | None = None) -
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
-    client = await connect_with(settings)
+    runtime = metrics_runtime(settings.metrics_port) if settings.metrics_port else None
+    client = await connect_with(settings, runtime=runtime)
     await ensure_reconcile_schedule(client, settings.task_queue, settings.reconcile_interval)
     store = Store.open(settings.database_url)
-    worker = build_worker(client, store, settings.task_queue, directory_faults=settings.directory_faults)
+    worker = serving(client, store, settings.task_queue, channels=build_channels(settings),
+                     directory=build_directory(settings, store),
+                     directory_faults=settings.directory_faults, max_cached_workflows=settings.max_cached_workflows)
     health = HealthServer(settings.health_port, lambda: _store_only(store)) if settings.health_port else None
     if health:
         await health.start()
     log.info("worker started", task_queue=settings.task_queue, namespace=client.namespace,
-             temporal=client.service_client.config.target_host, health_port=settings.health_port or None)
+             temporal=client.service_client.config.target_host, health_port=settings.health_port or None,
+             metrics_port=settings.metrics_port or None, tracing=settings.otel)
     try:
         async with worker:
             if health:

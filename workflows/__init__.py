@@ -1,9 +1,4 @@
-"""Deterministic orchestration only: no I/O, no clock but workflow.now()."""
+"""Deterministic orchestration only: no I/O, no clock but workflow.now().
 
-from workflows.activation import GroupActivation
-from workflows.assignment import AssignmentLifecycle
-from workflows.reconcile import Reconcile
-
-WORKFLOWS = [GroupActivation, AssignmentLifecycle, Reconcile]
-
-__all__ = ["AssignmentLifecycle", "GroupActivation", "Reconcile", "WORKFLOWS"]
+Kept empty on purpose: the workflow sandbox re-imports a workflow's package for
+every workflow run it starts, so the list of workflows lives in workflows/registry.py."""

@@ -14,6 +14,7 @@ from pim import mfa as totp
 from pim.cli.common import CliError, emit_json, open_store, parse_instant, run, settings
 from pim.durations import parse_duration
 from pim.models import AccessType
+from pim.cli.directory import cli_directory
 from pim.operations import AdminContext
 from pim.operations import assignments as assignment_ops
 from pim.operations import groups as group_ops
@@ -52,7 +53,9 @@ async def admin(actor: str, temporal: bool = False):
                 client = await connect_with(config)
             except RuntimeError:
                 client = None
-        yield AdminContext(store, actor, temporal=client, task_queue=config.task_queue)
+        # Permanent active assignments and removals write to the directory the workers use.
+        async with cli_directory(config, store) as directory:
+            yield AdminContext(store, actor, temporal=client, task_queue=config.task_queue, directory=directory)
 
 
 def _window(for_: Optional[str], until: Optional[str], permanent: bool | None) -> dict:
@@ -87,12 +90,13 @@ def bootstrap(admin_id: str = typer.Argument(..., help="id of the first Global A
 
 
 @users_app.command("add")
-def add_user(user: str = typer.Argument(...), name: str = typer.Option(""), as_: str = AS) -> None:
+def add_user(user: str = typer.Argument(...), name: str = typer.Option(""),
+             email: Optional[str] = typer.Option(None, help="where email notifications go"), as_: str = AS) -> None:
     """Add a user to the directory."""
 
     async def go() -> None:
         async with admin(as_) as ctx:
-            await principal_ops.add_user(ctx, user, name)
+            await principal_ops.add_user(ctx, user, name, email)
         typer.echo(f"user {user} added")
 
     run(go)

@@ -22,14 +22,17 @@ from pim.seed import seed_demo
 from pim.store import Store
 from pim.store.database import upgrade_async
 from pim.temporal import find_binary
-from worker.app import build_worker, run_worker
+from pim.tracing import TracingUnavailable, tracing_interceptors
+from pim.channels import build_channels
+from worker.app import run_worker, serving
+from worker.telemetry import MetricsUnavailable, metrics_runtime
 from workflows.options import SEARCH_ATTRIBUTES
 
 log = get_logger("pim.dev")
 
 BANNER = """
 PIM dev is ready.
-  Temporal:  {address} (namespace {namespace}, task queue {task_queue}){ui}
+  Temporal:  {address} (namespace {namespace}, task queue {task_queue}){ui}{metrics}
   Store:     {db}
   Try, in another terminal (see README):{port_hint}
     pim request grp-ops --as alice --duration 2h --justification "INC-42 database failover" --mfa-code $(pim mfa code alice) --wait
@@ -42,6 +45,9 @@ def dev(
     db: Optional[Path] = typer.Option(None, help="SQLite file for the store (default: PIM_DATABASE_URL or .pim/pim.db)"),
     port: int = typer.Option(7233, help="Temporal front-end port"),
     ui: bool = typer.Option(False, "--ui", help="also serve the Temporal Web UI"),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=0, max=65535,
+                                               help="serve Prometheus metrics on 127.0.0.1:PORT/metrics "
+                                                    "(default: PIM_METRICS_PORT; 0: off)"),
 ) -> None:
     """Run the embedded system: Temporal dev server, worker and store."""
     if seed not in (None, "demo"):
@@ -50,8 +56,13 @@ def dev(
     config = settings()
     if db is not None:
         config.database_url = f"sqlite+aiosqlite:///{db.resolve()}"
+    if metrics_port is not None:
+        config.metrics_port = metrics_port
     configure_logging(config.log_format, config.log_level)
-    asyncio.run(_run_dev(config, seed, port, ui))
+    try:
+        asyncio.run(_run_dev(config, seed, port, ui))
+    except (MetricsUnavailable, TracingUnavailable) as error:
+        raise CliError(str(error), 1) from None
 
 
 def _require_free_port(port: int) -> None:
@@ -79,13 +90,17 @@ async def _run_dev(config, seed: str | None, port: int, ui: bool) -> None:
     state_dir.mkdir(exist_ok=True)
     if not config.mfa_seal_key:
         ensure_dev_seal_key()  # the worker below and the `pim` commands run from here seal MFA codes with it
+    # Metrics and tracing before the server: the environment's client is made with them.
+    runtime = metrics_runtime(config.metrics_port, "127.0.0.1") if config.metrics_port else None
     env = await WorkflowEnvironment.start_local(
+        runtime=runtime, interceptors=tracing_interceptors(config.otel),
         namespace=config.namespace, port=port, ui=ui, search_attributes=list(SEARCH_ATTRIBUTES),
         dev_server_existing_path=find_binary("temporal"),
         dev_server_database_filename=str(state_dir / "temporal.db"),
         data_converter=data_converter(config), dev_server_log_level="error")
     try:
-        async with build_worker(env.client, store, config.task_queue):
+        async with serving(env.client, store, config.task_queue, channels=build_channels(config),
+                           max_cached_workflows=config.max_cached_workflows):
             started = await start_missing_lifecycles(AdminContext(store, "seed", temporal=env.client,
                                                                   task_queue=config.task_queue))
             if started:
@@ -94,6 +109,8 @@ async def _run_dev(config, seed: str | None, port: int, ui: bool) -> None:
             print(BANNER.format(address=f"localhost:{port}", namespace=config.namespace, task_queue=config.task_queue,
                                 port_hint="" if port == 7233 else f"\n    export PIM_TEMPORAL_ADDRESS=localhost:{port}",
                                 ui=f"\n  Web UI:    http://localhost:{port + 1000}" if ui else "",
+                                metrics=(f"\n  Metrics:   http://127.0.0.1:{config.metrics_port}/metrics"
+                                         if config.metrics_port else ""),
                                 db=config.database_url, state_dir=state_dir.resolve()), flush=True)
             await stop.wait()
             log.info("stopping")
@@ -102,8 +119,17 @@ async def _run_dev(config, seed: str | None, port: int, ui: bool) -> None:
         await store.close()
 
 
-def worker() -> None:
+def worker(
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=0, max=65535,
+                                               help="serve Prometheus metrics on 0.0.0.0:PORT/metrics "
+                                                    "(default: PIM_METRICS_PORT; 0: off)"),
+) -> None:
     """Run a worker against an existing Temporal server and database (PIM_* settings)."""
     config = settings()
+    if metrics_port is not None:
+        config.metrics_port = metrics_port
     configure_logging(config.log_format, config.log_level)
-    asyncio.run(run_worker(config))
+    try:
+        asyncio.run(run_worker(config))
+    except (MetricsUnavailable, TracingUnavailable) as error:
+        raise CliError(str(error), 1) from None

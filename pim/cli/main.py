@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pim.cli import admin, dev, requests
+from pim.cli import admin, dev, directory, requests
 from pim.cli.common import CliError
 from pim.process import exit_cleanly
 
@@ -27,6 +27,7 @@ app.add_typer(admin.mfa_app, name="mfa")
 app.command()(admin.audit)
 app.command()(admin.health)
 app.command()(admin.reconcile)
+app.add_typer(directory.directory_app, name="directory")
 
 
 def _entry() -> None:

@@ -4,8 +4,10 @@ deactivate, extend, status, requests."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -14,7 +16,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from pim.cli.common import CliError, emit_json, open_store, parse_instant, pim_client, run
 from pim.client import PimClient
 from pim.durations import format_duration, parse_duration
-from pim.models import AccessType, ActivationRequest, MfaEvidence, State, Ticket
+from pim.models import AccessType, ActivationRequest, State, Ticket
 from pim.status import ActivationStatus
 
 SETTLED_OK = {State.pending_approval, State.scheduled, State.active}
@@ -85,6 +87,22 @@ async def audit_refused_review(pim: PimClient, request_id: str, actor: str, deci
         pass  # no local store (a remote deployment): the refusal is still reported to the caller
 
 
+def mfa_evidence(code: str | None, token: str | None, token_file: str | None) -> dict | None:
+    """--mfa-code, --mfa-token or --mfa-token-file (one at most), as the request's
+    `mfa` (validated with it, so errors name `mfa.code` or `mfa.token`). A file keeps
+    the token out of the shell history and the process list."""
+    if sum(x is not None for x in (code, token, token_file)) > 1:
+        raise CliError("use one of --mfa-code, --mfa-token and --mfa-token-file", 2)
+    if token_file is not None:
+        try:
+            token = sys.stdin.read() if token_file == "-" else Path(token_file).read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            raise CliError(f"--mfa-token-file: cannot read {token_file}: {error.__class__.__name__}", 2) from None
+    if token is not None:
+        return {"method": "oidc", "token": token.strip()}
+    return {"method": "totp", "code": code} if code else None
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def request(
@@ -95,6 +113,10 @@ def register(app: typer.Typer) -> None:
         justification: Optional[str] = typer.Option(None),
         ticket: Optional[str] = typer.Option(None, help="SYSTEM:NUMBER"),
         mfa_code: Optional[str] = typer.Option(None, "--mfa-code"),
+        mfa_token: Optional[str] = typer.Option(
+            None, "--mfa-token", help="an OIDC ID or access token (JWT) from your identity provider"),
+        mfa_token_file: Optional[str] = typer.Option(
+            None, "--mfa-token-file", help="read the OIDC token from this file ('-': standard input)"),
         start_at: Optional[str] = typer.Option(None, "--start-at", help="ISO 8601 with a zone"),
         validate_only: bool = typer.Option(False, "--validate-only"),
         wait: bool = typer.Option(False, "--wait", help="wait for the verdict and print the status"),
@@ -112,7 +134,7 @@ def register(app: typer.Typer) -> None:
             req = ActivationRequest(
                 group_id=group, access=AccessType.owner if owner else AccessType.member, principal_id=as_,
                 duration=parse_duration(duration) if duration else None, justification=justification,
-                ticket=parsed_ticket, mfa=MfaEvidence(code=mfa_code) if mfa_code else None,
+                ticket=parsed_ticket, mfa=mfa_evidence(mfa_code, mfa_token, mfa_token_file),
                 start_at=parse_instant(start_at, "--start-at") if start_at else None, validate_only=validate_only)
             pim = await pim_client()
             request_id = await pim.start(req)

@@ -30,6 +30,16 @@ def valid_id(principal_id: str) -> None:
         raise Refused("invalid_id", f"id: {principal_id!r} must be letters, digits and . _ @ - (at most 128)")
 
 
+# One @, something on each side, a dot in the domain, no spaces: enough to catch a
+# typo; the mail server has the last word.
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
+
+
+def valid_email(email: str | None) -> None:
+    if email is not None and (len(email) > 320 or not re.match(EMAIL_PATTERN, email)):
+        raise Refused("invalid_email", f"email: {email!r} is not an email address")
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pim import authz, mfa
-from pim.operations.context import AdminContext, Refused, valid_id
+from pim.operations.context import AdminContext, Refused, valid_email, valid_id
 from pim.store import Store
 
 
@@ -24,7 +24,7 @@ async def bootstrap(store: Store, admin_id: str, display_name: str = "") -> str:
     return secret
 
 
-async def add_user(ctx: AdminContext, user_id: str, display_name: str = "") -> None:
+async def add_user(ctx: AdminContext, user_id: str, display_name: str = "", email: str | None = None) -> None:
     action = "add_user"
     await ctx.require_known_actor(action)
     reason = authz.refuse_user_management(ctx.actor, await ctx.roles())
@@ -32,11 +32,12 @@ async def add_user(ctx: AdminContext, user_id: str, display_name: str = "") -> N
         await ctx.refuse(action, "not_authorized", reason, principal_id=user_id)
     try:
         valid_id(user_id)
+        valid_email(email)
     except Refused as refused:
         await ctx.refuse(action, refused.code, str(refused), principal_id=user_id)
     if await ctx.store.principal(user_id) is not None:
         await ctx.refuse(action, "principal_exists", f"id: {user_id!r} exists already", principal_id=user_id)
-    await ctx.store.add_principal(user_id, "user", display_name)
+    await ctx.store.add_principal(user_id, "user", display_name, email=email)
     await ctx.audit("user_added", principal_id=user_id)
 
 

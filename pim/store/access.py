@@ -15,6 +15,7 @@ from pim.rules import EligibilityFacts
 from pim.store.tables import (
     ActivationClaimRow,
     AssignmentRow,
+    AuditRow,
     DirectoryRoleRow,
     GrantRow,
     GroupRow,
@@ -221,3 +222,22 @@ class AccessOperations:
                 return True
             row = await session.get(MfaEnrolmentRow, principal_id)
             return row is not None and row.last_step == step and row.last_step_request_id == request_id
+
+    async def consume_mfa_token(self, principal_id: str, token_id: str, request_id: str, at: datetime) -> bool:
+        """Accept an OIDC token once (`token_id`: a digest of its issuer and jti, or of
+        the whole token; pim/oidc.py). The same request may present it again (an
+        activity retry); any other use is a replay."""
+        # No table of its own yet: an audit line whose unique dedupe key is the token
+        # id. The insert is atomic, so two concurrent uses cannot both win, and the
+        # log is append-only, so a used token stays used.
+        key = f"mfa-token:{token_id}"
+        try:
+            async with self.sessions.begin() as session:
+                session.add(AuditRow(at=at, action="mfa_token_used", actor=principal_id, principal_id=principal_id,
+                                     request_id=request_id.split("#")[0], details={"run_key": request_id},
+                                     dedupe_key=key))
+            return True
+        except IntegrityError:
+            async with self.sessions() as session:
+                row = await session.scalar(select(AuditRow).where(AuditRow.dedupe_key == key))
+            return row is not None and row.principal_id == principal_id and (row.details or {}).get("run_key") == request_id

@@ -27,10 +27,12 @@ def now() -> datetime:
 class AdminOperations:
     sessions: async_sessionmaker[AsyncSession]
 
-    async def add_principal(self, principal_id: str, kind: str = "user", display_name: str = "", roles: list[str] = ()) -> None:
+    async def add_principal(self, principal_id: str, kind: str = "user", display_name: str = "", roles: list[str] = (),
+                            email: str | None = None) -> None:
         async with self.sessions.begin() as session:
             if await session.get(PrincipalRow, principal_id) is None:
-                session.add(PrincipalRow(id=principal_id, kind=kind, display_name=display_name or principal_id, created_at=now()))
+                session.add(PrincipalRow(id=principal_id, kind=kind, display_name=display_name or principal_id,
+                                         email=email, created_at=now()))
                 await session.flush()
             for role in roles:
                 if await session.get(DirectoryRoleRow, (principal_id, role)) is None:

@@ -39,6 +39,7 @@ class PrincipalRow(Base):
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # user | group
     display_name: Mapped[str] = mapped_column(String(256), default="")
+    email: Mapped[str | None] = mapped_column(String(320))  # where email notifications go
     created_at: Mapped[datetime]
 
 
@@ -168,3 +169,25 @@ class AuditRow(Base):
     details: Mapped[dict] = mapped_column(JSON, default=dict)
     # Idempotency for activity retries: the same event is written once.
     dedupe_key: Mapped[str | None] = mapped_column(String(500), unique=True)
+
+
+class NotificationRow(Base):
+    """The notification outbox: written in the same transaction as the audit line
+    that causes it, delivered by the worker's dispatcher (pim/dispatch.py), one
+    row per channel, so a mail server that is down never re-sends a webhook."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(500), unique=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(JSON)  # a pim.notify.Notification
+    created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]  # a dispatcher is sending it until then
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),)

@@ -386,3 +386,13 @@ async def test_users_and_roles(store):
     assert actions == [("tenant_bootstrapped", "root", "root"), ("user_added", "root", "uma"),
                        ("role_granted", "root", "uma"), ("user_added", "uma", "eve"),
                        ("role_granted", "root", "uma"), ("role_granted", "uma", "eve")]
+
+
+async def test_a_user_added_with_an_email_is_told_there_and_a_bad_address_is_refused(store):
+    root, _ = await tenant(store)
+    await add_user(root, "erin", "Erin", email="erin@corp.example")
+    assert (await store.principal("erin")).email == "erin@corp.example"
+    assert await store.contacts(["erin"]) == {"erin": ("erin@corp.example", "Erin")}
+    line = await refused(store, add_user(root, "frank", email="frank at corp"), "invalid_email", "root")
+    assert "email:" in line.details["reason"]
+    assert await store.principal("frank") is None  # nothing half-made

@@ -31,7 +31,7 @@ from pim.temporal import find_binary, register_search_attributes
 from tests.conftest import running_worker
 
 HERE = Path(__file__).parent
-RELEASE = "v3"  # bump when recording after a workflow change
+RELEASE = "v4"  # bump when recording after a workflow change
 
 
 def dev_request(**overrides) -> ActivationRequest:

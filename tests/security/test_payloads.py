@@ -29,7 +29,7 @@ from pim.settings import PimSettings
 from pim.status import ActivationStatus
 from tests.conftest import running_worker
 from worker.app import build_worker
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 WHY = "INC-4711 rotate the payroll database credentials"
 APPROVAL = "ok for the payroll rotation, bob"

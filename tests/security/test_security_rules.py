@@ -32,7 +32,7 @@ from tests.workflows.test_approval import (
     set_ops_approval,
     settled,
 )
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 
 async def refused_update(pim, rid: str, approver: str, justification: str = "looks right to me") -> str:
@@ -107,7 +107,7 @@ async def worker_on(time_env, store, task_queue: str):
     task queue gets the pending workflow task at once (the test server holds its
     clock while a task waits, so a sticky queue's timeout would never pass)."""
     async with Worker(time_env.client, task_queue=task_queue, workflows=WORKFLOWS,
-                      activities=build_activities(store, None, None), max_cached_workflows=0):
+                      activities=build_activities(store), max_cached_workflows=0):
         yield PimClient(time_env.client, task_queue)
 
 

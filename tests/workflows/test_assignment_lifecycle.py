@@ -13,7 +13,7 @@ import pytest
 from pim.assignment_models import AssignmentStatus, assignment_workflow_id
 from pim.mfa import current_code
 from pim.models import AccessType, ActivationRequest, MfaEvidence, State
-from pim.notify import LogChannel, Notifier
+from pim.notify import LogChannel
 from pim.operations import AdminContext, Refused
 from pim.operations.assignments import create_assignment, extend_assignment, remove_assignment, renew_assignment
 from tests.conftest import running_worker
@@ -86,7 +86,7 @@ async def eventually(check, what: str):
 
 
 def expiring(channel: LogChannel) -> list:
-    return [n for n in channel.sent if n.event == "assignment_expiring"]
+    return [n for n in channel.sent if n.event == "assignment_expiring_soon"]
 
 
 async def activate(pim, demo, principal: str, *, mfa_offset: float = 0.0) -> str:
@@ -106,7 +106,7 @@ async def member(demo, principal: str, group: str) -> bool:
 
 async def test_time_bound_eligible_assignment_takes_effect_reminds_and_expires(time_env, demo):
     channel = LogChannel()
-    async with running_worker(time_env, demo, notifier=Notifier([channel])) as pim:
+    async with running_worker(time_env, demo, channels=[channel]) as pim:
         ctx, clock = await admin_context(time_env, demo, pim)
         created = clock.now
         aid = await create_assignment(ctx, "grp-ops", "dave", access=AccessType.member, kind="eligible",
@@ -128,13 +128,16 @@ async def test_time_bound_eligible_assignment_takes_effect_reminds_and_expires(t
         await clock.sleep(timedelta(days=6, minutes=1))  # 14 days before the end
         first = await eventually(lambda: expiring(channel), "the 14-day reminder")
         assert len(first) == 1
-        assert first[0].recipients == ["dave", "admin"]
+        assert [r.principal_id for r in first[0].recipients] == ["dave", "admin"]
         assert first[0].details["assignment_id"] == aid
         assert len((await lifecycle(time_env, aid)).reminders_sent) == 1
 
         await clock.sleep(timedelta(days=13))  # 19 days + 1 minute: 1 day before the end
         second = await eventually(lambda: len(expiring(channel)) == 2, "the 1-day reminder")
-        assert second and [n.recipients for n in expiring(channel)] == [["dave", "admin"]] * 2
+        assert second
+        for reminder in expiring(channel):  # the assignee, and the group's administrators
+            told = {r.principal_id: r.role for r in reminder.recipients}
+            assert told["dave"] == "requestor" and told["admin"] == "admins"
         reminders = (await lifecycle(time_env, aid)).reminders_sent
         assert len(reminders) == 2
         assert started.ends_at - timedelta(days=14) <= reminders[0] <= started.ends_at - timedelta(days=14) + SECONDS
@@ -187,7 +190,7 @@ async def test_time_bound_active_assignment_grants_at_start_and_revokes_exactly_
 
 async def test_extend_moves_the_end_keeps_membership_and_rearms_reminders(time_env, demo):
     channel = LogChannel()
-    async with running_worker(time_env, demo, notifier=Notifier([channel])) as pim:
+    async with running_worker(time_env, demo, channels=[channel]) as pim:
         ctx, clock = await admin_context(time_env, demo, pim)
         aid = await create_assignment(ctx, "grp-dev", "bob", access=AccessType.member, kind="active",
                                       duration=timedelta(days=20), justification="release train")

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 HERE = Path(__file__).parent.parent / "histories"
 HISTORIES = sorted([*HERE.glob("group_activation.*.json"), *HERE.glob("assignment_lifecycle.*.json")])

@@ -1,0 +1,69 @@
+"""`pim directory`: the directory that grants write to (PIM_DIRECTORY), seen from PIM."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import AsyncIterator
+
+import typer
+from temporalio.exceptions import ApplicationError
+
+from pim.cli.common import CliError, emit_json, open_store, run, settings
+from pim.directories import DirectoryNotAvailable, build_directory
+from pim.directory import Directory
+from pim.directory_sync import DirectoryDiff, compare, expected_holders
+from pim.models import AccessType
+from pim.settings import PimSettings
+from pim.store import Store
+
+directory_app = typer.Typer(help="The directory where access is granted (PIM_DIRECTORY).", no_args_is_help=True)
+UNCHECKED = 2  # the exit code when no comparison could be made (1 means: out of sync)
+
+
+@asynccontextmanager
+async def cli_directory(config: PimSettings, store: Store) -> AsyncIterator[Directory]:
+    """The configured directory (closed after, for those with connections), or a
+    one-line error for a setting that is missing or wrong."""
+    try:
+        directory = build_directory(config, store)
+    except (DirectoryNotAvailable, ValueError) as error:
+        raise CliError(f"directory: {error}", 2) from None
+    try:
+        yield directory
+    finally:
+        close = getattr(directory, "aclose", None)
+        if close is not None:
+            await close()
+
+
+@directory_app.command("diff")
+def diff(group: str = typer.Argument(...), owner: bool = typer.Option(False, "--owner", help="owners, not members"),
+         json_: bool = typer.Option(False, "--json")) -> None:
+    """Compare who the directory holds in GROUP with who should hold it (a live assignment
+    or activation). Exit 0 when in sync, 1 when not, 2 when the comparison could not be made."""
+    access = AccessType.owner if owner else AccessType.member
+
+    async def go() -> DirectoryDiff:
+        config = settings()
+        async with open_store() as store:
+            if await store.group(group) is None:
+                raise CliError(f"no group {group!r}", UNCHECKED)
+            async with cli_directory(config, store) as directory:
+                try:
+                    held = await directory.holders(group, access)
+                except ApplicationError as error:
+                    raise CliError(f"directory ({config.directory}): {error.message}", UNCHECKED) from None
+            expected = await expected_holders(store, group, access, datetime.now(UTC))
+        return compare(group, access, expected=expected, held=held)
+
+    result = run(go)
+    if json_:
+        emit_json(dict(result.model_dump(mode="json"), in_sync=result.in_sync))
+    else:
+        for label, principals in (("missing", result.missing), ("unexpected", result.unexpected)):
+            for principal_id in principals:
+                typer.echo(f"{label}\t{principal_id}")
+        typer.echo(f"{group} {access.value}: missing={len(result.missing)} unexpected={len(result.unexpected)} "
+                   f"ok={len(result.ok)}" + (" (in sync)" if result.in_sync else ""))
+    raise typer.Exit(0 if result.in_sync else 1)

@@ -1,0 +1,56 @@
+"""A directory that refuses a removal for good (LDAP or Graph answering
+"forbidden", a group deleted meanwhile): revocation must neither give up nor
+fail the workflow. A deleted group holds nobody, so that counts as revoked;
+any other permanent refusal is retried like an outage until someone fixes it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from pim.directory import StoreDirectory, withdraw
+from pim.directory_sync import GROUP_NOT_FOUND
+from pim.models import AccessType
+
+MEMBER = AccessType.member
+NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
+
+
+class RefusingDirectory(StoreDirectory):
+    """The store's directory, except that removal fails with `error` (the fault injected)."""
+
+    def __init__(self, store, error: ApplicationError) -> None:
+        super().__init__(store)
+        self.error = error
+
+    async def remove(self, group_id, access, principal_id) -> None:
+        raise self.error
+
+
+async def granted(demo, source_id: str) -> None:
+    await demo.add_grant("grp-dev", MEMBER, "alice", source_kind="activation", source_id=source_id, starts_at=NOW)
+    await demo.set_membership("grp-dev", MEMBER, "alice", present=True)
+
+
+async def test_a_group_the_directory_no_longer_has_counts_as_revoked(demo):
+    await granted(demo, "run-1")
+    directory = RefusingDirectory(demo, ApplicationError("no such group", type=GROUP_NOT_FOUND, non_retryable=True))
+    await withdraw(demo, directory, "grp-dev", MEMBER, "alice", source_id="run-1", at=NOW,
+                   drop_source=lambda: demo.remove_grant("activation", "run-1"))
+    assert await demo.other_live_sources("grp-dev", MEMBER, "alice", source_id="none", at=NOW) == []
+
+
+async def test_a_permanent_refusal_is_retried_and_keeps_the_source(demo):
+    await granted(demo, "run-2")
+    refusal = ApplicationError("Insufficient privileges", type="directory_forbidden", non_retryable=True)
+    with pytest.raises(ApplicationError) as raised:
+        await withdraw(demo, RefusingDirectory(demo, refusal), "grp-dev", MEMBER, "alice", source_id="run-2", at=NOW,
+                       drop_source=lambda: demo.remove_grant("activation", "run-2"))
+    assert raised.value.non_retryable is False  # Temporal retries it, without limit for close_activation
+    assert raised.value.type == "directory_forbidden" and "Insufficient privileges" in raised.value.message
+    # Nothing was forgotten: the source stays until the removal succeeds.
+    sources = await demo.other_live_sources("grp-dev", MEMBER, "alice", source_id="none", at=NOW)
+    assert [s.source_id for s in sources] == ["run-2"]
+    assert await demo.has_membership("grp-dev", MEMBER, "alice")
