@@ -8,7 +8,7 @@ they were granted, at the rate they were started).
 The duration is the policy floor (PT5M) or, when starting takes longer, long
 enough that all are active together before the first expires.
 
-    python -m bench.scale [--n 10000] [--duration SECONDS]
+    python -m bench.scale [--n 10000] [--duration SECONDS] [--concurrency 50]
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ async def start_until_active(bench, user: str, duration: int) -> str:
 
 async def run() -> None:
     n = arg("n", 10_000)
-    # About 13 activations per second on 2 cores (bench.throughput): leave room to start them all.
-    duration = arg("duration", max(300, int(n / 8) + 120))
+    # Started at about 5 per second here while each is also watched until active:
+    # leave room to start them all before the first expires.
+    duration = arg("duration", max(300, int(n / 4) + 300))
+    concurrency = arg("concurrency", 50)
     async with bench_env(n) as bench:
         server = bench.server_pid()
         watch = MembershipWatch(bench.store)
@@ -38,7 +40,7 @@ async def run() -> None:
         rss_before = {"worker_mb": rss_mb(), "server_mb": rss_mb(server)}
         users = bench.take_users(n)
         began = time.time()
-        ids = await gather_limited((start_until_active(bench, u, duration) for u in users), 20)
+        ids = await gather_limited((start_until_active(bench, u, duration) for u in users), concurrency)
         start_seconds = time.time() - began
         print(f"{n} active after {start_seconds:.1f} s ({n / start_seconds:.1f}/s)", flush=True)
         await asyncio.sleep(10)
@@ -70,7 +72,7 @@ async def run() -> None:
             "n": n, "duration_seconds": duration, "start_seconds": round(start_seconds, 1),
             "per_second": round(n / start_seconds, 2), "rss_before": rss_before, "rss_all_active": rss_active,
             "rss_after_expiry": rss_after, "goal_worker_rss_mb": 500, "lag_seconds": stats, "revoked": len(lags),
-            "method": "requests started 20 at a time, each waited to `active`; worker RSS is this process's VmRSS "
+            "method": f"requests started {concurrency} at a time, each waited to `active`; worker RSS is this process's VmRSS "
                       "(worker, client, store, harness), server RSS the dev server child's VmRSS",
             "notes": bench.notes,
         })

@@ -1,0 +1,93 @@
+"""The approver's email, end to end: alice asks for grp-ops, the workflow admits
+the request, the dispatcher sends through a real local SMTP server (aiosmtpd),
+and bob's mailbox holds a message with the facts and the exact command that
+approves it. Then a mail server that goes away loses nothing: the message
+waits in the outbox and arrives once the server is back."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+from email.policy import default as email_policy
+
+from aiosmtpd.controller import Controller
+
+from pim.channels.email import EmailChannel
+from pim.models import AccessType, State
+from pim.notify import LogChannel
+from tests.conftest import running_worker
+from tests.notifications.test_channels import Collector, free_port
+from tests.workflows.test_approval import request_ops, set_ops_approval, settled
+
+MEMBER = AccessType.member
+
+
+async def use_email(demo) -> None:
+    policy = (await demo.policy("grp-ops", MEMBER))[0]
+    await demo.set_policy("grp-ops", MEMBER, policy.model_copy(update={
+        "notifications": policy.notifications.model_copy(update={"channels": ["log", "email"]})}), by="admin")
+
+
+def messages(collector: Collector) -> list:
+    return [email.message_from_bytes(e.content, policy=email_policy) for e in collector.envelopes]
+
+
+async def arrived(collector: Collector, recipient: str) -> list:
+    for _ in range(200):
+        found = [m for m in messages(collector) if recipient in m["To"]]
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no message for {recipient}: {[m['To'] for m in messages(collector)]}")
+
+
+async def test_the_approver_gets_an_email_with_the_command_that_approves(time_env, demo):
+    await set_ops_approval(demo, (["bob"], 1))
+    await use_email(demo)
+    collector = Collector()
+    server = Controller(collector, hostname="127.0.0.1", port=free_port())
+    server.start()
+    try:
+        channel = EmailChannel("127.0.0.1", server.port, sender="pim@corp.example")
+        async with running_worker(time_env, demo, channels=[LogChannel(), channel]) as pim:
+            rid = await request_ops(pim, demo)
+            [to_bob] = await arrived(collector, "bob@example.com")
+            body = to_bob.get_body(preferencelist=("plain",)).get_content()
+            assert f"pim approve {rid} --as bob" in body and f"pim deny {rid} --as bob" in body
+            assert "INC-42 database failover" in body and "alice" in body and "grp-ops" in body
+            assert to_bob["X-PIM-Request-Id"] == rid
+            assert "alice@example.com" not in to_bob["To"]  # the requester has a message of her own
+            await arrived(collector, "alice@example.com")
+    finally:
+        server.stop()
+
+
+async def test_a_mail_server_that_was_down_gets_the_message_later(time_env, demo):
+    await set_ops_approval(demo)  # no approval: granted at once
+    await use_email(demo)
+    port = free_port()
+    channel = EmailChannel("127.0.0.1", port, sender="pim@corp.example", timeout=2)
+    collector = Collector()
+    async with running_worker(time_env, demo, channels=[LogChannel(), channel]) as pim:
+        rid = await request_ops(pim, demo)
+        assert (await settled(pim, rid)).state == State.active  # nobody waited for the mail server
+        for _ in range(100):
+            waiting = await demo.notifications(status="pending", request_id=rid)
+            if {r.event for r in waiting if r.last_error} == {"activation_requested", "activation_active"}:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the failed sends were not recorded")
+        server = Controller(collector, hostname="127.0.0.1", port=port)
+        server.start()
+        try:
+            # The dispatcher retries 5 s after the failure (pim/dispatch.py).
+            for _ in range(200):
+                if len(collector.envelopes) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            subjects = sorted(m["Subject"] for m in messages(collector))
+            assert any("Activation requested" in s for s in subjects) and any("Access granted" in s for s in subjects)
+            assert {r.status for r in await demo.notifications(request_id=rid) if r.channel == "email"} == {"sent"}
+        finally:
+            server.stop()
