@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install dev test test-fast test-quick lint clean bench
+.PHONY: install dev test test-fast test-quick lint clean bench slapd
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,12 @@ dev: install
 
 ## Lint (errors only), then the whole suite: unit, store and workflow tests on
 ## real Temporal servers, on SQLite and PostgreSQL.
-test: install lint
+test: install lint slapd
 	$(BIN)/pytest
+
+## OpenLDAP's slapd (Debian package) for the LDAP directory tests, installed once.
+slapd:
+	@bash .ci/install-slapd
 
 lint: install
 	$(BIN)/ruff check pim workflows activities worker tests

@@ -49,7 +49,8 @@ class PimSettings(BaseSettings):
     directory_faults: str | None = None
     # Open activations the worker keeps in memory; beyond this, a workflow whose
     # timer fires is rebuilt from its history first (slower expiry, less memory).
-    max_cached_workflows: int = Field(default=10_000, ge=0)
+    # About 75 KB of worker memory each (README "Performance").
+    max_cached_workflows: int = Field(default=1_000, ge=0)
     # Notification channels (pim/channels): email when smtp_host is set, a webhook when webhook_url is set.
     smtp_host: str | None = None
     smtp_port: int = 25
