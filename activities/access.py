@@ -50,11 +50,12 @@ class AccessActivities:
         if change.granted:
             others = await withdraw(self.store, self.directory, change.group_id, change.access, change.principal_id,
                                     source_id=change.run_key, at=change.at,
-                                    drop_source=lambda: self.store.remove_grant(SOURCE_KIND, change.run_key))
+                                    drop_source=lambda: self.store.end_activation(change.run_key))
             log.info("access revoked" if not others else "activation ended; access kept through another source",
                      request_id=change.request_id, group_id=change.group_id, access=change.access.value,
                      principal_id=change.principal_id, kept_by=[o.source_kind for o in others])
-        await self.store.release_activation(change.run_key)
+        else:
+            await self.store.release_activation(change.run_key)
         details = {"state": str(change.final_state or ""), "reason": change.reason or "",
                    "revoked": str(change.granted).lower()}
         key = f"{change.run_key}:ended"

@@ -94,8 +94,12 @@ class PimClient:
 
     async def list(self, state: str | None = None, group_id: str | None = None, principal_id: str | None = None,
                    limit: int = 200) -> list[RequestSummary]:
-        """Requests by search attributes, newest first."""
+        """Requests by search attributes, newest first. A state that only a running
+        request can be in lists running ones only: a workflow terminated while
+        pending keeps `PimState = 'pending_approval'`, and is not pending."""
         clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
+        if state in State.__members__ and not State(state).terminal:
+            clauses.append("ExecutionStatus = 'Running'")
         for key, value in (("PimState", state), ("PimGroupId", group_id), ("PimPrincipalId", principal_id)):
             if value:
                 clauses.append(f"{key} = '{_quote(value)}'")

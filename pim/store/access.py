@@ -191,6 +191,15 @@ class AccessOperations:
         async with self.sessions.begin() as session:
             await session.execute(delete(ActivationClaimRow).where(ActivationClaimRow.request_id == request_id))
 
+    async def end_activation(self, request_id: str) -> None:
+        """An activation's grant row and its claim go together: one transaction
+        instead of two on the revocation path, where a thousand expiring at once
+        queue for SQLite's single writer."""
+        async with self.sessions.begin() as session:
+            await session.execute(delete(GrantRow).where(GrantRow.source_kind == "activation",
+                                                         GrantRow.source_id == request_id))
+            await session.execute(delete(ActivationClaimRow).where(ActivationClaimRow.request_id == request_id))
+
     # --- MFA ----------------------------------------------------------------
 
     async def enroll_mfa(self, principal_id: str, secret: str, at: datetime) -> None:

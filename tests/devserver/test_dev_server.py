@@ -16,6 +16,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from pim.mfa import current_code
 from pim.models import AccessType, ActivationRequest, MfaEvidence, State
 from tests.conftest import running_worker
+from tests.polling import settled
 
 PIM = str(Path(sys.executable).parent / "pim")
 
@@ -26,19 +27,10 @@ def ops_request(code: str, principal: str = "alice") -> ActivationRequest:
                              mfa=MfaEvidence(code=code))
 
 
-async def settled(pim, request_id: str, state: State, timeout: float = 10):
-    for _ in range(int(timeout / 0.1)):
-        status = await pim.status(request_id)
-        if status.state == state:
-            return status
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{request_id} stayed {status.state}, expected {state}")
-
-
 async def test_review_update_refuses_before_writing_and_approves(dev_env, demo):
     async with running_worker(dev_env, demo) as pim:
         request_id = await pim.start(ops_request(current_code(await demo.mfa_secret("alice"))))
-        await settled(pim, request_id, State.pending_approval)
+        await settled(pim, request_id, State.pending_approval, timeout=10)
 
         refusals = {
             "alice": ("approve", "ok", "own request"),          # self-approval
@@ -56,7 +48,7 @@ async def test_review_update_refuses_before_writing_and_approves(dev_env, demo):
         status = await pim.review(request_id, "bob", "approve", "approved for INC-42")
         assert status.state in (State.activating, State.active)
         assert [d.approver_id for d in status.stages[0].decisions] == ["bob"]
-        await settled(pim, request_id, State.active)
+        await settled(pim, request_id, State.active, timeout=10)
         assert await demo.has_membership("grp-ops", AccessType.member, "alice")
 
         with pytest.raises(WorkflowUpdateFailedError) as refused:
@@ -74,7 +66,7 @@ async def test_search_attributes_list_pending_requests(dev_env, demo):
         alice = await pim.start(ops_request(current_code(await demo.mfa_secret("alice"))))
         dave = await pim.start(ops_request(current_code(await demo.mfa_secret("dave")), "dave"))
         for request_id in (alice, dave):
-            await settled(pim, request_id, State.pending_approval)
+            await settled(pim, request_id, State.pending_approval, timeout=10)
         for _ in range(100):  # visibility is eventually consistent
             pending = {r.request_id: r for r in await pim.list(state="pending_approval", group_id="grp-ops")}
             if {alice, dave} <= set(pending):

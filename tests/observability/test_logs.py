@@ -4,7 +4,6 @@ their `extra` fields; secrets are masked whoever logs them (pim/logging.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
@@ -23,6 +22,7 @@ from pim.models import AccessType, ActivationRequest, MfaEvidence, State
 from pim.status import AccessChange, AdmitInput, AuditRecord
 from pim.temporal import find_binary, register_search_attributes
 from tests.conftest import running_worker
+from tests.polling import settled
 from worker.log_context import input_fields
 
 NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
@@ -115,11 +115,11 @@ async def test_activity_and_workflow_lines_carry_their_context(skipping_env, dem
         rid = await pim.start(ActivationRequest(group_id="grp-ops", access=AccessType.member, principal_id="alice",
                                                 duration=timedelta(hours=2), justification="INC-42 database failover",
                                                 mfa=MfaEvidence(code=code)))
-        await until_state(pim, rid, State.pending_approval)
+        await settled(pim, rid, State.pending_approval)
         await pim.approve(rid, "bob", "approved for INC-42")
-        await until_state(pim, rid, State.active)
+        await settled(pim, rid, State.active)
         await pim.deactivate(rid, "admin", "test over")
-        await until_state(pim, rid, State.deactivated)
+        await settled(pim, rid, State.deactivated)
         run_id = (await skipping_env.client.get_workflow_handle(rid).describe()).run_id
 
     logged = lines(json_logs)
@@ -145,11 +145,3 @@ async def test_activity_and_workflow_lines_carry_their_context(skipping_env, dem
     assert notifications and not any("activity" in line or "attempt" in line for line in notifications)
     assert f'"{code}"' not in json_logs.getvalue()
 
-
-async def until_state(pim, rid: str, state: State, timeout: float = 15):
-    for _ in range(int(timeout / 0.1)):
-        status = await pim.status(rid)
-        if status.state == state:
-            return status
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{rid} stayed {status.state}, expected {state}")

@@ -8,7 +8,6 @@ that is retried need time to pass: that test runs on the time-skipping server.""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 
@@ -20,6 +19,7 @@ from pim.mfa import current_code
 from pim.models import AccessType, ActivationRequest, MfaEvidence, State
 from pim.temporal import connect, find_binary, register_search_attributes
 from tests.conftest import running_worker
+from tests.polling import settled
 from tests.observability.conftest import free_port, sample, scrape_until
 from worker.app import serving
 from worker.telemetry import metrics_runtime
@@ -30,15 +30,6 @@ WHY = "deploy the 1.4 hotfix to staging"
 def dev_request(principal: str, justification: str | None = WHY) -> ActivationRequest:
     return ActivationRequest(group_id="grp-dev", access=AccessType.member, principal_id=principal,
                              duration=timedelta(hours=1), justification=justification)
-
-
-async def settled(pim: PimClient, request_id: str, state: State, timeout: float = 15):
-    for _ in range(int(timeout / 0.1)):
-        status = await pim.status(request_id)
-        if status.state == state:
-            return status
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{request_id} stayed {status.state}, expected {state}")
 
 
 async def test_worker_metrics_on_the_dev_server(dev_env, demo):

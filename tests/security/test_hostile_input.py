@@ -30,6 +30,7 @@ from pim.mfa import current_code
 from pim.models import MAX_DURATION, AccessType, ActivationRequest, Extend, State
 from pim.status import ActivationStatus
 from tests.conftest import running_worker
+from tests.polling import settled
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
 GOOD = {"group_id": "grp-dev", "access": "member", "principal_id": "alice", "justification": "INC-42 database failover"}
@@ -143,14 +144,6 @@ async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_wor
         await temporal(address, "workflow", "start", "--type", "GroupActivation", "--task-queue", pim.task_queue,
                        "--workflow-id", workflow_id, "--input", json.dumps(request))
 
-        async def state_is(state: State, timeout: float = PROMPT) -> ActivationStatus:
-            for _ in range(int(timeout / 0.1)):
-                status = await pim.status(workflow_id)
-                if status.state == state:
-                    return status
-                await asyncio.sleep(0.1)
-            raise AssertionError(f"{workflow_id} stayed {status.state}, expected {state}")
-
         async def signal(name: str, *inputs: str) -> None:
             args = ["workflow", "signal", "-w", workflow_id, "--name", name]
             for value in inputs:
@@ -160,7 +153,7 @@ async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_wor
         def refused(status: ActivationStatus) -> list[str]:
             return [e.note for e in status.events if e.note and "refused" in e.note]
 
-        await state_is(State.pending_approval)
+        await settled(pim, workflow_id, State.pending_approval, PROMPT)
         while_pending = [
             ("hack", ["{}"], None),                                       # unknown name: ignored
             ("approve", [], "expected one argument, got 0"),              # no input
@@ -177,7 +170,7 @@ async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_wor
         for name, inputs, _ in while_pending:
             await signal(name, *inputs)
         await asyncio.sleep(0.5)
-        status = await state_is(State.pending_approval)
+        status = await settled(pim, workflow_id, State.pending_approval, PROMPT)
         notes = refused(status)
         pending_refusals = [(name, reason) for name, _, reason in while_pending if reason]
         assert len(notes) == len(pending_refusals), notes
@@ -189,7 +182,7 @@ async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_wor
 
         # After all that, a valid approval still grants.
         await signal("approve", '{"approver_id": "bob", "justification": "failover approved"}')
-        active = await state_is(State.active)
+        active = await settled(pim, workflow_id, State.active, PROMPT)
         assert [d.approver_id for d in active.stages[0].decisions] == ["bob"]
         assert await demo.has_membership("grp-ops", AccessType.member, "alice")
 
@@ -206,7 +199,7 @@ async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_wor
             await signal(name, *inputs)
         await signal("extend", '{"by": "alice", "duration": "PT1H", "justification": "failover takes longer"}')
         await asyncio.sleep(0.5)
-        status = await state_is(State.active)
+        status = await settled(pim, workflow_id, State.active, PROMPT)
         notes = refused(status)[len(pending_refusals):]
         active_refusals = [(name, reason) for name, _, reason in while_active if reason]
         assert len(notes) == len(active_refusals), notes

@@ -337,6 +337,22 @@ async def test_a_lone_activation_has_no_other_source(store):
     assert await store.live_grants("grp-a", MEMBER, start) == []
 
 
+async def test_ending_an_activation_drops_its_grant_and_its_claim_and_nothing_else(store):
+    start = _now()
+    await store.onboard_group("grp-a", "security", by="admin")
+    await _user(store, "alice", "bob")
+    for principal, request in (("alice", "req-1"), ("bob", "req-2")):
+        await store.claim_activation("grp-a", MEMBER, principal, request, start)
+        await store.add_grant("grp-a", MEMBER, principal, source_kind="activation", source_id=request, starts_at=start)
+
+    await store.end_activation("req-1")
+    await store.end_activation("req-1")  # a retried revocation: harmless
+
+    assert [g.principal_id for g in await store.live_grants("grp-a", MEMBER, start)] == ["bob"]
+    assert (await store.eligibility_facts("grp-a", MEMBER, "alice", start)).running_request_id is None
+    assert (await store.eligibility_facts("grp-a", MEMBER, "bob", start)).running_request_id == "req-2"
+
+
 async def test_add_grant_is_idempotent_per_source(store):
     start = _now()
     for _ in range(3):
