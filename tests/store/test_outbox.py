@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from pim.dispatch import NotificationDispatcher, retry_delay
+from pim.dispatch import NotificationDispatcher, dispatching, retry_delay
 from pim.notify import LogChannel, Notification, PermanentDeliveryError, Recipient
 
 AT = datetime(2026, 11, 29, 9, tzinfo=UTC)
@@ -108,3 +108,27 @@ async def test_two_dispatchers_never_send_the_same_row(store):
 def test_retry_delay_grows_and_is_capped():
     assert [retry_delay(n).total_seconds() for n in (1, 2, 3)] == [5, 10, 20]
     assert retry_delay(40) == timedelta(hours=1)
+
+
+async def test_a_burst_is_woken_at_once_and_sent_in_few_claims(store):
+    """Queuing wakes the dispatcher (no waiting for the 5 s poll); what queues while
+    it gathers goes out together rather than one claim per audit line."""
+    claims = 0
+    claim = store.claim_notifications
+
+    async def counted_claim(**options):
+        nonlocal claims
+        claims += 1
+        return await claim(**options)
+
+    store.claim_notifications = counted_claim
+    channel = FlakyChannel("log")
+    async with dispatching(store, [channel], poll=timedelta(minutes=1)):
+        for i in range(30):
+            await audit_with(store, f"burst-{i}")
+        for _ in range(50):
+            if len(channel.sent) == 30:
+                break
+            await asyncio.sleep(0.1)
+    assert sorted(n.key for n in channel.sent) == sorted(f"burst-{i}" for i in range(30))
+    assert claims <= 4, claims  # the first at start, then one wake for the burst (and an empty look after each)
