@@ -39,7 +39,7 @@ test-quick: install
 	$(BIN)/pytest -m "not slow"
 
 ## Benchmarks (issue 6), in order; JSON and the plot go to bench/results/.
-## About an hour with SCALE_N=10000 (make bench SCALE_N=1000: about 25 minutes).
+## About an hour and a half with SCALE_N=10000 (make bench SCALE_N=1000: about 25 minutes).
 SCALE_N ?= 10000
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
