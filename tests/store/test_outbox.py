@@ -123,10 +123,12 @@ async def test_a_burst_is_woken_at_once_and_sent_in_few_claims(store):
 
     store.claim_notifications = counted_claim
     channel = FlakyChannel("log")
-    async with dispatching(store, [channel], poll=timedelta(minutes=1)):
+    # A gathering window longer than the default, so that a slow machine still
+    # queues the whole burst inside it.
+    async with dispatching(store, [channel], poll=timedelta(minutes=1), gather=timedelta(seconds=2)):
         for i in range(30):
             await audit_with(store, f"burst-{i}")
-        for _ in range(50):
+        for _ in range(100):
             if len(channel.sent) == 30:
                 break
             await asyncio.sleep(0.1)
