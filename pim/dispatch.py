@@ -31,11 +31,13 @@ POLL = timedelta(seconds=5)
 # and its writes stay out of the way of the grants and revocations that queued them.
 GATHER = timedelta(milliseconds=500)
 LEASE = timedelta(seconds=60)
+FLUSH_TIMEOUT = timedelta(seconds=10)
 SEND_TIMEOUT = timedelta(seconds=30)
 FIRST_RETRY = timedelta(seconds=5)
 LAST_RETRY = timedelta(hours=1)
 MAX_ATTEMPTS = 20  # about a day of retries at the longest delay
 CONCURRENT_SENDS = 10
+BATCH = 100  # rows claimed at a time
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -64,17 +66,22 @@ class NotificationDispatcher:
         while True:
             self._wake.clear()
             try:
-                while await self.deliver_due():
+                # Again at once only after a full batch; otherwise what arrived meanwhile
+                # has woken us and is gathered first, not chased a few rows at a time.
+                while await self.deliver_due() == BATCH:
                     pass
             except Exception as error:  # noqa: BLE001 - the loop must outlive a store outage
                 log.warning("notification dispatch failed; retrying", error=str(error))
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll.total_seconds())
-            except asyncio.TimeoutError:
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that
+                # arrives as the wake does, and the worker's shutdown then waits forever.
+                async with asyncio.timeout(self.poll.total_seconds()):
+                    await self._wake.wait()
+            except TimeoutError:
                 continue
             await asyncio.sleep(self.gather.total_seconds())
 
-    async def deliver_due(self, limit: int = 100) -> int:
+    async def deliver_due(self, limit: int = BATCH) -> int:
         """Send what is due now; returns how many rows it handled."""
         rows = await self.store.claim_notifications(now=self.clock(), lease=LEASE, limit=limit)
         outcomes = await asyncio.gather(*(self._deliver(row) for row in rows))
@@ -124,3 +131,9 @@ async def dispatching(store: Store, channels: Sequence[Channel], **options):
             await task
         except asyncio.CancelledError:
             pass
+        # A worker that stops (a deploy) sends what is due, gathered or not, rather
+        # than leave it to the next worker's poll; what fails stays in the outbox.
+        try:
+            await asyncio.wait_for(dispatcher.deliver_due(), timeout=FLUSH_TIMEOUT.total_seconds())
+        except Exception as error:  # noqa: BLE001 - stopping must not fail on a channel or the store
+            log.warning("notifications left in the outbox at shutdown", error=f"{type(error).__name__}: {error}")

@@ -215,7 +215,8 @@ async def test_extend_moves_the_end_keeps_membership_and_rearms_reminders(time_e
         assert final.state == "expired"
         assert new_end <= final.ended_at <= new_end + SECONDS
         assert not await member(demo, "bob", "grp-dev")
-        assert [n.details["ends_at"] for n in expiring(channel)] == [old_end.isoformat()] + [new_end.isoformat()] * 2
+        notes = await eventually(lambda: len(expiring(channel)) == 3 and expiring(channel), "the 1-day reminder")
+        assert [n.details["ends_at"] for n in notes] == [old_end.isoformat()] + [new_end.isoformat()] * 2
         sent = final.reminders_sent
         assert len(sent) == 3
         assert new_end - timedelta(days=1) <= sent[2] <= new_end - timedelta(days=1) + SECONDS
