@@ -332,11 +332,17 @@ async def wait_in_flight(h: Harness, rid: str, activity: str, timeout: float = 3
 
 
 async def wait_quiet(h: Harness, rid: str, timeout: float = 20) -> None:
-    """Wait until no activity of the workflow is pending (audit lines written and reported)."""
+    """Wait until neither an activity nor a workflow task of the workflow is pending
+    (audit lines written and reported; admission, a local activity, recorded). A
+    signal that arrives while a workflow task is in flight stays out of the history
+    until that task completes, or times out when its worker was killed."""
     deadline = time.monotonic() + timeout
-    while pending := await pending_activities(h, rid):
-        assert time.monotonic() < deadline, \
-            f"{rid}: activities still pending after {timeout} s: {[p.activity_type.name for p in pending]}"
+    while True:
+        description = (await h.pim.temporal.get_workflow_handle(rid).describe()).raw_description
+        pending = [p.activity_type.name for p in description.pending_activities]
+        if not pending and not description.HasField("pending_workflow_task"):
+            return
+        assert time.monotonic() < deadline, f"{rid}: still pending after {timeout} s: {pending or 'a workflow task'}"
         await asyncio.sleep(0.2)
 
 
