@@ -159,7 +159,7 @@ async def bench_env(n_users: int, n_approval_users: int = 0, *, max_concurrent_w
     from pim.store.database import upgrade_async
     from pim.temporal import find_binary
     from pim.notify import LogChannel
-    from worker.app import MAX_CACHED_WORKFLOWS, build_worker, serving
+    from worker.app import build_worker, serving
     from workflows.options import SEARCH_ATTRIBUTES
 
     # MFA codes are sealed by the client, as in production (pim/mfa.py).
@@ -186,7 +186,7 @@ async def bench_env(n_users: int, n_approval_users: int = 0, *, max_concurrent_w
     try:
         # The product as `pim worker` runs it: worker and notification dispatcher.
         # BENCH_DISPATCH=0: the worker alone, to measure what the dispatcher costs.
-        cache = int(os.environ.get("PIM_MAX_CACHED_WORKFLOWS", MAX_CACHED_WORKFLOWS))
+        cache = load_settings().max_cached_workflows  # PIM_MAX_CACHED_WORKFLOWS
         product = (serving(env.client, store, TASK_QUEUE, channels=[LogChannel()], max_cached_workflows=cache)
                    if os.environ.get("BENCH_DISPATCH", "1") == "1"
                    else build_worker(env.client, store, TASK_QUEUE, max_cached_workflows=cache))

@@ -32,11 +32,11 @@ from worker.telemetry import metrics_runtime
 from workflows.registry import WORKFLOWS
 
 log = get_logger("pim.worker")
-# Temporal's own default. Each cached activation costs about 75 KB of worker memory
-# (bench/reported/scale_10000_cache10000_stopped.txt): 10,000 would take the worker
-# past a gigabyte. Evicted ones are rebuilt from their (short) history when their
-# timer fires.
-MAX_CACHED_WORKFLOWS = 1_000
+# The setting's default (1,000, Temporal's own): each cached activation costs about
+# 75 KB of worker memory (bench/reported/scale_10000_cache10000_stopped.txt), so
+# 10,000 would take the worker past a gigabyte. Evicted ones are rebuilt from their
+# (short) history when their timer fires.
+MAX_CACHED_WORKFLOWS: int = PimSettings.model_fields["max_cached_workflows"].default
 # The sandbox re-imports a workflow's modules for every run it starts unless they
 # are passed through: our workflow modules keep no state at module level (constants
 # only), so sharing them is safe, and it spares each activation an import (a third
