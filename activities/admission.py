@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 
 from temporalio import activity
 
-from pim import mfa, oidc
-from activities.notifying import compose, describe
-from pim.durations import format_duration
-from pim.logging import get_logger
-from pim.models import ActivationRequest, Violation
-from pim.policy import Policy
-from pim.rules import evaluate_request, requested_duration, violation
-from pim.status import Admission, AdmitInput
+from pim.domain.activation_rules import evaluate_request, requested_duration, violation
+from pim.domain.durations import format_duration
+from pim.domain.models import ActivationRequest, Violation
+from pim.domain.policy import Policy
+from pim.domain.status import Admission, AdmitInput
+from pim.identity import oidc
+from pim.identity import totp as mfa
+from pim.notifications.compose import compose, describe
+from pim.runtime.logging import get_logger
 from pim.store import Store
 
 log = get_logger("pim.activities")
@@ -50,8 +51,12 @@ class AdmissionActivities:
                 request.group_id, request.access, request.principal_id, data.run_key, data.at
             )
             if holder != data.run_key:
-                violations = [violation("already_active", "an activation for the same group and access is already running: "
-                                        + holder.split("#")[0])]
+                violations = [
+                    violation(
+                        "already_active",
+                        "an activation for the same group and access is already running: " + holder.split("#")[0],
+                    )
+                ]
         admission = Admission(
             violations=violations,
             policy=policy if found else None,
@@ -61,38 +66,72 @@ class AdmissionActivities:
             administrators=await self.store.group_administrators(request.group_id, data.at),
         )
         key = f"{data.run_key}:requested"
-        notifications = (await self._requested_notifications(data, policy, admission, key)
-                         if admission.admitted and not request.validate_only else [])
+        notifications = (
+            await self._requested_notifications(data, policy, admission, key)
+            if admission.admitted and not request.validate_only
+            else []
+        )
         await self.store.append_audit(
-            at=data.at, action="activation_requested" if admission.admitted else "activation_rejected",
-            actor=request.principal_id, request_id=data.request_id, group_id=request.group_id,
-            access=request.access.value, principal_id=request.principal_id,
-            details={"violations": [v.model_dump() for v in violations], "validate_only": request.validate_only,
-                     "duration": format_duration(admission.duration), "justification": request.justification or "",
-                     "policy_version": policy_version},
-            dedupe_key=key, notifications=notifications, channels=policy.notifications.channels)
-        log.info("request admitted" if admission.admitted else "request rejected", request_id=data.request_id,
-                 group_id=request.group_id, access=request.access.value, principal_id=request.principal_id,
-                 violations=[v.code for v in violations], validate_only=request.validate_only)
+            at=data.at,
+            action="activation_requested" if admission.admitted else "activation_rejected",
+            actor=request.principal_id,
+            request_id=data.request_id,
+            group_id=request.group_id,
+            access=request.access.value,
+            principal_id=request.principal_id,
+            details={
+                "violations": [v.model_dump() for v in violations],
+                "validate_only": request.validate_only,
+                "duration": format_duration(admission.duration),
+                "justification": request.justification or "",
+                "policy_version": policy_version,
+            },
+            dedupe_key=key,
+            notifications=notifications,
+            channels=policy.notifications.channels,
+        )
+        log.info(
+            "request admitted" if admission.admitted else "request rejected",
+            request_id=data.request_id,
+            group_id=request.group_id,
+            access=request.access.value,
+            principal_id=request.principal_id,
+            violations=[v.code for v in violations],
+            validate_only=request.validate_only,
+        )
         return admission
 
     async def _requested_notifications(self, data: AdmitInput, policy: Policy, admission: Admission, key: str):
         request = data.request
         approval = policy.activation.approval
-        details = {"duration": format_duration(admission.duration), "justification": request.justification or "",
-                   "ticket": f"{request.ticket.system}:{request.ticket.number}" if request.ticket else "",
-                   "state": "pending_approval" if approval else "activating"}
+        details = {
+            "duration": format_duration(admission.duration),
+            "justification": request.justification or "",
+            "ticket": f"{request.ticket.system}:{request.ticket.number}" if request.ticket else "",
+            "state": "pending_approval" if approval else "activating",
+        }
         if approval:
             details["approval_deadline"] = (data.at + policy.activation.approval_timeout).isoformat()
             details["stage"] = f"1 of {len(approval)}"
         return await compose(
-            self.store, key=key, event="activation_requested", at=data.at, rule=policy.notifications,
-            people={"requestor": [request.principal_id], "approvers": admission.stage_deciders[0] if approval else [],
-                    "admins": admission.administrators},
+            self.store,
+            key=key,
+            event="activation_requested",
+            at=data.at,
+            rule=policy.notifications,
+            people={
+                "requestor": [request.principal_id],
+                "approvers": admission.stage_deciders[0] if approval else [],
+                "admins": admission.administrators,
+            },
             subject=("Approval needed: " if approval else "Activation requested: ")
             + describe(request.access.value, request.group_id, request.principal_id),
-            request_id=data.request_id, group_id=request.group_id, access=request.access.value,
-            principal_id=request.principal_id, details=details)
+            request_id=data.request_id,
+            group_id=request.group_id,
+            access=request.access.value,
+            principal_id=request.principal_id,
+            details=details,
+        )
 
     async def _verify_mfa(self, request: ActivationRequest, data: AdmitInput, policy: Policy) -> list[Violation]:
         assert request.mfa is not None  # presence, and an allowed method, were checked by the rules

@@ -11,11 +11,12 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from pim.directory import Directory, withdraw
-from pim.directory_sync import GROUP_NOT_FOUND, compare
-from pim.logging import get_logger
-from pim.models import AccessType
-from pim.reconcile_models import Finding, ReconcileInput, ReconcileReport
+from pim.directories.interface import GROUP_NOT_FOUND, Directory
+from pim.directories.sources import withdraw
+from pim.directories.sync import compare
+from pim.domain.models import AccessType
+from pim.domain.reconcile import Finding, ReconcileInput, ReconcileReport
+from pim.runtime.logging import get_logger
 from pim.store import Store
 from pim.store.tables import ActivationClaimRow, GrantRow, GroupRow, MembershipRow
 
@@ -55,18 +56,33 @@ class ReconcileActivities:
             grants = list(await session.scalars(select(GrantRow).order_by(GrantRow.id)))
             claims = list(await session.scalars(select(ActivationClaimRow)))
             # Every group PIM knows of (and any the built-in directory has rows for).
-            group_ids = set(await session.scalars(select(GroupRow.id))) | {g.group_id for g in grants} \
+            group_ids = (
+                set(await session.scalars(select(GroupRow.id)))
+                | {g.group_id for g in grants}
                 | set(await session.scalars(select(MembershipRow.group_id).distinct()))
+            )
 
         for grant in grants:
             reason = await self._stale_reason(grant, data, seen)
             if reason is None:
                 continue
-            finding = Finding(group_id=grant.group_id, access=AccessType(grant.access), principal_id=grant.principal_id,
-                              source=f"{grant.source_kind} {grant.source_id.split('#')[0]}", reason=reason)
-            await withdraw(self.store, self.directory, grant.group_id, AccessType(grant.access), grant.principal_id,
-                           source_id=grant.source_id, at=data.at,
-                           drop_source=lambda g=grant: self.store.remove_grant(g.source_kind, g.source_id))
+            finding = Finding(
+                group_id=grant.group_id,
+                access=AccessType(grant.access),
+                principal_id=grant.principal_id,
+                source=f"{grant.source_kind} {grant.source_id.split('#')[0]}",
+                reason=reason,
+            )
+            await withdraw(
+                self.store,
+                self.directory,
+                grant.group_id,
+                AccessType(grant.access),
+                grant.principal_id,
+                source_id=grant.source_id,
+                at=data.at,
+                drop_source=lambda g=grant: self.store.remove_grant(g.source_kind, g.source_id),
+            )
             await self._audit(data, "access_reconciled", finding)
             report.revoked.append(finding)
 
@@ -74,8 +90,13 @@ class ReconcileActivities:
             reason = await self._workflow_gone(claim.request_id, seen)
             if reason is None:
                 continue
-            finding = Finding(group_id=claim.group_id, access=AccessType(claim.access), principal_id=claim.principal_id,
-                              source=f"activation {claim.request_id.split('#')[0]}", reason=reason)
+            finding = Finding(
+                group_id=claim.group_id,
+                access=AccessType(claim.access),
+                principal_id=claim.principal_id,
+                source=f"activation {claim.request_id.split('#')[0]}",
+                reason=reason,
+            )
             await self.store.release_activation(claim.request_id)
             await self._audit(data, "claim_released", finding)
             report.released.append(finding)
@@ -96,12 +117,15 @@ class ReconcileActivities:
                     break
                 expected = sourced.get((group_id, access.value), set())
                 for principal_id in compare(group_id, access, expected=expected, held=held).unexpected:
-                    finding = Finding(group_id=group_id, access=access, principal_id=principal_id,
-                                      reason="the directory holds this access but no assignment or activation gives it")
+                    finding = Finding(
+                        group_id=group_id,
+                        access=access,
+                        principal_id=principal_id,
+                        reason="the directory holds this access but no assignment or activation gives it",
+                    )
                     await self._audit(data, "access_unsourced", finding)
                     report.unsourced.append(finding)
-        log.info("reconciled", revoked=len(report.revoked), released=len(report.released),
-                 unsourced=len(report.unsourced))
+        log.info("reconciled", revoked=len(report.revoked), released=len(report.released), unsourced=len(report.unsourced))
         return report
 
     async def _stale_reason(self, grant: GrantRow, data: ReconcileInput, seen: dict[str, str | None]) -> str | None:
@@ -117,7 +141,13 @@ class ReconcileActivities:
 
     async def _audit(self, data: ReconcileInput, action: str, finding: Finding) -> None:
         await self.store.append_audit(
-            at=data.at, action=action, actor="reconciler", group_id=finding.group_id, access=finding.access.value,
-            principal_id=finding.principal_id, details={"source": finding.source or "", "reason": finding.reason},
+            at=data.at,
+            action=action,
+            actor="reconciler",
+            group_id=finding.group_id,
+            access=finding.access.value,
+            principal_id=finding.principal_id,
+            details={"source": finding.source or "", "reason": finding.reason},
             dedupe_key=f"reconcile:{data.at.isoformat()}:{action}:{finding.group_id}:{finding.access.value}:"
-                       f"{finding.principal_id}:{finding.source}")
+            f"{finding.principal_id}:{finding.source}",
+        )

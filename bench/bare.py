@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from pim.models import AccessType
+    from pim.domain.models import AccessType
 
 BARE_GROUP = "grp-bare"
 MEMBER = AccessType.member
@@ -67,13 +67,15 @@ class BareGrant:
             await workflow.sleep(data.start_at - workflow.now())
         granted_at = workflow.now()
         self.expires_at = granted_at + timedelta(seconds=data.duration_seconds)
-        await workflow.execute_activity("bare_grant", BareChange(key=data.key),
-                                        start_to_close_timeout=timedelta(seconds=30), retry_policy=_RETRY)
+        await workflow.execute_activity(
+            "bare_grant", BareChange(key=data.key), start_to_close_timeout=timedelta(seconds=30), retry_policy=_RETRY
+        )
         remaining = self.expires_at - workflow.now()
         if remaining > timedelta(0):
             await workflow.sleep(remaining)
-        await workflow.execute_activity("bare_revoke", BareChange(key=data.key),
-                                        start_to_close_timeout=timedelta(seconds=30), retry_policy=_RETRY)
+        await workflow.execute_activity(
+            "bare_revoke", BareChange(key=data.key), start_to_close_timeout=timedelta(seconds=30), retry_policy=_RETRY
+        )
         return self.expires_at.isoformat()
 
     @workflow.query(name="expires_at")

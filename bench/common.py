@@ -35,8 +35,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from bench.bare import BARE_GRANTED, BARE_GROUP, BARE_REVOKED, BareActivities, BareGrant, BareInput  # noqa: F401
-
-from pim.models import AccessType
+from pim.domain.models import AccessType
 
 RESULTS = Path(__file__).parent / "results"
 REPORTED = Path(__file__).parent / "reported"
@@ -57,6 +56,7 @@ MEMBER = AccessType.member
 
 # --- the environment ---------------------------------------------------------
 
+
 @dataclass
 class Bench:
     env: WorkflowEnvironment
@@ -73,35 +73,45 @@ class Bench:
 
     def take_users(self, n: int) -> list[str]:
         """Fresh users (a TOTP step is accepted once per user: one request each)."""
-        chosen = self.users[self._next_user:self._next_user + n]
+        chosen = self.users[self._next_user : self._next_user + n]
         if len(chosen) < n:
             raise RuntimeError(f"only {len(self.users) - self._next_user} seeded users left, {n} wanted")
         self._next_user += n
         return chosen
 
     def take_approval_users(self, n: int) -> list[str]:
-        chosen = self.approval_users[self._next_approval_user:self._next_approval_user + n]
+        chosen = self.approval_users[self._next_approval_user : self._next_approval_user + n]
         if len(chosen) < n:
             raise RuntimeError("not enough seeded users on the approval group")
         self._next_approval_user += n
         return chosen
 
-    def request(self, user: str, group: str = GROUP, duration: timedelta = timedelta(minutes=30),
-                start_at: datetime | None = None):
-        from pim.mfa import current_code
-        from pim.models import ActivationRequest, MfaEvidence
+    def request(
+        self, user: str, group: str = GROUP, duration: timedelta = timedelta(minutes=30), start_at: datetime | None = None
+    ):
+        from pim.domain.models import ActivationRequest, MfaEvidence
+        from pim.identity.totp import current_code
 
-        return ActivationRequest(group_id=group, access=MEMBER, principal_id=user, duration=duration,
-                                 justification=JUSTIFICATION, mfa=MfaEvidence(code=current_code(self.secrets[user])),
-                                 start_at=start_at)
+        return ActivationRequest(
+            group_id=group,
+            access=MEMBER,
+            principal_id=user,
+            duration=duration,
+            justification=JUSTIFICATION,
+            mfa=MfaEvidence(code=current_code(self.secrets[user])),
+            start_at=start_at,
+        )
 
     def bare_handle(self, key: str):
         return self.client.get_workflow_handle(f"bare/{key}")
 
     async def start_bare(self, key: str, duration_seconds: float, start_at: datetime | None = None) -> None:
-        await self.client.start_workflow(BareGrant.run, BareInput(key=key, duration_seconds=duration_seconds,
-                                                                  start_at=start_at),
-                                         id=f"bare/{key}", task_queue=BARE_TASK_QUEUE)
+        await self.client.start_workflow(
+            BareGrant.run,
+            BareInput(key=key, duration_seconds=duration_seconds, start_at=start_at),
+            id=f"bare/{key}",
+            task_queue=BARE_TASK_QUEUE,
+        )
 
     def server_pid(self) -> int | None:
         """The dev server is a child process of this one (started by the SDK)."""
@@ -121,20 +131,38 @@ class Bench:
 
 
 async def _seed(store, n_users: int, n_approval_users: int) -> tuple[list[str], list[str], dict[str, str]]:
-    from pim.mfa import new_secret
-    from pim.policy import ActivationSettings, ApprovalStage, Policy
+    from pim.domain.policy import ActivationSettings, ApprovalStage, Policy
+    from pim.identity.totp import new_secret
 
     at = datetime.now(UTC)
     await store.add_principal(ADMIN, "user", "Bench Admin", ["Global Administrator"])
     await store.add_principal(APPROVER, "user", "Bench Approver", [])
     await store.enroll_mfa(APPROVER, new_secret(), at)
     await store.onboard_group(GROUP, "security", by=ADMIN, display_name="Bench")
-    await store.set_policy(GROUP, MEMBER, Policy(activation=ActivationSettings(
-        approval=[], require_mfa=True, require_justification=True, max_duration=timedelta(hours=8))), by=ADMIN)
+    await store.set_policy(
+        GROUP,
+        MEMBER,
+        Policy(
+            activation=ActivationSettings(
+                approval=[], require_mfa=True, require_justification=True, max_duration=timedelta(hours=8)
+            )
+        ),
+        by=ADMIN,
+    )
     await store.onboard_group(APPROVAL_GROUP, "security", by=ADMIN, display_name="Bench with approval")
-    await store.set_policy(APPROVAL_GROUP, MEMBER, Policy(activation=ActivationSettings(
-        approval=[ApprovalStage(approvers=[APPROVER], required=1)], require_mfa=True, require_justification=True,
-        max_duration=timedelta(hours=8))), by=ADMIN)
+    await store.set_policy(
+        APPROVAL_GROUP,
+        MEMBER,
+        Policy(
+            activation=ActivationSettings(
+                approval=[ApprovalStage(approvers=[APPROVER], required=1)],
+                require_mfa=True,
+                require_justification=True,
+                max_duration=timedelta(hours=8),
+            )
+        ),
+        by=ADMIN,
+    )
     users = [f"u{i:05d}" for i in range(n_users)]
     approval_users = [f"a{i:05d}" for i in range(n_approval_users)]
     secrets: dict[str, str] = {}
@@ -143,22 +171,29 @@ async def _seed(store, n_users: int, n_approval_users: int) -> tuple[list[str], 
         await store.add_principal(user, "user", user)
         await store.enroll_mfa(user, secrets[user], at)
         group = GROUP if user.startswith("u") else APPROVAL_GROUP
-        await store.assign(group, user, kind="eligible", starts_at=at, ends_at=at + timedelta(days=365),
-                           justification="benchmark eligibility", by=ADMIN)
+        await store.assign(
+            group,
+            user,
+            kind="eligible",
+            starts_at=at,
+            ends_at=at + timedelta(days=365),
+            justification="benchmark eligibility",
+            by=ADMIN,
+        )
     return users, approval_users, secrets
 
 
 @asynccontextmanager
 async def bench_env(n_users: int, n_approval_users: int = 0, *, max_concurrent_workflow_tasks: int | None = None):
     """Dev server + seeded store + product worker + bare worker, all in this process."""
-    from pim import mfa
     from pim.client import PimClient
-    from pim.logging import configure_logging
-    from pim.settings import load_settings
+    from pim.identity import totp as mfa
+    from pim.notifications.model import LogChannel
+    from pim.runtime.logging import configure_logging
+    from pim.runtime.settings import load_settings
+    from pim.runtime.temporal import find_binary
     from pim.store import Store
     from pim.store.database import upgrade_async
-    from pim.temporal import find_binary
-    from pim.notify import LogChannel
     from worker.app import build_worker, serving
     from workflows.options import SEARCH_ATTRIBUTES
 
@@ -181,22 +216,40 @@ async def bench_env(n_users: int, n_approval_users: int = 0, *, max_concurrent_w
     users, approval_users, secrets = await _seed(store, n_users, n_approval_users)
     seeded = time.monotonic() - began
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"), search_attributes=list(SEARCH_ATTRIBUTES),
-        data_converter=pydantic_data_converter, dev_server_log_level="error")
+        dev_server_existing_path=find_binary("temporal"),
+        search_attributes=list(SEARCH_ATTRIBUTES),
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+    )
     try:
         # The product as `pim worker` runs it: worker and notification dispatcher.
         # BENCH_DISPATCH=0: the worker alone, to measure what the dispatcher costs.
         cache = load_settings().max_cached_workflows  # PIM_MAX_CACHED_WORKFLOWS
-        product = (serving(env.client, store, TASK_QUEUE, channels=[LogChannel()], max_cached_workflows=cache)
-                   if os.environ.get("BENCH_DISPATCH", "1") == "1"
-                   else build_worker(env.client, store, TASK_QUEUE, max_cached_workflows=cache))
-        bare = Worker(env.client, task_queue=BARE_TASK_QUEUE, workflows=[BareGrant],  # passed through like ours
-                      workflow_runner=SandboxedWorkflowRunner(
-                          restrictions=SandboxRestrictions.default.with_passthrough_modules("bench.bare")),
-                      activities=[BareActivities(store).bare_grant, BareActivities(store).bare_revoke])
+        product = (
+            serving(env.client, store, TASK_QUEUE, channels=[LogChannel()], max_cached_workflows=cache)
+            if os.environ.get("BENCH_DISPATCH", "1") == "1"
+            else build_worker(env.client, store, TASK_QUEUE, max_cached_workflows=cache)
+        )
+        bare = Worker(
+            env.client,
+            task_queue=BARE_TASK_QUEUE,
+            workflows=[BareGrant],  # passed through like ours
+            workflow_runner=SandboxedWorkflowRunner(
+                restrictions=SandboxRestrictions.default.with_passthrough_modules("bench.bare")
+            ),
+            activities=[BareActivities(store).bare_grant, BareActivities(store).bare_revoke],
+        )
         async with product, bare:
-            bench = Bench(env=env, client=env.client, store=store, pim=PimClient(env.client, TASK_QUEUE, seal_key),
-                          users=users, approval_users=approval_users, secrets=secrets, workdir=workdir)
+            bench = Bench(
+                env=env,
+                client=env.client,
+                store=store,
+                pim=PimClient(env.client, TASK_QUEUE, seal_key),
+                users=users,
+                approval_users=approval_users,
+                secrets=secrets,
+                workdir=workdir,
+            )
             bench.notes["seed_seconds"] = round(seeded, 1)
             yield bench
     finally:
@@ -235,6 +288,7 @@ class _FreshPostgres:
 
 # --- measuring ---------------------------------------------------------------
 
+
 def percentiles(values: list[float]) -> dict:
     if not values:
         return {"n": 0}
@@ -244,8 +298,14 @@ def percentiles(values: list[float]) -> dict:
         index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
         return ordered[index]
 
-    return {"n": len(ordered), "p50": round(pct(50), 4), "p95": round(pct(95), 4), "p99": round(pct(99), 4),
-            "max": round(ordered[-1], 4), "mean": round(statistics.fmean(ordered), 4)}
+    return {
+        "n": len(ordered),
+        "p50": round(pct(50), 4),
+        "p95": round(pct(95), 4),
+        "p99": round(pct(99), 4),
+        "max": round(ordered[-1], 4),
+        "mean": round(statistics.fmean(ordered), 4),
+    }
 
 
 async def wait_state(pim, request_id: str, states: set[str], timeout: float = 120.0, interval: float = 0.01) -> tuple[str, float]:
@@ -278,6 +338,7 @@ async def count_history(client: Client, workflow_id: str) -> dict:
     for event in history.events:
         name = type(event).__name__
         from temporalio.api.enums.v1 import EventType
+
         name = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
         kinds[name] = kinds.get(name, 0) + 1
     return {"events": len(history.events), "by_type": dict(sorted(kinds.items(), key=lambda kv: -kv[1]))}
@@ -304,16 +365,25 @@ def machine() -> dict:
 
     cpu = None
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
-    return {"nproc": run("nproc"), "cpu": cpu, "python": platform.python_version(), "platform": platform.platform(),
-            "temporalio": temporalio.__version__, "temporal_cli": run(_temporal_binary(), "--version")}
+    return {
+        "nproc": run("nproc"),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "temporalio": temporalio.__version__,
+        "temporal_cli": run(_temporal_binary(), "--version"),
+    }
 
 
 def _temporal_binary() -> str:
-    from pim.temporal import find_binary
+    from pim.runtime.temporal import find_binary
 
     return str(find_binary("temporal"))
 
@@ -321,8 +391,7 @@ def _temporal_binary() -> str:
 def save(name: str, data: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     store = "postgresql" if os.environ.get("BENCH_POSTGRES_URL") else "sqlite"
-    data = {"benchmark": name, "finished_at": datetime.now(UTC).isoformat(), "machine": machine(), "store": store,
-            **data}
+    data = {"benchmark": name, "finished_at": datetime.now(UTC).isoformat(), "machine": machine(), "store": store, **data}
     path = RESULTS / (f"{name}.json" if store == "sqlite" else f"{name}.{store}.json")
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     print(f"wrote {path}")
@@ -340,7 +409,7 @@ def table(rows: list[tuple], headers: tuple) -> str:
 def main(coro_factory) -> None:
     """Run a benchmark and leave with its status (the SDK's threads can crash the
     interpreter at shutdown: TEMPORAL-NOTES.md)."""
-    from pim.process import hard_exit
+    from pim.runtime.process import hard_exit
 
     code = 0
     try:

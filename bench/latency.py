@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from bench.common import APPROVAL_GROUP, APPROVER, bench_env, gather_limited, main, arg, percentiles, save, table, wait_state
+from bench.common import APPROVAL_GROUP, APPROVER, arg, bench_env, gather_limited, main, percentiles, save, table, wait_state
 
 
 async def request_to_active(bench, user: str) -> float:
@@ -45,20 +45,32 @@ async def run() -> None:
         req = percentiles([d * 1000 for d in direct])
         appr = percentiles([a * 1000 for a, _ in approved])
         upd = percentiles([u * 1000 for _, u in approved])
-        print(table([
-            ("request -> active (no approval)", req["n"], req["p50"], req["p95"], req["p99"], req["max"]),
-            ("approve (review update) -> active", appr["n"], appr["p50"], appr["p95"], appr["p99"], appr["max"]),
-            ("  review update call returns", upd["n"], upd["p50"], upd["p95"], upd["p99"], upd["max"]),
-        ], ("ms", "n", "p50", "p95", "p99", "max")))
+        print(
+            table(
+                [
+                    ("request -> active (no approval)", req["n"], req["p50"], req["p95"], req["p99"], req["max"]),
+                    ("approve (review update) -> active", appr["n"], appr["p50"], appr["p95"], appr["p99"], appr["max"]),
+                    ("  review update call returns", upd["n"], upd["p50"], upd["p95"], upd["p99"], upd["max"]),
+                ],
+                ("ms", "n", "p50", "p95", "p99", "max"),
+            )
+        )
         print(f"goal: approve -> active p99 < 500 ms: {'met' if appr['p99'] < 500 else 'missed'}")
-        save("latency", {
-            "n": n, "concurrency": concurrency, "request_to_active_ms": req, "approve_to_active_ms": appr,
-            "review_update_returns_ms": upd, "goal_approve_p99_ms": 500,
-            "phase_seconds": {"request_to_active": round(direct_s, 1), "approve_to_active": round(approved_s, 1)},
-            "method": "wall clock from the start call (resp. the `review` update call) to the first status query "
-                      "that shows `active` (polled every 10 ms); MFA sealed by the client, TOTP verified by admission",
-            "notes": bench.notes,
-        })
+        save(
+            "latency",
+            {
+                "n": n,
+                "concurrency": concurrency,
+                "request_to_active_ms": req,
+                "approve_to_active_ms": appr,
+                "review_update_returns_ms": upd,
+                "goal_approve_p99_ms": 500,
+                "phase_seconds": {"request_to_active": round(direct_s, 1), "approve_to_active": round(approved_s, 1)},
+                "method": "wall clock from the start call (resp. the `review` update call) to the first status query "
+                "that shows `active` (polled every 10 ms); MFA sealed by the client, TOTP verified by admission",
+                "notes": bench.notes,
+            },
+        )
 
 
 if __name__ == "__main__":

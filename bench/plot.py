@@ -35,8 +35,13 @@ def main() -> None:
         ax.set_xticks(range(1, len(labels) + 1), labels)
         ax.axhline(1.0, color="tab:red", linestyle="--", linewidth=1, label="goal p99 < 1 s (100 together)")
         for i, batch in enumerate(lag["batches"], start=1):
-            ax.annotate(f"p99 {batch['lag_seconds']['p99']:.2f} s", (i, batch["lag_seconds"]["p99"]),
-                        textcoords="offset points", xytext=(8, 0), fontsize=8)
+            ax.annotate(
+                f"p99 {batch['lag_seconds']['p99']:.2f} s",
+                (i, batch["lag_seconds"]["p99"]),
+                textcoords="offset points",
+                xytext=(8, 0),
+                fontsize=8,
+            )
         ax.set_ylabel("seconds from expires_at to membership gone")
         ax.set_title(f"Revocation lag (PT{lag['duration_seconds'] // 60}M activations)\nwhiskers p1-p99")
         ax.legend(loc="upper left", fontsize=8)
@@ -52,16 +57,30 @@ def main() -> None:
             values += [run["bare"]["per_second"], run["product"]["per_second"]]
             colors += ["tab:gray", "tab:blue"]
         bars = ax.bar(labels, values, color=colors)
-        for i, (store, run) in enumerate(runs):  # the goal, against each store's own floor
-            ax.hlines(0.7 * run["bare"]["per_second"], 2 * i - 0.4, 2 * i + 1.4, color="tab:red", linestyle="--",
-                      linewidth=1, label="goal: 0.7 x floor" if i == 0 else None)
+        for i, (_store, run) in enumerate(runs):  # the goal, against each store's own floor
+            ax.hlines(
+                0.7 * run["bare"]["per_second"],
+                2 * i - 0.4,
+                2 * i + 1.4,
+                color="tab:red",
+                linestyle="--",
+                linewidth=1,
+                label="goal: 0.7 x floor" if i == 0 else None,
+            )
         for bar, value in zip(bars, values):
-            ax.annotate(f"{value:.1f}/s", (bar.get_x() + bar.get_width() / 2, value), ha="center",
-                        textcoords="offset points", xytext=(0, 3))
+            ax.annotate(
+                f"{value:.1f}/s",
+                (bar.get_x() + bar.get_width() / 2, value),
+                ha="center",
+                textcoords="offset points",
+                xytext=(0, 3),
+            )
         ax.set_ylabel("workflows granted per second")
         ratios = ", ".join(f"{store} {run['ratio_to_floor']:.2f}" for store, run in runs)
-        ax.set_title(f"Throughput, n={runs[0][1]['n']}: ratio to the floor {ratios}\n"
-                     f"{runs[0][1]['history_events_uneventful']} history events per uneventful activation")
+        ax.set_title(
+            f"Throughput, n={runs[0][1]['n']}: ratio to the floor {ratios}\n"
+            f"{runs[0][1]['history_events_uneventful']} history events per uneventful activation"
+        )
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "no throughput result", ha="center")

@@ -21,8 +21,19 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from bench.common import (BARE_GROUP, GROUP, bench_env, count_history, gather_limited, main, arg, percentiles, save,
-                          table, wait_state)
+from bench.common import (
+    BARE_GROUP,
+    GROUP,
+    arg,
+    bench_env,
+    count_history,
+    gather_limited,
+    main,
+    percentiles,
+    save,
+    table,
+    wait_state,
+)
 from pim.store.tables import MembershipRow
 
 POLL = 0.05
@@ -41,8 +52,13 @@ class MembershipWatch:
         present: set[tuple[str, str]] = set()
         while not self.stop:
             async with self.store.sessions() as session:
-                rows = (await session.execute(select(MembershipRow.group_id, MembershipRow.principal_id)
-                                              .where(MembershipRow.group_id.in_([GROUP, BARE_GROUP])))).all()
+                rows = (
+                    await session.execute(
+                        select(MembershipRow.group_id, MembershipRow.principal_id).where(
+                            MembershipRow.group_id.in_([GROUP, BARE_GROUP])
+                        )
+                    )
+                ).all()
             now = time.time()
             current = {(g, p) for g, p in rows}
             for key in current - present:
@@ -66,8 +82,12 @@ async def run() -> None:
         watcher = asyncio.create_task(watch.run())
         lead = 20 + (small + large) / 10  # admission of every request must be done before T0
         t0 = datetime.now(UTC) + timedelta(seconds=lead)
-        plan = [("product", small, t0), ("bare", small, t0 + timedelta(seconds=30)),
-                ("product", large, t0 + timedelta(seconds=60)), ("bare", large, t0 + timedelta(seconds=120))]
+        plan = [
+            ("product", small, t0),
+            ("bare", small, t0 + timedelta(seconds=30)),
+            ("product", large, t0 + timedelta(seconds=60)),
+            ("bare", large, t0 + timedelta(seconds=120)),
+        ]
         batches = []
         began = time.time()
         for index, (kind, n, start_at) in enumerate(plan):
@@ -82,9 +102,12 @@ async def run() -> None:
                 ids = [f"bare/{k}" for k in names]
                 keys = [(BARE_GROUP, k) for k in names]
             batches.append(dict(kind=kind, n=n, start_at=start_at, ids=ids, keys=keys))
-        print(f"all {sum(b['n'] for b in batches)} started in {time.time() - began:.1f} s; T0 in "
-              f"{(t0 - datetime.now(UTC)).total_seconds():.1f} s; expiries from "
-              f"{(t0 + timedelta(seconds=duration)).isoformat()}", flush=True)
+        print(
+            f"all {sum(b['n'] for b in batches)} started in {time.time() - began:.1f} s; T0 in "
+            f"{(t0 - datetime.now(UTC)).total_seconds():.1f} s; expiries from "
+            f"{(t0 + timedelta(seconds=duration)).isoformat()}",
+            flush=True,
+        )
         if datetime.now(UTC) > t0:
             print("WARNING: starting took longer than the lead; the first batch is not granted at one instant")
 
@@ -99,18 +122,21 @@ async def run() -> None:
                 batch["expires_at"] = [s.expires_at.timestamp() for s in statuses]
                 batch["states"] = sorted({s.state.value for s in statuses})
             else:
-                raw = await gather_limited((bench.client.get_workflow_handle(r).query("expires_at", result_type=str)
-                                            for r in batch["ids"]), 20)
+                raw = await gather_limited(
+                    (bench.client.get_workflow_handle(r).query("expires_at", result_type=str) for r in batch["ids"]), 20
+                )
                 batch["expires_at"] = [datetime.fromisoformat(x).timestamp() for x in raw]
             grants = [watch.appeared[k] for k in batch["keys"]]
             batch["grant_spread_s"] = round(max(grants) - min(grants), 3)
             batch["expires_spread_s"] = round(max(batch["expires_at"]) - min(batch["expires_at"]), 3)
-            print(f"{batch['kind']} x{batch['n']}: granted within {batch['grant_spread_s']} s, expiring within "
-                  f"{batch['expires_spread_s']} s", flush=True)
+            print(
+                f"{batch['kind']} x{batch['n']}: granted within {batch['grant_spread_s']} s, expiring within "
+                f"{batch['expires_spread_s']} s",
+                flush=True,
+            )
 
         last_expiry = max(max(b["expires_at"]) for b in batches)
-        while time.time() < last_expiry + 5 or any(
-                sum(k in watch.vanished for k in b["keys"]) < b["n"] for b in batches):
+        while time.time() < last_expiry + 5 or any(sum(k in watch.vanished for k in b["keys"]) < b["n"] for b in batches):
             await asyncio.sleep(1)
             if time.time() > last_expiry + 300:
                 print("WARNING: some memberships were never revoked within 5 minutes of the last expiry")
@@ -122,11 +148,28 @@ async def run() -> None:
         for batch in batches:
             lags = [watch.vanished[k] - e for k, e in zip(batch["keys"], batch["expires_at"]) if k in watch.vanished]
             stats = percentiles(lags)
-            rows.append((batch["kind"], batch["n"], stats.get("p50"), stats.get("p95"), stats.get("p99"),
-                         stats.get("max"), batch["expires_spread_s"]))
-            out.append({"kind": batch["kind"], "n": batch["n"], "lag_seconds": stats,
-                        "revoked": len(lags), "grant_spread_s": batch["grant_spread_s"],
-                        "expires_spread_s": batch["expires_spread_s"], "lags": [round(x, 4) for x in lags]})
+            rows.append(
+                (
+                    batch["kind"],
+                    batch["n"],
+                    stats.get("p50"),
+                    stats.get("p95"),
+                    stats.get("p99"),
+                    stats.get("max"),
+                    batch["expires_spread_s"],
+                )
+            )
+            out.append(
+                {
+                    "kind": batch["kind"],
+                    "n": batch["n"],
+                    "lag_seconds": stats,
+                    "revoked": len(lags),
+                    "grant_spread_s": batch["grant_spread_s"],
+                    "expires_spread_s": batch["expires_spread_s"],
+                    "lags": [round(x, 4) for x in lags],
+                }
+            )
         print(table(rows, ("workflow", "expiring together", "p50 s", "p95 s", "p99 s", "max s", "expiry spread s")))
         product_small = batches[0]["ids"][0]
         final = await bench.pim.result(product_small)
@@ -135,19 +178,29 @@ async def run() -> None:
         by = {(b["kind"], b["n"]): b["lag_seconds"] for b in out}
         goals = {
             "p99_under_1s_with_small": by[("product", small)].get("p99", 99) < 1.0,
-            "p99_within_1.25x_bare_with_large":
-                by[("product", large)].get("p99", 99) <= 1.25 * by[("bare", large)].get("p99", 0.0),
+            "p99_within_1.25x_bare_with_large": by[("product", large)].get("p99", 99)
+            <= 1.25 * by[("bare", large)].get("p99", 0.0),
         }
         print(f"goals: {goals}")
         name = "revocation_lag" if (small, large) == (100, 1000) else f"revocation_lag_{small}_{large}"
-        save(name, {
-            "small": small, "large": large, "duration_seconds": duration, "batches": out, "goals": goals,
-            "ratio_p99_large": round(by[("product", large)].get("p99", 0) / max(by[("bare", large)].get("p99", 1e-9), 1e-9), 2),
-            "history_events_expired": history["events"], "history_by_type": history["by_type"],
-            "method": f"scheduled (start_at) batches, one instant each; membership rows polled every {POLL * 1000:.0f} ms; "
-                      "lag = first poll without the row - expires_at (from the status query / the bare workflow's query)",
-            "notes": bench.notes,
-        })
+        save(
+            name,
+            {
+                "small": small,
+                "large": large,
+                "duration_seconds": duration,
+                "batches": out,
+                "goals": goals,
+                "ratio_p99_large": round(
+                    by[("product", large)].get("p99", 0) / max(by[("bare", large)].get("p99", 1e-9), 1e-9), 2
+                ),
+                "history_events_expired": history["events"],
+                "history_by_type": history["by_type"],
+                "method": f"scheduled (start_at) batches, one instant each; membership rows polled every {POLL * 1000:.0f} ms; "
+                "lag = first poll without the row - expires_at (from the status query / the bare workflow's query)",
+                "notes": bench.notes,
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import asyncio
 import time
 from datetime import timedelta
 
-from bench.common import GROUP, bench_env, gather_limited, main, arg, percentiles, rss_mb, save, table, wait_state
+from bench.common import GROUP, arg, bench_env, gather_limited, main, percentiles, rss_mb, save, table, wait_state
 from bench.revocation_lag import MembershipWatch
 
 
@@ -46,9 +46,18 @@ async def run() -> None:
         await asyncio.sleep(10)
         rss_active = {"worker_mb": rss_mb(), "server_mb": rss_mb(server)}
         print(f"RSS while all {n} sleep: {rss_active}", flush=True)
-        save(f"scale_{n}_partial", {"n": n, "duration_seconds": duration, "start_seconds": round(start_seconds, 1),
-                                    "per_second": round(n / start_seconds, 2), "rss_before": rss_before,
-                                    "rss_all_active": rss_active, "note": "written before the expiries"})
+        save(
+            f"scale_{n}_partial",
+            {
+                "n": n,
+                "duration_seconds": duration,
+                "start_seconds": round(start_seconds, 1),
+                "per_second": round(n / start_seconds, 2),
+                "rss_before": rss_before,
+                "rss_all_active": rss_active,
+                "note": "written before the expiries",
+            },
+        )
         statuses = await gather_limited((bench.pim.status(r) for r in ids), 20)
         expires = [s.expires_at.timestamp() for s in statuses]
         first_expiry = min(expires)
@@ -65,17 +74,40 @@ async def run() -> None:
         await watcher
         lags = [watch.vanished[k] - e for k, e in zip(keys, expires) if k in watch.vanished]
         stats = percentiles(lags)
-        print(table([(n, round(start_seconds, 1), rss_active["worker_mb"], rss_active["server_mb"], stats.get("p50"),
-                      stats.get("p99"), stats.get("max"))],
-                    ("active together", "start s", "worker RSS MB", "server RSS MB", "lag p50 s", "lag p99 s", "lag max s")))
-        save(f"scale_{n}", {
-            "n": n, "duration_seconds": duration, "start_seconds": round(start_seconds, 1),
-            "per_second": round(n / start_seconds, 2), "rss_before": rss_before, "rss_all_active": rss_active,
-            "rss_after_expiry": rss_after, "goal_worker_rss_mb": 500, "lag_seconds": stats, "revoked": len(lags),
-            "method": f"requests started {concurrency} at a time, each waited to `active`; worker RSS is this process's VmRSS "
-                      "(worker, client, store, harness), server RSS the dev server child's VmRSS",
-            "notes": bench.notes,
-        })
+        print(
+            table(
+                [
+                    (
+                        n,
+                        round(start_seconds, 1),
+                        rss_active["worker_mb"],
+                        rss_active["server_mb"],
+                        stats.get("p50"),
+                        stats.get("p99"),
+                        stats.get("max"),
+                    )
+                ],
+                ("active together", "start s", "worker RSS MB", "server RSS MB", "lag p50 s", "lag p99 s", "lag max s"),
+            )
+        )
+        save(
+            f"scale_{n}",
+            {
+                "n": n,
+                "duration_seconds": duration,
+                "start_seconds": round(start_seconds, 1),
+                "per_second": round(n / start_seconds, 2),
+                "rss_before": rss_before,
+                "rss_all_active": rss_active,
+                "rss_after_expiry": rss_after,
+                "goal_worker_rss_mb": 500,
+                "lag_seconds": stats,
+                "revoked": len(lags),
+                "method": f"requests started {concurrency} at a time, each waited to `active`; worker RSS is this process's VmRSS "
+                "(worker, client, store, harness), server RSS the dev server child's VmRSS",
+                "notes": bench.notes,
+            },
+        )
 
 
 if __name__ == "__main__":

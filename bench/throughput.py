@@ -15,15 +15,15 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bench.common import (ADMIN, BARE_GROUP, GROUP, bench_env, count_history, gather_limited, main, arg, save,
-                          table, wait_state)
+from bench.common import ADMIN, BARE_GROUP, GROUP, arg, bench_env, count_history, gather_limited, main, save, table, wait_state
 from pim.store.tables import MembershipRow
 
 START_CONCURRENCY = 50
 
 
-async def _poll_members(store, group_id: str, keys: set[str], seen: dict[str, float], interval: float = 0.025,
-                        timeout: float = 600) -> None:
+async def _poll_members(
+    store, group_id: str, keys: set[str], seen: dict[str, float], interval: float = 0.025, timeout: float = 600
+) -> None:
     """Record when each key's membership row first appears (one query per tick)."""
     deadline = time.monotonic() + timeout
     while len(seen) < len(keys):
@@ -45,8 +45,9 @@ async def run_batch(bench, n: int, kind: str) -> dict:
         keys = set(users)
         poller = asyncio.create_task(_poll_members(bench.store, GROUP, keys, seen))
         began = time.time()
-        ids = await gather_limited((bench.pim.start(bench.request(u, duration=timedelta(minutes=30))) for u in users),
-                                   START_CONCURRENCY)
+        ids = await gather_limited(
+            (bench.pim.start(bench.request(u, duration=timedelta(minutes=30))) for u in users), START_CONCURRENCY
+        )
     else:
         keys = {f"t-{kind}-{i:05d}" for i in range(n)}
         poller = asyncio.create_task(_poll_members(bench.store, BARE_GROUP, keys, seen))
@@ -57,8 +58,13 @@ async def run_batch(bench, n: int, kind: str) -> dict:
     await poller
     last = max(seen.values())
     elapsed = last - began
-    result = {"kind": kind, "n": n, "seconds": round(elapsed, 3), "per_second": round(n / elapsed, 2),
-              "start_calls_seconds": round(started - began, 3)}
+    result = {
+        "kind": kind,
+        "n": n,
+        "seconds": round(elapsed, 3),
+        "per_second": round(n / elapsed, 2),
+        "start_calls_seconds": round(started - began, 3),
+    }
     if kind == "product":
         # Every one of them also shows `active` in its status.
         states = await gather_limited((wait_state(bench.pim, rid, {"active"}) for rid in ids), 20)
@@ -85,21 +91,37 @@ async def run() -> None:
         ratio = product["per_second"] / bare["per_second"]
         ids = product.pop("request_ids")
         sample = await count_history(bench.client, ids[0])  # a measured one, still active
-        print(table([
-            ("bare floor (grant, timer, revoke)", n, bare["seconds"], bare["per_second"], "1.00"),
-            ("GroupActivation (TOTP, justification)", n, product["seconds"], product["per_second"], f"{ratio:.2f}"),
-        ], ("workflow", "n", "seconds to all granted", "per second", "ratio to floor")))
-        print(f"history events of one uneventful activation ({final.state.value}): {history['events']}"
-              f" (goal <= 40); of an active one: {sample['events']}")
-        save("throughput", {
-            "n": n, "bare": bare, "product": product, "ratio_to_floor": round(ratio, 3),
-            "goal_ratio": 0.7, "history_events_uneventful": history["events"], "history_final_state": final.state.value,
-            "history_by_type": history["by_type"], "history_events_while_active": sample["events"],
-            "goal_history_events": 40,
-            "method": "all N started at once (50 start calls in flight); 'granted' is the first time the membership row "
-                      "is seen in the store (polled every 25 ms); elapsed from the first start call to the last grant",
-            "notes": bench.notes,
-        })
+        print(
+            table(
+                [
+                    ("bare floor (grant, timer, revoke)", n, bare["seconds"], bare["per_second"], "1.00"),
+                    ("GroupActivation (TOTP, justification)", n, product["seconds"], product["per_second"], f"{ratio:.2f}"),
+                ],
+                ("workflow", "n", "seconds to all granted", "per second", "ratio to floor"),
+            )
+        )
+        print(
+            f"history events of one uneventful activation ({final.state.value}): {history['events']}"
+            f" (goal <= 40); of an active one: {sample['events']}"
+        )
+        save(
+            "throughput",
+            {
+                "n": n,
+                "bare": bare,
+                "product": product,
+                "ratio_to_floor": round(ratio, 3),
+                "goal_ratio": 0.7,
+                "history_events_uneventful": history["events"],
+                "history_final_state": final.state.value,
+                "history_by_type": history["by_type"],
+                "history_events_while_active": sample["events"],
+                "goal_history_events": 40,
+                "method": "all N started at once (50 start calls in flight); 'granted' is the first time the membership row "
+                "is seen in the store (polled every 25 ms); elapsed from the first start call to the last grant",
+                "notes": bench.notes,
+            },
+        )
 
 
 if __name__ == "__main__":

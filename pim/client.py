@@ -16,11 +16,11 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from pim import mfa
-from pim.models import ActivationRequest, Cancel, Deactivate, Decision, Extend, Review, ReviewDecision, State
-from pim.settings import PimSettings
-from pim.status import ActivationStatus
-from pim.temporal import connect_with
+from pim.domain.models import ActivationRequest, Cancel, Deactivate, Decision, Extend, Review, ReviewDecision, State
+from pim.domain.status import ActivationStatus
+from pim.identity import totp as mfa
+from pim.runtime.settings import PimSettings
+from pim.runtime.temporal import connect_with
 from workflows.options import PIM_ACCESS, PIM_GROUP_ID, PIM_PRINCIPAL_ID, PIM_STATE
 
 WORKFLOW_TYPE = "GroupActivation"
@@ -54,12 +54,20 @@ class PimClient:
         start while one runs for the same (group, access, principal) fails."""
         request = mfa.seal_request(request, self.mfa_seal_key)
         handle = await self.temporal.start_workflow(
-            WORKFLOW_TYPE, request, id=request.workflow_id, task_queue=self.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(PIM_STATE, State.validating.value), SearchAttributePair(PIM_GROUP_ID, request.group_id),
-                SearchAttributePair(PIM_ACCESS, request.access.value),
-                SearchAttributePair(PIM_PRINCIPAL_ID, request.principal_id)]),
+            WORKFLOW_TYPE,
+            request,
+            id=request.workflow_id,
+            task_queue=self.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(PIM_STATE, State.validating.value),
+                    SearchAttributePair(PIM_GROUP_ID, request.group_id),
+                    SearchAttributePair(PIM_ACCESS, request.access.value),
+                    SearchAttributePair(PIM_PRINCIPAL_ID, request.principal_id),
+                ]
+            ),
         )
         return handle.id
 
@@ -69,13 +77,16 @@ class PimClient:
     async def deny(self, request_id: str, approver_id: str, justification: str | None = None) -> None:
         await self._handle(request_id).signal("deny", Decision(approver_id=approver_id, justification=justification))
 
-    async def review(self, request_id: str, approver_id: str, decision: ReviewDecision | str,
-                     justification: str | None = None) -> ActivationStatus:
+    async def review(
+        self, request_id: str, approver_id: str, decision: ReviewDecision | str, justification: str | None = None
+    ) -> ActivationStatus:
         """Approve or deny and learn at once whether it was accepted (raises
         `WorkflowUpdateFailedError` with the reason when refused)."""
         return await self._handle(request_id).execute_update(
-            "review", Review(approver_id=approver_id, decision=ReviewDecision(decision), justification=justification),
-            result_type=ActivationStatus)
+            "review",
+            Review(approver_id=approver_id, decision=ReviewDecision(decision), justification=justification),
+            result_type=ActivationStatus,
+        )
 
     async def cancel(self, request_id: str, by: str, reason: str | None = None) -> None:
         await self._handle(request_id).signal("cancel", Cancel(by=by, reason=reason))
@@ -92,8 +103,9 @@ class PimClient:
     async def result(self, request_id: str) -> ActivationStatus:
         return await self._handle(request_id).result()
 
-    async def list(self, state: str | None = None, group_id: str | None = None, principal_id: str | None = None,
-                   limit: int = 200) -> list[RequestSummary]:
+    async def list(
+        self, state: str | None = None, group_id: str | None = None, principal_id: str | None = None, limit: int = 200
+    ) -> list[RequestSummary]:
         """Requests by search attributes, newest first. A state that only a running
         request can be in lists running ones only: a workflow terminated while
         pending keeps `PimState = 'pending_approval'`, and is not pending."""
@@ -106,10 +118,16 @@ class PimClient:
         out = []
         async for execution in self.temporal.list_workflows(" AND ".join(clauses), limit=limit):
             attrs = execution.typed_search_attributes
-            out.append(RequestSummary(
-                request_id=execution.id, state=attrs.get(PIM_STATE), group_id=attrs.get(PIM_GROUP_ID),
-                access=attrs.get(PIM_ACCESS), principal_id=attrs.get(PIM_PRINCIPAL_ID),
-                running=execution.status == WorkflowExecutionStatus.RUNNING))
+            out.append(
+                RequestSummary(
+                    request_id=execution.id,
+                    state=attrs.get(PIM_STATE),
+                    group_id=attrs.get(PIM_GROUP_ID),
+                    access=attrs.get(PIM_ACCESS),
+                    principal_id=attrs.get(PIM_PRINCIPAL_ID),
+                    running=execution.status == WorkflowExecutionStatus.RUNNING,
+                )
+            )
         return out
 
 

@@ -14,11 +14,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pim.client import PimClient
-from pim.process import hard_exit
-from pim.seed import seed_demo
+from pim.operations.seed import seed_demo
+from pim.runtime.process import hard_exit
+from pim.runtime.temporal import find_binary, register_search_attributes
 from pim.store import Store
 from pim.store.database import upgrade_async
-from pim.temporal import find_binary, register_search_attributes
 from tests import postgres
 from worker.app import serving
 from workflows.options import SEARCH_ATTRIBUTES
@@ -44,7 +44,8 @@ async def time_env():
     starts at the real time, and one test's skipped years never leak into the next
     (the server can leap far ahead once a result has been awaited)."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter)
+        test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter
+    )
     await register_search_attributes(env.client, "default")
     yield env
     await env.shutdown()
@@ -53,8 +54,11 @@ async def time_env():
 @pytest_asyncio.fixture(scope="session")
 async def dev_env():
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"), data_converter=pydantic_data_converter,
-        search_attributes=list(SEARCH_ATTRIBUTES), dev_server_log_level="error")
+        dev_server_existing_path=find_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=list(SEARCH_ATTRIBUTES),
+        dev_server_log_level="error",
+    )
     yield env
     await env.shutdown()
 

@@ -49,8 +49,10 @@ class FakeIdp:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 idp.hits[self.path] += 1
-                documents = {"/.well-known/openid-configuration": {"issuer": idp.issuer, "jwks_uri": idp.jwks_url},
-                             "/jwks": {"keys": idp.jwks}}
+                documents = {
+                    "/.well-known/openid-configuration": {"issuer": idp.issuer, "jwks_uri": idp.jwks_url},
+                    "/jwks": {"keys": idp.jwks},
+                }
                 failing = idp.down or idp.failures > 0
                 idp.failures = max(idp.failures - 1, 0)
                 if failing or self.path not in documents:
@@ -92,14 +94,23 @@ class FakeIdp:
 
     def claims(self, sub: str = "alice", **overrides) -> dict:
         now = int(time.time())
-        claims = {"iss": self.issuer, "aud": AUDIENCE, "sub": sub, "iat": now, "nbf": now - 5, "exp": now + 300,
-                  "auth_time": now - 60, "amr": ["pwd", "mfa"], "jti": uuid.uuid4().hex}
+        claims = {
+            "iss": self.issuer,
+            "aud": AUDIENCE,
+            "sub": sub,
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + 300,
+            "auth_time": now - 60,
+            "amr": ["pwd", "mfa"],
+            "jti": uuid.uuid4().hex,
+        }
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not DROP}
 
-    def token(self, sub: str = "alice", *, key: str = "rsa-1", kid: str | None = None, alg: str | None = None,
-              **overrides) -> str:
+    def token(
+        self, sub: str = "alice", *, key: str = "rsa-1", kid: str | None = None, alg: str | None = None, **overrides
+    ) -> str:
         """A token signed with the named key (kid: the key's name unless given)."""
         alg = alg or ("ES256" if key.startswith("ec") else "RS256")
-        return jwt.encode(self.claims(sub, **overrides), private_key(key), algorithm=alg,
-                          headers={"kid": kid or key})
+        return jwt.encode(self.claims(sub, **overrides), private_key(key), algorithm=alg, headers={"kid": kid or key})

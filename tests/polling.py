@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from pim.models import State
-from pim.status import ActivationStatus
+from pim.domain.models import State
+from pim.domain.status import ActivationStatus
 
 
 async def settled(pim, request_id: str, state: State, timeout: float = 15) -> ActivationStatus:

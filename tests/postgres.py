@@ -20,8 +20,10 @@ from pim.store.database import upgrade_async
 
 ENV = "PIM_TEST_POSTGRES_URL"
 DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-HOW_TO = (f"PostgreSQL tests skipped: no server at {DEFAULT_ADMIN_URL}. Start one, or set {ENV} to an admin URL "
-          "(CI sets it, and then they are mandatory).")
+HOW_TO = (
+    f"PostgreSQL tests skipped: no server at {DEFAULT_ADMIN_URL}. Start one, or set {ENV} to an admin URL "
+    "(CI sets it, and then they are mandatory)."
+)
 
 
 def admin_url() -> str:

@@ -1,4 +1,4 @@
-from pim.process import exit_cleanly
+from pim.runtime.process import exit_cleanly
 from worker.app import main
 
 if __name__ == "__main__":

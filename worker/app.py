@@ -13,19 +13,21 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities import build_activities
+from activities.registry import build_activities
 from pim.directories import build_directory
-from pim.directory import Directory, StoreDirectory
-from pim.faults import FaultyDirectory
-from pim.health import check_store
-from pim.logging import configure_logging, get_logger
-from pim.schedules import ensure_reconcile_schedule
-from pim.channels import build_channels
-from pim.dispatch import dispatching
-from pim.notify import Channel, LogChannel
-from pim.settings import PimSettings, load_settings
+from pim.directories.faults import FaultyDirectory
+from pim.directories.interface import Directory
+from pim.directories.store_directory import StoreDirectory
+from pim.notifications.channels import build_channels
+from pim.notifications.channels.log import LogChannel
+from pim.notifications.dispatcher import dispatching
+from pim.notifications.model import Channel
+from pim.runtime.health import check_store
+from pim.runtime.logging import configure_logging, get_logger
+from pim.runtime.schedules import ensure_reconcile_schedule
+from pim.runtime.settings import PimSettings, load_settings
+from pim.runtime.temporal import connect_with
 from pim.store import Store
-from pim.temporal import connect_with
 from worker.health import HealthServer
 from worker.log_context import LogContextInterceptor
 from worker.telemetry import metrics_runtime
@@ -45,12 +47,22 @@ MAX_CACHED_WORKFLOWS: int = PimSettings.model_fields["max_cached_workflows"].def
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows"))
 
 
-def build_worker(client: Client, store: Store, task_queue: str, *, directory: Directory | None = None,
-                 directory_faults: str | None = None, max_cached_workflows: int = MAX_CACHED_WORKFLOWS) -> Worker:
+def build_worker(
+    client: Client,
+    store: Store,
+    task_queue: str,
+    *,
+    directory: Directory | None = None,
+    directory_faults: str | None = None,
+    max_cached_workflows: int = MAX_CACHED_WORKFLOWS,
+) -> Worker:
     if directory_faults:  # tests only (PIM_DIRECTORY_FAULTS): grants and revokes misbehave on purpose
         directory = FaultyDirectory(directory or StoreDirectory(store), directory_faults)
-        log.warning("DIRECTORY FAULTS INJECTED: grants and revokes will fail on purpose; never use this in production",
-                    plan=directory_faults, task_queue=task_queue)
+        log.warning(
+            "DIRECTORY FAULTS INJECTED: grants and revokes will fail on purpose; never use this in production",
+            plan=directory_faults,
+            task_queue=task_queue,
+        )
     return Worker(
         client,
         task_queue=task_queue,
@@ -68,8 +80,7 @@ def build_worker(client: Client, store: Store, task_queue: str, *, directory: Di
 
 
 @asynccontextmanager
-async def serving(client: Client, store: Store, task_queue: str, *, channels: Sequence[Channel] | None = None,
-                  **options):
+async def serving(client: Client, store: Store, task_queue: str, *, channels: Sequence[Channel] | None = None, **options):
     """The worker and the notification dispatcher of one process, running for the
     duration of the block (tests, `pim dev`, `pim worker`)."""
     # The dispatcher runs outside any activity: its metrics go to the client's runtime.
@@ -93,15 +104,27 @@ async def run_worker(settings: PimSettings, stop: asyncio.Event | None = None) -
     client = await connect_with(settings, runtime=runtime)
     await ensure_reconcile_schedule(client, settings.task_queue, settings.reconcile_interval)
     store = Store.open(settings.database_url)
-    worker = serving(client, store, settings.task_queue, channels=build_channels(settings),
-                     directory=build_directory(settings, store),
-                     directory_faults=settings.directory_faults, max_cached_workflows=settings.max_cached_workflows)
+    worker = serving(
+        client,
+        store,
+        settings.task_queue,
+        channels=build_channels(settings),
+        directory=build_directory(settings, store),
+        directory_faults=settings.directory_faults,
+        max_cached_workflows=settings.max_cached_workflows,
+    )
     health = HealthServer(settings.health_port, lambda: _store_only(store)) if settings.health_port else None
     if health:
         await health.start()
-    log.info("worker started", task_queue=settings.task_queue, namespace=client.namespace,
-             temporal=client.service_client.config.target_host, health_port=settings.health_port or None,
-             metrics_port=settings.metrics_port or None, tracing=settings.otel)
+    log.info(
+        "worker started",
+        task_queue=settings.task_queue,
+        namespace=client.namespace,
+        temporal=client.service_client.config.target_host,
+        health_port=settings.health_port or None,
+        metrics_port=settings.metrics_port or None,
+        tracing=settings.otel,
+    )
     try:
         async with worker:
             if health:

@@ -8,7 +8,7 @@ import asyncio
 import json
 from typing import Awaitable, Callable
 
-from pim.health import Check
+from pim.runtime.health import Check
 
 Probe = Callable[[], Awaitable[list[Check]]]
 
@@ -38,14 +38,20 @@ class HealthServer:
                 checks = await self.probe() if self.ready else []
                 ok = self.ready and all(c.ok for c in checks)
                 status = 200 if ok else 503
-                body = {"ready": ok, "worker": "polling" if self.ready else "not polling",
-                        "checks": [c.model_dump() for c in checks]}
+                body = {
+                    "ready": ok,
+                    "worker": "polling" if self.ready else "not polling",
+                    "checks": [c.model_dump() for c in checks],
+                }
             else:
                 status, body = 404, {"error": "try /healthz or /readyz"}
             payload = json.dumps(body).encode()
             reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-            writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-                         f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
+            writer.write(
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                + payload
+            )
             await writer.drain()
         except (asyncio.TimeoutError, ConnectionError):
             pass

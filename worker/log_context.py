@@ -15,8 +15,15 @@ from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, 
 
 # Input fields worth a log field: AccessChange, AuditRecord, AdmitInput and its request,
 # AssignmentEnd's plan. `final_state` (AccessChange) is logged as `state`.
-FIELDS = {"request_id": "request_id", "group_id": "group_id", "access": "access", "principal_id": "principal_id",
-          "assignment_id": "assignment_id", "final_state": "state", "action": "action"}
+FIELDS = {
+    "request_id": "request_id",
+    "group_id": "group_id",
+    "access": "access",
+    "principal_id": "principal_id",
+    "assignment_id": "assignment_id",
+    "final_state": "state",
+    "action": "action",
+}
 NESTED = ("request", "plan")
 
 
@@ -36,8 +43,12 @@ def input_fields(args: Any) -> dict[str, str]:
 
 def activity_fields(args: Any) -> dict[str, Any]:
     info = activity.info()
-    fields: dict[str, Any] = {"workflow_id": info.workflow_id, "run_id": info.workflow_run_id,
-                              "activity": info.activity_type, "attempt": info.attempt}
+    fields: dict[str, Any] = {
+        "workflow_id": info.workflow_id,
+        "run_id": info.workflow_run_id,
+        "activity": info.activity_type,
+        "attempt": info.attempt,
+    }
     try:
         fields.update(input_fields(args))
     except Exception:  # noqa: BLE001 - log context must never fail an activity

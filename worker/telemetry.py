@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from pim import metrics as activity_metrics
+from pim.runtime import metrics as activity_metrics
 from workflows import metrics as workflow_metrics
 
 BUCKETS = {**workflow_metrics.BUCKETS, **activity_metrics.BUCKETS}
@@ -22,7 +22,8 @@ class MetricsUnavailable(RuntimeError):
 def metrics_runtime(port: int, host: str = "0.0.0.0") -> Runtime:
     """A runtime exporting to Prometheus on host:port; fails when the port is taken."""
     try:
-        return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(
-            bind_address=f"{host}:{port}", histogram_bucket_overrides=BUCKETS)))
+        return Runtime(
+            telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}", histogram_bucket_overrides=BUCKETS))
+        )
     except Exception as error:  # the core reports a taken port as a plain RuntimeError
         raise MetricsUnavailable(f"metrics: cannot serve Prometheus on {host}:{port}: {error}") from error

@@ -18,8 +18,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from pim import rules
-    from pim.models import (
+    from pim.domain import activation_rules as rules
+    from pim.domain.models import (
         ActivationRequest,
         Cancel,
         Deactivate,
@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         State,
         violations_from_validation_error,
     )
-    from pim.status import (
+    from pim.domain.status import (
         AccessChange,
         ActivationStatus,
         Admission,
@@ -68,9 +68,17 @@ class GroupActivation(ApprovalBookkeeping):
             self.status.violations = violations_from_validation_error(error)
         else:
             r = self.request
-            self.status = self.status.model_copy(update=dict(
-                group_id=r.group_id, access=r.access, principal_id=r.principal_id, justification=r.justification,
-                ticket=r.ticket, requested_duration=r.duration, validate_only=r.validate_only))
+            self.status = self.status.model_copy(
+                update=dict(
+                    group_id=r.group_id,
+                    access=r.access,
+                    principal_id=r.principal_id,
+                    justification=r.justification,
+                    ticket=r.ticket,
+                    requested_duration=r.duration,
+                    validate_only=r.validate_only,
+                )
+            )
 
     # --- the lifecycle ---------------------------------------------------------
 
@@ -98,8 +106,11 @@ class GroupActivation(ApprovalBookkeeping):
         admit = workflow.execute_local_activity if self.lean else workflow.execute_activity
         try:
             self.admission = await admit(
-                "admit_request", AdmitInput(request_id=self.status.request_id, run_key=self.run_key, request=request,
-                                            at=workflow.now()), result_type=Admission, **ADMIT)
+                "admit_request",
+                AdmitInput(request_id=self.status.request_id, run_key=self.run_key, request=request, at=workflow.now()),
+                result_type=Admission,
+                **ADMIT,
+            )
         except ActivityError as error:
             # Fails closed. The claim, if one was taken, is released.
             await self._close(State.failed, f"admission failed: {_cause(error)}")
@@ -153,8 +164,9 @@ class GroupActivation(ApprovalBookkeeping):
         if self._current_stage() is not None:
             await self._close(State.approval_expired, "no decision before the approval deadline")
             return False
-        metrics.approved(self.status.requested_at,
-                         max((d.at for s in self.status.stages for d in s.decisions), default=workflow.now()))
+        metrics.approved(
+            self.status.requested_at, max((d.at for s in self.status.stages for d in s.decisions), default=workflow.now())
+        )
         return True
 
     async def _grant_and_hold(self) -> None:
@@ -204,8 +216,12 @@ class GroupActivation(ApprovalBookkeeping):
         self.granted = False
         self._end(final)
         if not self.lean:  # histories from before close_activation queued its own notifications
-            self._record(f"activation_{final.value}", notify=[self.request.principal_id], reason=reason or "",
-                         dedupe_key=f"{self.run_key}:ended")
+            self._record(
+                f"activation_{final.value}",
+                notify=[self.request.principal_id],
+                reason=reason or "",
+                dedupe_key=f"{self.run_key}:ended",
+            )
 
     def _end(self, final: State) -> None:
         self.status.ended_at = workflow.now()
@@ -248,8 +264,9 @@ class GroupActivation(ApprovalBookkeeping):
         stage = self._current_stage()
         self._apply_decision(payload.approver_id, payload.decision, payload.justification)
         # Answer once the decision has taken effect: next stage, or the request moved on.
-        await workflow.wait_condition(lambda: self.status.state != State.pending_approval
-                                      or self._current_stage() not in (stage, None))
+        await workflow.wait_condition(
+            lambda: self.status.state != State.pending_approval or self._current_stage() not in (stage, None)
+        )
         return self.status
 
     @review.validator
@@ -269,10 +286,14 @@ class GroupActivation(ApprovalBookkeeping):
         payload = self._parse(Cancel, args, "cancel")
         if payload is None or self.request is None:
             return
-        refusal = (None if self.status.state in (State.pending_approval, State.scheduled)
-                   else f"cannot cancel in state {self.status.state.value}")
-        refusal = refusal or rules.refuse_cancel(by=payload.by, requester_id=self.request.principal_id,
-                                                 administrators=self.admission.administrators)
+        refusal = (
+            None
+            if self.status.state in (State.pending_approval, State.scheduled)
+            else f"cannot cancel in state {self.status.state.value}"
+        )
+        refusal = refusal or rules.refuse_cancel(
+            by=payload.by, requester_id=self.request.principal_id, administrators=self.admission.administrators
+        )
         if refusal:
             self._refuse("cancel", payload.by, refusal)
             return
@@ -288,9 +309,13 @@ class GroupActivation(ApprovalBookkeeping):
         if self.status.state != State.active or self.status.granted_at is None:
             self._refuse("deactivate", payload.by, f"cannot deactivate in state {self.status.state.value}")
             return
-        refusal = rules.refuse_deactivation(by=payload.by, requester_id=self.request.principal_id,
-                                            administrators=self.admission.administrators,
-                                            granted_at=self.status.granted_at, at=workflow.now())
+        refusal = rules.refuse_deactivation(
+            by=payload.by,
+            requester_id=self.request.principal_id,
+            administrators=self.admission.administrators,
+            granted_at=self.status.granted_at,
+            at=workflow.now(),
+        )
         if refusal:
             self._refuse("deactivate", payload.by, refusal)
             return
@@ -309,18 +334,29 @@ class GroupActivation(ApprovalBookkeeping):
         policy = self.admission.policy
         assert policy is not None
         refusal = rules.refuse_extension(
-            by=payload.by, extra=payload.duration, justification=payload.justification,
-            requester_id=self.request.principal_id, approvers=self._approvers(),
-            administrators=self.admission.administrators, settings=policy.activation,
-            granted_at=self.status.granted_at, expires_at=self.status.expires_at)
+            by=payload.by,
+            extra=payload.duration,
+            justification=payload.justification,
+            requester_id=self.request.principal_id,
+            approvers=self._approvers(),
+            administrators=self.admission.administrators,
+            settings=policy.activation,
+            granted_at=self.status.granted_at,
+            expires_at=self.status.expires_at,
+        )
         if refusal:
             self._refuse("extend", payload.by, refusal)
             return
         self.status.expires_at = self.status.expires_at + payload.duration
         self.expiry_moved = True
         self._event(State.active, payload.by, f"extended to {self.status.expires_at.isoformat()}")
-        self._record("activation_extended", actor=payload.by, notify=[self.request.principal_id],
-                     expires_at=self.status.expires_at.isoformat(), justification=payload.justification or "")
+        self._record(
+            "activation_extended",
+            actor=payload.by,
+            notify=[self.request.principal_id],
+            expires_at=self.status.expires_at.isoformat(),
+            justification=payload.justification or "",
+        )
 
     # --- helpers -------------------------------------------------------------
 
@@ -333,8 +369,9 @@ class GroupActivation(ApprovalBookkeeping):
             return model.model_validate(raw)
         except ValidationError as error:
             reasons = "; ".join(v.message for v in violations_from_validation_error(error))
-            self._refuse(name, raw.get("by") or raw.get("approver_id") if isinstance(raw, dict) else None,
-                         f"malformed payload: {reasons}")
+            self._refuse(
+                name, raw.get("by") or raw.get("approver_id") if isinstance(raw, dict) else None, f"malformed payload: {reasons}"
+            )
             return None
 
     def _refuse(self, signal: str, actor: Any, reason: str) -> None:
@@ -361,29 +398,56 @@ class GroupActivation(ApprovalBookkeeping):
         self._event(state, actor, note)
         attributes = [PIM_STATE.value_set(state.value)]
         if self.request is not None:
-            attributes += [PIM_GROUP_ID.value_set(self.request.group_id), PIM_ACCESS.value_set(self.request.access.value),
-                           PIM_PRINCIPAL_ID.value_set(self.request.principal_id)]
+            attributes += [
+                PIM_GROUP_ID.value_set(self.request.group_id),
+                PIM_ACCESS.value_set(self.request.access.value),
+                PIM_PRINCIPAL_ID.value_set(self.request.principal_id),
+            ]
         workflow.upsert_search_attributes(attributes)
         workflow.logger.info("activation state", extra={"state": state.value, "request_id": self.status.request_id})
 
     def _change(self, at: datetime, final_state: State | None = None, reason: str | None = None) -> AccessChange:
         assert self.request is not None
         policy = self.admission.policy
-        return AccessChange(request_id=self.status.request_id, run_key=self.run_key, group_id=self.request.group_id,
-                            access=self.request.access, principal_id=self.request.principal_id, at=at,
-                            expires_at=self.status.expires_at, granted=self.granted, final_state=final_state,
-                            reason=reason, notifications=policy.notifications if policy and self.lean else None,
-                            administrators=self.admission.administrators if self.lean else [])
+        return AccessChange(
+            request_id=self.status.request_id,
+            run_key=self.run_key,
+            group_id=self.request.group_id,
+            access=self.request.access,
+            principal_id=self.request.principal_id,
+            at=at,
+            expires_at=self.status.expires_at,
+            granted=self.granted,
+            final_state=final_state,
+            reason=reason,
+            notifications=policy.notifications if policy and self.lean else None,
+            administrators=self.admission.administrators if self.lean else [],
+        )
 
-    def _record(self, action: str, actor: str | None = None, notify: list[str] = (), dedupe_key: str | None = None,
-                ask: list[str] = (), **details: str) -> None:
+    def _record(
+        self,
+        action: str,
+        actor: str | None = None,
+        notify: list[str] = (),
+        dedupe_key: str | None = None,
+        ask: list[str] = (),
+        **details: str,
+    ) -> None:
         """Audit and notify without waiting: a slow mail server never delays access."""
         assert self.request is not None
-        record = AuditRecord(at=workflow.now(), action=action, actor=actor or self.request.principal_id,
-                             request_id=self.status.request_id, group_id=self.request.group_id,
-                             access=self.request.access, principal_id=self.request.principal_id, details=details,
-                             notify=list(notify), ask=list(ask),
-                             dedupe_key=dedupe_key or f"{self.run_key}:{len(self.status.events)}:{action}")
+        record = AuditRecord(
+            at=workflow.now(),
+            action=action,
+            actor=actor or self.request.principal_id,
+            request_id=self.status.request_id,
+            group_id=self.request.group_id,
+            access=self.request.access,
+            principal_id=self.request.principal_id,
+            details=details,
+            notify=list(notify),
+            ask=list(ask),
+            dedupe_key=dedupe_key or f"{self.run_key}:{len(self.status.events)}:{action}",
+        )
         self.records.append(workflow.start_activity("record_event", record, **RECORD))
 
 

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from pim.assignment_models import AssignmentChange, AssignmentEnd, AssignmentPlan, AssignmentStatus, AssignmentWindow
-    from pim.status import AuditRecord
+    from pim.domain.assignments import AssignmentChange, AssignmentEnd, AssignmentPlan, AssignmentStatus, AssignmentWindow
+    from pim.domain.status import AuditRecord
     from workflows.options import RECORD, REVOKE
 
 REMINDERS_BEFORE_END = (timedelta(days=14), timedelta(days=1))
@@ -29,8 +29,9 @@ class AssignmentLifecycle:
         self.ending = False
         self.reminded: set[str] = set()  # "<end>/<days before>": an extension arms new reminders
         self.records: list[asyncio.Future] = []
-        self.status = AssignmentStatus(assignment_id=plan.assignment_id, kind=plan.kind, state="scheduled",
-                                       starts_at=plan.starts_at, ends_at=plan.ends_at)
+        self.status = AssignmentStatus(
+            assignment_id=plan.assignment_id, kind=plan.kind, state="scheduled", starts_at=plan.starts_at, ends_at=plan.ends_at
+        )
 
     @workflow.run
     async def run(self, plan: AssignmentPlan) -> AssignmentStatus:
@@ -68,12 +69,23 @@ class AssignmentLifecycle:
             if moment <= workflow.now():
                 self.reminded.add(key)
                 self.status.reminders_sent.append(workflow.now())
-                self.records.append(workflow.start_activity("record_event", AuditRecord(
-                    at=workflow.now(), action="assignment_expiring", actor=self.plan.created_by,
-                    group_id=self.plan.group_id, access=self.plan.access, principal_id=self.plan.principal_id,
-                    details={"assignment_id": self.plan.assignment_id, "ends_at": self.plan.ends_at.isoformat()},
-                    notify=[self.plan.principal_id, self.plan.created_by],
-                    dedupe_key=f"{self.plan.assignment_id}:{key}:reminder"), **RECORD))
+                self.records.append(
+                    workflow.start_activity(
+                        "record_event",
+                        AuditRecord(
+                            at=workflow.now(),
+                            action="assignment_expiring",
+                            actor=self.plan.created_by,
+                            group_id=self.plan.group_id,
+                            access=self.plan.access,
+                            principal_id=self.plan.principal_id,
+                            details={"assignment_id": self.plan.assignment_id, "ends_at": self.plan.ends_at.isoformat()},
+                            notify=[self.plan.principal_id, self.plan.created_by],
+                            dedupe_key=f"{self.plan.assignment_id}:{key}:reminder",
+                        ),
+                        **RECORD,
+                    )
+                )
 
     async def _wait_until(self, moment) -> bool:
         """Wait until `moment()` (re-read when the window moves); True when removed."""
@@ -82,8 +94,7 @@ class AssignmentLifecycle:
             timeout = moment() - workflow.now()
             if timeout > timedelta(0):
                 try:
-                    await workflow.wait_condition(lambda: self.removal is not None or self.window_moved,
-                                                  timeout=timeout)
+                    await workflow.wait_condition(lambda: self.removal is not None or self.window_moved, timeout=timeout)
                 except asyncio.TimeoutError:
                     pass
             if self.removal is not None:
@@ -97,8 +108,12 @@ class AssignmentLifecycle:
     async def _end(self) -> None:
         self.ending = True
         removal = self.removal
-        event = AssignmentEnd(plan=self.plan, at=workflow.now(), removed_by=removal.by if removal else None,
-                              reason=removal.reason if removal else "the assignment reached its end")
+        event = AssignmentEnd(
+            plan=self.plan,
+            at=workflow.now(),
+            removed_by=removal.by if removal else None,
+            reason=removal.reason if removal else "the assignment reached its end",
+        )
         # Shielded: cancelling the workflow must not interrupt the revocation.
         await asyncio.shield(asyncio.ensure_future(workflow.execute_activity("assignment_end", event, **REVOKE)))
         self.status.state = "removed" if removal else "expired"
@@ -116,9 +131,17 @@ class AssignmentLifecycle:
         self.plan = self.plan.model_copy(update={"ends_at": change.ends_at})
         self.status.ends_at = change.ends_at
         self.window_moved = True
-        await workflow.execute_activity("assignment_window_changed", AssignmentWindow(
-            assignment_id=self.plan.assignment_id, starts_at=self.plan.starts_at, ends_at=change.ends_at,
-            by=change.by, at=workflow.now()), **REVOKE)
+        await workflow.execute_activity(
+            "assignment_window_changed",
+            AssignmentWindow(
+                assignment_id=self.plan.assignment_id,
+                starts_at=self.plan.starts_at,
+                ends_at=change.ends_at,
+                by=change.by,
+                at=workflow.now(),
+            ),
+            **REVOKE,
+        )
         return self.status
 
     @extend.validator

@@ -23,20 +23,19 @@ BUCKETS: dict[str, list[float]] = {
 
 
 def activation_ended(state: str) -> None:
-    workflow.metric_meter().create_counter(
-        ACTIVATIONS_ENDED, "Activations that ended, by final state").add(1, {"state": state})
+    workflow.metric_meter().create_counter(ACTIVATIONS_ENDED, "Activations that ended, by final state").add(1, {"state": state})
 
 
 def approved(requested_at: datetime, approved_at: datetime) -> None:
     workflow.metric_meter().create_histogram_float(
-        TIME_TO_APPROVAL, "From the request to the approval of its last stage", "s").record(
-        _seconds(requested_at, approved_at))
+        TIME_TO_APPROVAL, "From the request to the approval of its last stage", "s"
+    ).record(_seconds(requested_at, approved_at))
 
 
 def granted(since: datetime, granted_at: datetime) -> None:
     workflow.metric_meter().create_histogram_float(
-        TIME_TO_GRANT, "From the request (or its scheduled start) to access granted", "s").record(
-        _seconds(since, granted_at))
+        TIME_TO_GRANT, "From the request (or its scheduled start) to access granted", "s"
+    ).record(_seconds(since, granted_at))
 
 
 def _seconds(start: datetime, end: datetime) -> float:

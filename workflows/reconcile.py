@@ -11,7 +11,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from pim.reconcile_models import ReconcileInput, ReconcileReport
+    from pim.domain.reconcile import ReconcileInput, ReconcileReport
 
 
 @workflow.defn(name="Reconcile")
@@ -19,7 +19,11 @@ class Reconcile:
     @workflow.run
     async def run(self) -> ReconcileReport:
         return await workflow.execute_activity(
-            "reconcile_access", ReconcileInput(at=workflow.now()), result_type=ReconcileReport,
+            "reconcile_access",
+            ReconcileInput(at=workflow.now()),
+            result_type=ReconcileReport,
             start_to_close_timeout=timedelta(minutes=4),
-            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=1),
-                                     maximum_attempts=5))
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=1), maximum_attempts=5
+            ),
+        )

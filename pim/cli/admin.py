@@ -10,17 +10,17 @@ from typing import Optional
 import pyotp
 import typer
 
-from pim import mfa as totp
 from pim.cli.common import CliError, emit_json, open_store, parse_instant, run, settings
-from pim.durations import parse_duration
-from pim.models import AccessType
 from pim.cli.directory import cli_directory
+from pim.domain.durations import parse_duration
+from pim.domain.models import AccessType
+from pim.identity import totp as totp
 from pim.operations import AdminContext
 from pim.operations import assignments as assignment_ops
 from pim.operations import groups as group_ops
 from pim.operations import policies as policy_ops
 from pim.operations import principals as principal_ops
-from pim.temporal import connect_with
+from pim.runtime.temporal import connect_with
 
 groups_app = typer.Typer(help="Groups: create, onboard into PIM, offboard, list.", no_args_is_help=True)
 assignments_app = typer.Typer(help="Assignments: list, extend, renew.", no_args_is_help=True)
@@ -76,8 +76,10 @@ def _window(for_: Optional[str], until: Optional[str], permanent: bool | None) -
 # --- users, roles, bootstrap ------------------------------------------------
 
 
-def bootstrap(admin_id: str = typer.Argument(..., help="id of the first Global Administrator"),
-              name: str = typer.Option("", help="display name")) -> None:
+def bootstrap(
+    admin_id: str = typer.Argument(..., help="id of the first Global Administrator"),
+    name: str = typer.Option("", help="display name"),
+) -> None:
     """Create the first Global Administrator of an empty tenant (once)."""
 
     async def go() -> None:
@@ -90,8 +92,12 @@ def bootstrap(admin_id: str = typer.Argument(..., help="id of the first Global A
 
 
 @users_app.command("add")
-def add_user(user: str = typer.Argument(...), name: str = typer.Option(""),
-             email: Optional[str] = typer.Option(None, help="where email notifications go"), as_: str = AS) -> None:
+def add_user(
+    user: str = typer.Argument(...),
+    name: str = typer.Option(""),
+    email: Optional[str] = typer.Option(None, help="where email notifications go"),
+    as_: str = AS,
+) -> None:
     """Add a user to the directory."""
 
     async def go() -> None:
@@ -103,8 +109,9 @@ def add_user(user: str = typer.Argument(...), name: str = typer.Option(""),
 
 
 @roles_app.command("grant")
-def grant_role(principal: str = typer.Argument(...), role: str = typer.Argument(..., help='e.g. "Groups Administrator"'),
-               as_: str = AS) -> None:
+def grant_role(
+    principal: str = typer.Argument(...), role: str = typer.Argument(..., help='e.g. "Groups Administrator"'), as_: str = AS
+) -> None:
     """Give a user a directory role."""
 
     async def go() -> None:
@@ -120,13 +127,17 @@ def grant_role(principal: str = typer.Argument(...), role: str = typer.Argument(
 
 def _group_command(name: str, operation, done: str, doc: str) -> None:
     @groups_app.command(name)
-    def command(group: str = typer.Argument(...),
-                kind: str = typer.Option(..., help="security | microsoft365 | dynamic | synced"),
-                role_assignable: bool = typer.Option(False, "--role-assignable"), as_: str = AS) -> None:
+    def command(
+        group: str = typer.Argument(...),
+        kind: str = typer.Option(..., help="security | microsoft365 | dynamic | synced"),
+        role_assignable: bool = typer.Option(False, "--role-assignable"),
+        as_: str = AS,
+    ) -> None:
         async def go() -> None:
             async with admin(as_) as ctx:
-                await operation(ctx, group, kind, role_assignable=role_assignable,
-                                max_role_assignable=settings().max_role_assignable_groups)
+                await operation(
+                    ctx, group, kind, role_assignable=role_assignable, max_role_assignable=settings().max_role_assignable_groups
+                )
             typer.echo(f"{group} {done}")
 
         run(go)
@@ -134,10 +145,15 @@ def _group_command(name: str, operation, done: str, doc: str) -> None:
     command.__doc__ = doc
 
 
-_group_command("create", group_ops.create_group, "created",
-               "Create a group without enabling it in PIM (its members are plain, permanent).")
-_group_command("onboard", group_ops.onboard_group, "enabled in PIM",
-               "Enable GROUP in PIM (creating it if unknown), with default member and owner policies.")
+_group_command(
+    "create", group_ops.create_group, "created", "Create a group without enabling it in PIM (its members are plain, permanent)."
+)
+_group_command(
+    "onboard",
+    group_ops.onboard_group,
+    "enabled in PIM",
+    "Enable GROUP in PIM (creating it if unknown), with default member and owner policies.",
+)
 
 
 @groups_app.command("offboard")
@@ -158,8 +174,10 @@ def list_groups(json_: bool = typer.Option(False, "--json")) -> None:
 
     async def go() -> None:
         async with open_store() as store:
-            rows = [dict(id=g.id, kind=g.kind, role_assignable=g.role_assignable, pim_enabled=g.pim_enabled)
-                    for g in await store.groups()]
+            rows = [
+                dict(id=g.id, kind=g.kind, role_assignable=g.role_assignable, pim_enabled=g.pim_enabled)
+                for g in await store.groups()
+            ]
         if json_:
             emit_json(rows)
             return
@@ -194,8 +212,15 @@ def assign(
     async def go() -> None:
         async with admin(as_, temporal=bool(window)) as ctx:
             assignment_id = await assignment_ops.create_assignment(
-                ctx, group, principal, access=_access(owner), kind="eligible" if eligible else "active",
-                justification=justification, mfa_code=mfa_code, **window)
+                ctx,
+                group,
+                principal,
+                access=_access(owner),
+                kind="eligible" if eligible else "active",
+                justification=justification,
+                mfa_code=mfa_code,
+                **window,
+            )
         typer.echo(assignment_id)
 
     run(go)
@@ -213,34 +238,54 @@ def unassign(assignment_id: str = typer.Argument(...), reason: Optional[str] = t
 
 
 @assignments_app.command("list")
-def list_assignments(group: Optional[str] = typer.Option(None), principal: Optional[str] = typer.Option(None),
-                     all_: bool = typer.Option(False, "--all", help="also removed ones"),
-                     json_: bool = typer.Option(False, "--json")) -> None:
+def list_assignments(
+    group: Optional[str] = typer.Option(None),
+    principal: Optional[str] = typer.Option(None),
+    all_: bool = typer.Option(False, "--all", help="also removed ones"),
+    json_: bool = typer.Option(False, "--json"),
+) -> None:
     """Assignments with their state (scheduled, active, expired, removed)."""
 
     async def go() -> None:
         at = _now()
         async with open_store() as store:
             rows = await store.assignments(group, principal, include_removed=all_)
-        items = [dict(id=r.id, group_id=r.group_id, access=r.access, principal_id=r.principal_id, kind=r.kind,
-                      state=r.state(at), starts_at=r.starts_at.isoformat(),
-                      ends_at=r.ends_at.isoformat() if r.ends_at else None, created_by=r.created_by,
-                      justification=r.justification) for r in rows]
+        items = [
+            dict(
+                id=r.id,
+                group_id=r.group_id,
+                access=r.access,
+                principal_id=r.principal_id,
+                kind=r.kind,
+                state=r.state(at),
+                starts_at=r.starts_at.isoformat(),
+                ends_at=r.ends_at.isoformat() if r.ends_at else None,
+                created_by=r.created_by,
+                justification=r.justification,
+            )
+            for r in rows
+        ]
         if json_:
             emit_json(items)
             return
         for i in items:
-            typer.echo(f"{i['id']}\t{i['kind']}\t{i['access']}\t{i['group_id']}\t{i['principal_id']}\t{i['state']}"
-                       f"\t{i['ends_at'] or 'permanent'}")
+            typer.echo(
+                f"{i['id']}\t{i['kind']}\t{i['access']}\t{i['group_id']}\t{i['principal_id']}\t{i['state']}"
+                f"\t{i['ends_at'] or 'permanent'}"
+            )
 
     run(go)
 
 
 def _window_command(name: str, operation, doc: str) -> None:
     @assignments_app.command(name)
-    def change(assignment_id: str = typer.Argument(...), for_: Optional[str] = typer.Option(None, "--for"),
-               until: Optional[str] = typer.Option(None, "--until"), justification: Optional[str] = typer.Option(None),
-               as_: str = AS) -> None:
+    def change(
+        assignment_id: str = typer.Argument(...),
+        for_: Optional[str] = typer.Option(None, "--for"),
+        until: Optional[str] = typer.Option(None, "--until"),
+        justification: Optional[str] = typer.Option(None),
+        as_: str = AS,
+    ) -> None:
         window = _window(for_, until, None)
         arguments = {"new_end": window["ends_at"]} if "ends_at" in window else {"extra": window["duration"]}
 
@@ -254,10 +299,12 @@ def _window_command(name: str, operation, doc: str) -> None:
     change.__doc__ = doc
 
 
-_window_command("extend", assignment_ops.extend_assignment,
-                "Move the end of a running assignment (--for is added to the current end).")
-_window_command("renew", assignment_ops.renew_assignment,
-                "Renew an assignment that expired less than 30 days ago (--for counts from now).")
+_window_command(
+    "extend", assignment_ops.extend_assignment, "Move the end of a running assignment (--for is added to the current end)."
+)
+_window_command(
+    "renew", assignment_ops.renew_assignment, "Renew an assignment that expired less than 30 days ago (--for counts from now)."
+)
 
 
 # --- policies ---------------------------------------------------------------
@@ -273,8 +320,9 @@ def show_policy(group: str = typer.Argument(...), owner: bool = typer.Option(Fal
         if found is None:
             raise CliError(f"{group} is not enabled in PIM")
         policy, version = found
-        emit_json({"group_id": group, "access": _access(owner).value, "version": version,
-                   "policy": policy.model_dump(mode="json")})
+        emit_json(
+            {"group_id": group, "access": _access(owner).value, "version": version, "policy": policy.model_dump(mode="json")}
+        )
 
     run(go)
 
@@ -282,8 +330,9 @@ def show_policy(group: str = typer.Argument(...), owner: bool = typer.Option(Fal
 @policy_app.command("set")
 def set_policy(
     group: str = typer.Argument(...),
-    settings_: list[str] = typer.Argument(..., metavar="KEY=VALUE...",
-                                          help='e.g. activation.max_duration=PT4H activation.approval=\'[{"approvers":["bob"]}]\''),
+    settings_: list[str] = typer.Argument(
+        ..., metavar="KEY=VALUE...", help='e.g. activation.max_duration=PT4H activation.approval=\'[{"approvers":["bob"]}]\''
+    ),
     owner: bool = typer.Option(False, "--owner"),
     as_: str = AS,
 ) -> None:
@@ -300,9 +349,12 @@ def set_policy(
 # --- views ------------------------------------------------------------------
 
 
-def members(group: str = typer.Argument(...), owners: bool = typer.Option(False, "--owners"),
-            eligible: bool = typer.Option(False, "--eligible", help="who may activate, and through what"),
-            json_: bool = typer.Option(False, "--json")) -> None:
+def members(
+    group: str = typer.Argument(...),
+    owners: bool = typer.Option(False, "--owners"),
+    eligible: bool = typer.Option(False, "--eligible", help="who may activate, and through what"),
+    json_: bool = typer.Option(False, "--json"),
+) -> None:
     """Who holds access to GROUP now, and where each access comes from (or, with --eligible, who may activate)."""
 
     async def go() -> None:
@@ -326,9 +378,11 @@ async def _member_rows(store, group: str, access: AccessType, at: datetime) -> l
     grants = await store.live_grants(group, access, at)
     rows = []
     for m in await store.memberships(group, access):
-        sources = [dict(kind=g.source_kind, id=g.source_id.split("#")[0],
-                        ends_at=g.ends_at.isoformat() if g.ends_at else None)
-                   for g in grants if g.principal_id == m.principal_id]
+        sources = [
+            dict(kind=g.source_kind, id=g.source_id.split("#")[0], ends_at=g.ends_at.isoformat() if g.ends_at else None)
+            for g in grants
+            if g.principal_id == m.principal_id
+        ]
         rows.append(dict(principal_id=m.principal_id, since=m.since.isoformat(), sources=sources))
     return rows
 
@@ -387,24 +441,40 @@ def code(principal: str = typer.Argument(...)) -> None:
     run(go)
 
 
-def audit(group: Optional[str] = typer.Option(None), principal: Optional[str] = typer.Option(None),
-          since: Optional[str] = typer.Option(None, help="ISO 8601 with a zone"),
-          json_: bool = typer.Option(False, "--json")) -> None:
+def audit(
+    group: Optional[str] = typer.Option(None),
+    principal: Optional[str] = typer.Option(None),
+    since: Optional[str] = typer.Option(None, help="ISO 8601 with a zone"),
+    json_: bool = typer.Option(False, "--json"),
+) -> None:
     """The audit log, oldest first: time, action, actor, target and details (reason, old and new values)."""
 
     async def go() -> None:
         async with open_store() as store:
-            rows = await store.audit(group_id=group, principal_id=principal,
-                                     since=parse_instant(since, "--since") if since else None)
-        items = [dict(at=r.at.isoformat(), action=r.action, actor=r.actor, request_id=r.request_id,
-                      group_id=r.group_id, access=r.access, principal_id=r.principal_id, details=r.details) for r in rows]
+            rows = await store.audit(
+                group_id=group, principal_id=principal, since=parse_instant(since, "--since") if since else None
+            )
+        items = [
+            dict(
+                at=r.at.isoformat(),
+                action=r.action,
+                actor=r.actor,
+                request_id=r.request_id,
+                group_id=r.group_id,
+                access=r.access,
+                principal_id=r.principal_id,
+                details=r.details,
+            )
+            for r in rows
+        ]
         if json_:
             emit_json(items)
             return
         for i in items:
             details = " ".join(f"{k}={v}" for k, v in i["details"].items() if v not in ("", None, [], {}))
-            typer.echo(f"{i['at']}\t{i['action']}\t{i['actor'] or '-'}\t{i['group_id'] or '-'}\t"
-                       f"{i['principal_id'] or '-'}\t{details}")
+            typer.echo(
+                f"{i['at']}\t{i['action']}\t{i['actor'] or '-'}\t{i['group_id'] or '-'}\t{i['principal_id'] or '-'}\t{details}"
+            )
 
     run(go)
 
@@ -420,7 +490,7 @@ def db_upgrade() -> None:
 
 def health(json_: bool = typer.Option(False, "--json")) -> None:
     """Check Temporal and the store (reachable, schema up to date); exit 1 when either fails."""
-    from pim.health import check_all
+    from pim.runtime.health import check_all
 
     async def go() -> int:
         checks = await check_all(settings())
@@ -436,23 +506,26 @@ def health(json_: bool = typer.Option(False, "--json")) -> None:
 
 def reconcile(json_: bool = typer.Option(False, "--json")) -> None:
     """Run the reconciler now (it also runs on its schedule) and print what it found."""
-    from pim.reconcile_models import ReconcileReport
-    from pim.temporal import connect_with as _connect
+    from pim.domain.reconcile import ReconcileReport
+    from pim.runtime.temporal import connect_with as _connect
 
     async def go() -> None:
         config = settings()
         client = await _connect(config)
         report = await client.execute_workflow(
-            "Reconcile", id=f"reconcile/manual-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}",
-            task_queue=config.task_queue, result_type=ReconcileReport)
+            "Reconcile",
+            id=f"reconcile/manual-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}",
+            task_queue=config.task_queue,
+            result_type=ReconcileReport,
+        )
         if json_:
             emit_json(report)
             return
-        for label, findings in (("revoked", report.revoked), ("released", report.released),
-                                ("unsourced", report.unsourced)):
+        for label, findings in (("revoked", report.revoked), ("released", report.released), ("unsourced", report.unsourced)):
             for f in findings:
                 typer.echo(f"{label}\t{f.access.value}\t{f.group_id}\t{f.principal_id}\t{f.source or '-'}\t{f.reason}")
-        typer.echo(f"{len(report.revoked)} revoked, {len(report.released)} claims released, "
-                   f"{len(report.unsourced)} without a source")
+        typer.echo(
+            f"{len(report.revoked)} revoked, {len(report.released)} claims released, {len(report.unsourced)} without a source"
+        )
 
     run(go)

@@ -5,27 +5,27 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Awaitable, Callable, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from pydantic import BaseModel, ValidationError
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from pim.client import PimClient
-from pim.codec import PayloadKeyError
-from pim.models import violations_from_validation_error
-from pim.settings import PimSettings, load_settings
-from pim.store import Store
+from pim.domain.models import violations_from_validation_error
 from pim.operations import Refused
+from pim.runtime.codec import PayloadKeyError
+from pim.runtime.settings import PimSettings, load_settings
+from pim.runtime.temporal import connect_options
+from pim.store import Store
 from pim.store.admin import StoreError
-from pim.temporal import connect_options
 
 T = TypeVar("T")
 

@@ -12,18 +12,18 @@ import typer
 from temporalio.testing import WorkflowEnvironment
 
 from pim.cli.common import CliError, settings
-from pim.codec import data_converter
-from pim.logging import configure_logging, get_logger
-from pim.mfa import ensure_dev_seal_key
+from pim.identity.totp import ensure_dev_seal_key
+from pim.notifications.channels import build_channels
 from pim.operations import AdminContext
 from pim.operations.assignments import start_missing_lifecycles
-from pim.schedules import ensure_reconcile_schedule
-from pim.seed import seed_demo
+from pim.operations.seed import seed_demo
+from pim.runtime.codec import data_converter
+from pim.runtime.logging import configure_logging, get_logger
+from pim.runtime.schedules import ensure_reconcile_schedule
+from pim.runtime.temporal import find_binary
+from pim.runtime.tracing import TracingUnavailable, tracing_interceptors
 from pim.store import Store
 from pim.store.database import upgrade_async
-from pim.temporal import find_binary
-from pim.tracing import TracingUnavailable, tracing_interceptors
-from pim.channels import build_channels
 from worker.app import run_worker, serving
 from worker.telemetry import MetricsUnavailable, metrics_runtime
 from workflows.options import SEARCH_ATTRIBUTES
@@ -45,9 +45,13 @@ def dev(
     db: Optional[Path] = typer.Option(None, help="SQLite file for the store (default: PIM_DATABASE_URL or .pim/pim.db)"),
     port: int = typer.Option(7233, help="Temporal front-end port"),
     ui: bool = typer.Option(False, "--ui", help="also serve the Temporal Web UI"),
-    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=0, max=65535,
-                                               help="serve Prometheus metrics on 127.0.0.1:PORT/metrics "
-                                                    "(default: PIM_METRICS_PORT; 0: off)"),
+    metrics_port: Optional[int] = typer.Option(
+        None,
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (default: PIM_METRICS_PORT; 0: off)",
+    ),
 ) -> None:
     """Run the embedded system: Temporal dev server, worker and store."""
     if seed not in (None, "demo"):
@@ -72,8 +76,7 @@ def _require_free_port(port: int) -> None:
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
-            raise CliError(f"--port: {port} is already in use (another `pim dev`?); stop it or pick another port",
-                           1) from None
+            raise CliError(f"--port: {port} is already in use (another `pim dev`?); stop it or pick another port", 1) from None
 
 
 async def _run_dev(config, seed: str | None, port: int, ui: bool) -> None:
@@ -93,25 +96,44 @@ async def _run_dev(config, seed: str | None, port: int, ui: bool) -> None:
     # Metrics and tracing before the server: the environment's client is made with them.
     runtime = metrics_runtime(config.metrics_port, "127.0.0.1") if config.metrics_port else None
     env = await WorkflowEnvironment.start_local(
-        runtime=runtime, interceptors=tracing_interceptors(config.otel),
-        namespace=config.namespace, port=port, ui=ui, search_attributes=list(SEARCH_ATTRIBUTES),
+        runtime=runtime,
+        interceptors=tracing_interceptors(config.otel),
+        namespace=config.namespace,
+        port=port,
+        ui=ui,
+        search_attributes=list(SEARCH_ATTRIBUTES),
         dev_server_existing_path=find_binary("temporal"),
         dev_server_database_filename=str(state_dir / "temporal.db"),
-        data_converter=data_converter(config), dev_server_log_level="error")
+        data_converter=data_converter(config),
+        dev_server_log_level="error",
+    )
     try:
-        async with serving(env.client, store, config.task_queue, channels=build_channels(config),
-                           max_cached_workflows=config.max_cached_workflows):
-            started = await start_missing_lifecycles(AdminContext(store, "seed", temporal=env.client,
-                                                                  task_queue=config.task_queue))
+        async with serving(
+            env.client,
+            store,
+            config.task_queue,
+            channels=build_channels(config),
+            max_cached_workflows=config.max_cached_workflows,
+        ):
+            started = await start_missing_lifecycles(
+                AdminContext(store, "seed", temporal=env.client, task_queue=config.task_queue)
+            )
             if started:
                 log.info("assignment lifecycles started", assignments=started)
             await ensure_reconcile_schedule(env.client, config.task_queue, config.reconcile_interval)
-            print(BANNER.format(address=f"localhost:{port}", namespace=config.namespace, task_queue=config.task_queue,
-                                port_hint="" if port == 7233 else f"\n    export PIM_TEMPORAL_ADDRESS=localhost:{port}",
-                                ui=f"\n  Web UI:    http://localhost:{port + 1000}" if ui else "",
-                                metrics=(f"\n  Metrics:   http://127.0.0.1:{config.metrics_port}/metrics"
-                                         if config.metrics_port else ""),
-                                db=config.database_url, state_dir=state_dir.resolve()), flush=True)
+            print(
+                BANNER.format(
+                    address=f"localhost:{port}",
+                    namespace=config.namespace,
+                    task_queue=config.task_queue,
+                    port_hint="" if port == 7233 else f"\n    export PIM_TEMPORAL_ADDRESS=localhost:{port}",
+                    ui=f"\n  Web UI:    http://localhost:{port + 1000}" if ui else "",
+                    metrics=(f"\n  Metrics:   http://127.0.0.1:{config.metrics_port}/metrics" if config.metrics_port else ""),
+                    db=config.database_url,
+                    state_dir=state_dir.resolve(),
+                ),
+                flush=True,
+            )
             await stop.wait()
             log.info("stopping")
     finally:
@@ -120,9 +142,13 @@ async def _run_dev(config, seed: str | None, port: int, ui: bool) -> None:
 
 
 def worker(
-    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=0, max=65535,
-                                               help="serve Prometheus metrics on 0.0.0.0:PORT/metrics "
-                                                    "(default: PIM_METRICS_PORT; 0: off)"),
+    metrics_port: Optional[int] = typer.Option(
+        None,
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="serve Prometheus metrics on 0.0.0.0:PORT/metrics (default: PIM_METRICS_PORT; 0: off)",
+    ),
 ) -> None:
     """Run a worker against an existing Temporal server and database (PIM_* settings)."""
     config = settings()

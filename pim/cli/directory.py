@@ -11,10 +11,10 @@ from temporalio.exceptions import ApplicationError
 
 from pim.cli.common import CliError, emit_json, open_store, run, settings
 from pim.directories import DirectoryNotAvailable, build_directory
-from pim.directory import Directory
-from pim.directory_sync import DirectoryDiff, compare, expected_holders
-from pim.models import AccessType
-from pim.settings import PimSettings
+from pim.directories.interface import Directory
+from pim.directories.sync import DirectoryDiff, compare, expected_holders
+from pim.domain.models import AccessType
+from pim.runtime.settings import PimSettings
 from pim.store import Store
 
 directory_app = typer.Typer(help="The directory where access is granted (PIM_DIRECTORY).", no_args_is_help=True)
@@ -38,8 +38,11 @@ async def cli_directory(config: PimSettings, store: Store) -> AsyncIterator[Dire
 
 
 @directory_app.command("diff")
-def diff(group: str = typer.Argument(...), owner: bool = typer.Option(False, "--owner", help="owners, not members"),
-         json_: bool = typer.Option(False, "--json")) -> None:
+def diff(
+    group: str = typer.Argument(...),
+    owner: bool = typer.Option(False, "--owner", help="owners, not members"),
+    json_: bool = typer.Option(False, "--json"),
+) -> None:
     """Compare who the directory holds in GROUP with who should hold it (a live assignment
     or activation). Exit 0 when in sync, 1 when not, 2 when the comparison could not be made."""
     access = AccessType.owner if owner else AccessType.member
@@ -64,6 +67,8 @@ def diff(group: str = typer.Argument(...), owner: bool = typer.Option(False, "--
         for label, principals in (("missing", result.missing), ("unexpected", result.unexpected)):
             for principal_id in principals:
                 typer.echo(f"{label}\t{principal_id}")
-        typer.echo(f"{group} {access.value}: missing={len(result.missing)} unexpected={len(result.unexpected)} "
-                   f"ok={len(result.ok)}" + (" (in sync)" if result.in_sync else ""))
+        typer.echo(
+            f"{group} {access.value}: missing={len(result.missing)} unexpected={len(result.unexpected)} "
+            f"ok={len(result.ok)}" + (" (in sync)" if result.in_sync else "")
+        )
     raise typer.Exit(0 if result.in_sync else 1)

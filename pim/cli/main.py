@@ -6,10 +6,11 @@ import typer
 
 from pim.cli import admin, dev, directory, requests
 from pim.cli.common import CliError
-from pim.process import exit_cleanly
+from pim.runtime.process import exit_cleanly
 
-app = typer.Typer(help="Just-in-time access to groups, on Temporal.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="Just-in-time access to groups, on Temporal.", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False
+)
 app.command()(dev.dev)
 app.command()(dev.worker)
 app.add_typer(admin.db_app, name="db")

@@ -15,9 +15,9 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from pim.cli.common import CliError, emit_json, open_store, parse_instant, pim_client, run
 from pim.client import PimClient
-from pim.durations import format_duration, parse_duration
-from pim.models import AccessType, ActivationRequest, State, Ticket
-from pim.status import ActivationStatus
+from pim.domain.durations import format_duration, parse_duration
+from pim.domain.models import AccessType, ActivationRequest, State, Ticket
+from pim.domain.status import ActivationStatus
 
 SETTLED_OK = {State.pending_approval, State.scheduled, State.active}
 TRANSIENT = {State.validating, State.activating}
@@ -31,11 +31,17 @@ def describe(status: ActivationStatus) -> str:
         lines.append(f"  duration: {format_duration(status.requested_duration)}")
     for index, stage in enumerate(status.stages, start=1):
         decided = ", ".join(f"{d.approver_id} {d.decision.value}d" for d in stage.decisions) or "no decision yet"
-        lines.append(f"  stage {index}: {stage.approvals}/{stage.required} approvals from {', '.join(stage.approvers)} ({decided})")
+        lines.append(
+            f"  stage {index}: {stage.approvals}/{stage.required} approvals from {', '.join(stage.approvers)} ({decided})"
+        )
     if status.approval_deadline and status.state == State.pending_approval:
         lines.append(f"  approval deadline: {status.approval_deadline.isoformat()}")
-    for label, value in (("starts at", status.starts_at), ("granted at", status.granted_at),
-                         ("expires at", status.expires_at), ("ended at", status.ended_at)):
+    for label, value in (
+        ("starts at", status.starts_at),
+        ("granted at", status.granted_at),
+        ("expires at", status.expires_at),
+        ("ended at", status.ended_at),
+    ):
         if value:
             lines.append(f"  {label}: {value.isoformat()}")
     if status.end_reason:
@@ -71,18 +77,25 @@ async def signal_and_confirm(pim: PimClient, request_id: str, actor: str, send) 
     raise CliError("the request did not answer in time; check `pim status`")
 
 
-async def audit_refused_review(pim: PimClient, request_id: str, actor: str, decision: str,
-                               error: WorkflowUpdateFailedError) -> None:
+async def audit_refused_review(
+    pim: PimClient, request_id: str, actor: str, decision: str, error: WorkflowUpdateFailedError
+) -> None:
     """A refused `review` leaves no trace in the workflow's history (its validator
     runs before anything is written), so the command line audits it."""
     reason = str(getattr(error.cause, "message", None) or error.cause)
     status = await pim.status(request_id)
     try:
         async with open_store() as store:
-            await store.append_audit(at=datetime.now(UTC), action="refused", actor=actor, request_id=request_id,
-                                     group_id=status.group_id, access=status.access.value if status.access else None,
-                                     principal_id=status.principal_id,
-                                     details={"attempted": decision, "reason": reason})
+            await store.append_audit(
+                at=datetime.now(UTC),
+                action="refused",
+                actor=actor,
+                request_id=request_id,
+                group_id=status.group_id,
+                access=status.access.value if status.access else None,
+                principal_id=status.principal_id,
+                details={"attempted": decision, "reason": reason},
+            )
     except CliError:
         pass  # no local store (a remote deployment): the refusal is still reported to the caller
 
@@ -114,9 +127,11 @@ def register(app: typer.Typer) -> None:
         ticket: Optional[str] = typer.Option(None, help="SYSTEM:NUMBER"),
         mfa_code: Optional[str] = typer.Option(None, "--mfa-code"),
         mfa_token: Optional[str] = typer.Option(
-            None, "--mfa-token", help="an OIDC ID or access token (JWT) from your identity provider"),
+            None, "--mfa-token", help="an OIDC ID or access token (JWT) from your identity provider"
+        ),
         mfa_token_file: Optional[str] = typer.Option(
-            None, "--mfa-token-file", help="read the OIDC token from this file ('-': standard input)"),
+            None, "--mfa-token-file", help="read the OIDC token from this file ('-': standard input)"
+        ),
         start_at: Optional[str] = typer.Option(None, "--start-at", help="ISO 8601 with a zone"),
         validate_only: bool = typer.Option(False, "--validate-only"),
         wait: bool = typer.Option(False, "--wait", help="wait for the verdict and print the status"),
@@ -132,10 +147,16 @@ def register(app: typer.Typer) -> None:
                     raise CliError("--ticket: use SYSTEM:NUMBER, e.g. jira:OPS-123", 2)
                 parsed_ticket = Ticket(system=system, number=number)
             req = ActivationRequest(
-                group_id=group, access=AccessType.owner if owner else AccessType.member, principal_id=as_,
-                duration=parse_duration(duration) if duration else None, justification=justification,
-                ticket=parsed_ticket, mfa=mfa_evidence(mfa_code, mfa_token, mfa_token_file),
-                start_at=parse_instant(start_at, "--start-at") if start_at else None, validate_only=validate_only)
+                group_id=group,
+                access=AccessType.owner if owner else AccessType.member,
+                principal_id=as_,
+                duration=parse_duration(duration) if duration else None,
+                justification=justification,
+                ticket=parsed_ticket,
+                mfa=mfa_evidence(mfa_code, mfa_token, mfa_token_file),
+                start_at=parse_instant(start_at, "--start-at") if start_at else None,
+                validate_only=validate_only,
+            )
             pim = await pim_client()
             request_id = await pim.start(req)
             if not wait:
@@ -150,7 +171,7 @@ def register(app: typer.Typer) -> None:
             code = run(go)
         except ValueError as error:
             typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
         raise typer.Exit(code)
 
     def decision_command(name: str) -> None:
@@ -211,15 +232,14 @@ def register(app: typer.Typer) -> None:
         async def go() -> None:
             extra = parse_duration(duration)
             pim = await pim_client()
-            status = await signal_and_confirm(pim, request_id, as_,
-                                              lambda: pim.extend(request_id, as_, extra, justification))
+            status = await signal_and_confirm(pim, request_id, as_, lambda: pim.extend(request_id, as_, extra, justification))
             typer.echo(describe(status))
 
         try:
             run(go)
         except ValueError as error:
             typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
 
     @app.command()
     def status(request_id: str = typer.Argument(...), json_: bool = typer.Option(False, "--json")) -> None:

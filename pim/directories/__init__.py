@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pim.directory import Directory, StoreDirectory
+from pim.directories.interface import Directory
+from pim.directories.store_directory import StoreDirectory
 
 if TYPE_CHECKING:
-    from pim.settings import PimSettings
+    from pim.runtime.settings import PimSettings
     from pim.store import Store
 
 

@@ -28,26 +28,42 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
-from ldap3 import ANONYMOUS, AUTO_BIND_NO_TLS, BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NONE, SIMPLE
-from ldap3 import Connection, Server, Tls
+from ldap3 import (
+    ANONYMOUS,
+    AUTO_BIND_NO_TLS,
+    BASE,
+    MODIFY_ADD,
+    MODIFY_DELETE,
+    MODIFY_REPLACE,
+    NONE,
+    SIMPLE,
+    Connection,
+    Server,
+    Tls,
+)
 from ldap3.core import exceptions as lx
-from ldap3.core.results import (RESULT_ADMIN_LIMIT_EXCEEDED, RESULT_BUSY, RESULT_INSUFFICIENT_ACCESS_RIGHTS,
-                                RESULT_OTHER, RESULT_TIME_LIMIT_EXCEEDED, RESULT_UNAVAILABLE)
+from ldap3.core.results import (
+    RESULT_ADMIN_LIMIT_EXCEEDED,
+    RESULT_BUSY,
+    RESULT_INSUFFICIENT_ACCESS_RIGHTS,
+    RESULT_OTHER,
+    RESULT_TIME_LIMIT_EXCEEDED,
+    RESULT_UNAVAILABLE,
+)
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 from temporalio.exceptions import ApplicationError
 
-from pim.directory_sync import GROUP_NOT_FOUND
-from pim.logging import get_logger
-from pim.models import AccessType
+from pim.directories.interface import GROUP_NOT_FOUND
+from pim.domain.models import AccessType
+from pim.runtime.logging import get_logger
 
 if TYPE_CHECKING:
-    from pim.settings import PimSettings
+    from pim.runtime.settings import PimSettings
 
 log = get_logger("pim.directories.ldap")
 
-TRANSIENT_RESULTS = (RESULT_BUSY, RESULT_UNAVAILABLE, RESULT_OTHER, RESULT_TIME_LIMIT_EXCEEDED,
-                     RESULT_ADMIN_LIMIT_EXCEEDED)
+TRANSIENT_RESULTS = (RESULT_BUSY, RESULT_UNAVAILABLE, RESULT_OTHER, RESULT_TIME_LIMIT_EXCEEDED, RESULT_ADMIN_LIMIT_EXCEEDED)
 
 
 @dataclass(frozen=True)
@@ -76,7 +92,7 @@ def unescape_value(value: str) -> str:
     while i < len(value):
         char = value[i]
         if char == "\\" and i + 1 < len(value):
-            pair = value[i + 1:i + 3]
+            pair = value[i + 1 : i + 3]
             if len(pair) == 2 and all(c in "0123456789abcdefABCDEF" for c in pair):
                 out.append(int(pair, 16))
                 i += 3
@@ -94,7 +110,7 @@ def split_dn(dn: str) -> list[tuple[str, str]]:
     rdns, buf, i = [], "", 0
     while i < len(dn):
         if dn[i] == "\\":
-            buf, i = buf + dn[i:i + 2], i + 2
+            buf, i = buf + dn[i : i + 2], i + 2
             continue
         if dn[i] in ",;":
             rdns.append(buf)
@@ -166,20 +182,31 @@ class DnTemplate:
             value = unescape_value(value)
             if i == self.spot:
                 folded = value.lower()
-                if not (folded.startswith(self.prefix) and folded.endswith(self.suffix)) \
-                        or len(value) < len(self.prefix) + len(self.suffix):
+                if not (folded.startswith(self.prefix) and folded.endswith(self.suffix)) or len(value) < len(self.prefix) + len(
+                    self.suffix
+                ):
                     return None
-                ident = value[len(self.prefix):len(value) - len(self.suffix)]
+                ident = value[len(self.prefix) : len(value) - len(self.suffix)]
             elif value.lower() != want_value:
                 return None
         return ident or None
 
 
 class LdapDirectory:
-    def __init__(self, url: str, *, base_dn: str = "", bind_dn: str | None = None, bind_password: str | None = None,
-                 group_dn: str = "cn={group_id},ou=groups,{base}", user_dn: str = "uid={principal_id},ou=people,{base}",
-                 flavor: str = "openldap", empty_member: str = "", ca_file: str | None = None,
-                 timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        base_dn: str = "",
+        bind_dn: str | None = None,
+        bind_password: str | None = None,
+        group_dn: str = "cn={group_id},ou=groups,{base}",
+        user_dn: str = "uid={principal_id},ou=people,{base}",
+        flavor: str = "openldap",
+        empty_member: str = "",
+        ca_file: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         if flavor not in FLAVORS:
             raise ValueError(f"LDAP flavor {flavor!r}: expected one of {', '.join(FLAVORS)}")
         self.url = url
@@ -195,10 +222,18 @@ class LdapDirectory:
     @classmethod
     def from_settings(cls, settings: PimSettings) -> LdapDirectory:
         password = settings.ldap_bind_password.get_secret_value() if settings.ldap_bind_password else None
-        return cls(settings.ldap_url, base_dn=settings.ldap_base_dn, bind_dn=settings.ldap_bind_dn,
-                   bind_password=password, group_dn=settings.ldap_group_dn, user_dn=settings.ldap_user_dn,
-                   flavor=settings.ldap_flavor, empty_member=settings.ldap_empty_member,
-                   ca_file=settings.ldap_ca_file, timeout=settings.ldap_timeout)
+        return cls(
+            settings.ldap_url,
+            base_dn=settings.ldap_base_dn,
+            bind_dn=settings.ldap_bind_dn,
+            bind_password=password,
+            group_dn=settings.ldap_group_dn,
+            user_dn=settings.ldap_user_dn,
+            flavor=settings.ldap_flavor,
+            empty_member=settings.ldap_empty_member,
+            ca_file=settings.ldap_ca_file,
+            timeout=settings.ldap_timeout,
+        )
 
     def __repr__(self) -> str:  # never the password
         return f"LdapDirectory(url={self.url!r}, bind_dn={self._bind_dn!r}, group_class={self.flavor.group_class!r})"
@@ -236,8 +271,11 @@ class LdapDirectory:
             except lx.LDAPNoSuchObjectResult as error:
                 # The group, or (AD checks member DNs) the principal: ask about the group.
                 self._require_group(conn, group_id, group)
-                raise ApplicationError(f"principal {principal_id!r} not found in the directory ({user})",
-                                       type="directory_principal_not_found", non_retryable=True) from error
+                raise ApplicationError(
+                    f"principal {principal_id!r} not found in the directory ({user})",
+                    type="directory_principal_not_found",
+                    non_retryable=True,
+                ) from error
             if attribute == MEMBER_ATTRIBUTE and self.flavor.needs_member:
                 self._drop_placeholder(conn, group)
         log.info("ldap_added", group_id=group_id, access=access.value, principal_id=principal_id)
@@ -252,8 +290,14 @@ class LdapDirectory:
                     self._remove_value(conn, group, attribute, user)
             except lx.LDAPNoSuchObjectResult:
                 # The group (or, in AD, the principal's entry) is gone: it cannot hold the access.
-                log.warning("ldap_remove_target_missing", group_id=group_id, access=access.value,
-                            principal_id=principal_id, group_dn=group, user_dn=user)
+                log.warning(
+                    "ldap_remove_target_missing",
+                    group_id=group_id,
+                    access=access.value,
+                    principal_id=principal_id,
+                    group_dn=group,
+                    user_dn=user,
+                )
                 return
         log.info("ldap_removed", group_id=group_id, access=access.value, principal_id=principal_id)
 
@@ -289,8 +333,11 @@ class LdapDirectory:
             return
         if current:
             # Replacing would silently take ownership away from someone PIM may not manage.
-            raise ApplicationError(f"group {group_id!r} already has an owner ({current[0]}) and {attribute} holds one",
-                                   type="directory_owner_conflict", non_retryable=True)
+            raise ApplicationError(
+                f"group {group_id!r} already has an owner ({current[0]}) and {attribute} holds one",
+                type="directory_owner_conflict",
+                non_retryable=True,
+            )
         conn.modify(group, {attribute: [(MODIFY_REPLACE, [user])]})
 
     def _clear_single_owner(self, conn: Connection, group_id: str, group: str, user: str, attribute: str) -> None:
@@ -345,8 +392,11 @@ class LdapDirectory:
             raise self._group_not_found(group_id, group)
 
     def _group_not_found(self, group_id: str, group: str) -> ApplicationError:
-        return ApplicationError(f"group {group_id!r} not found in the directory (no {self.flavor.group_class} at {group})",
-                                type=GROUP_NOT_FOUND, non_retryable=True)
+        return ApplicationError(
+            f"group {group_id!r} not found in the directory (no {self.flavor.group_class} at {group})",
+            type=GROUP_NOT_FOUND,
+            non_retryable=True,
+        )
 
     @contextmanager
     def _connection(self, operation: str, *, permanent: bool) -> Iterator[Connection]:
@@ -357,29 +407,42 @@ class LdapDirectory:
             # A Server of its own each time: ldap3 marks an address that once failed as
             # unavailable, and a shared Server would refuse the server after it came back.
             server = Server(self.url, connect_timeout=self._timeout, get_info=NONE, tls=self._tls)
-            conn = Connection(server, user=self._bind_dn, password=self._password,
-                              authentication=SIMPLE if self._bind_dn else ANONYMOUS, auto_bind=AUTO_BIND_NO_TLS,
-                              receive_timeout=math.ceil(self._timeout),  # ldap3 packs it as whole seconds
-                              raise_exceptions=True, read_only=False)
+            conn = Connection(
+                server,
+                user=self._bind_dn,
+                password=self._password,
+                authentication=SIMPLE if self._bind_dn else ANONYMOUS,
+                auto_bind=AUTO_BIND_NO_TLS,
+                receive_timeout=math.ceil(self._timeout),  # ldap3 packs it as whole seconds
+                raise_exceptions=True,
+                read_only=False,
+            )
             yield conn
         except ApplicationError:
             raise
         except (lx.LDAPInvalidCredentialsResult, lx.LDAPBindError) as error:
-            raise ApplicationError(f"LDAP bind to {self.url} as {self._bind_dn!r} refused during {operation}: "
-                                   f"{_describe(error)}", type="directory_auth_failed") from None
+            raise ApplicationError(
+                f"LDAP bind to {self.url} as {self._bind_dn!r} refused during {operation}: {_describe(error)}",
+                type="directory_auth_failed",
+            ) from None
         except lx.LDAPOperationResult as error:
             if error.result in TRANSIENT_RESULTS:
-                raise ApplicationError(f"LDAP {operation} at {self.url}: {_describe(error)}",
-                                       type="directory_unavailable") from None
+                raise ApplicationError(
+                    f"LDAP {operation} at {self.url}: {_describe(error)}", type="directory_unavailable"
+                ) from None
             kind = "directory_forbidden" if error.result == RESULT_INSUFFICIENT_ACCESS_RIGHTS else "directory_bad_request"
-            raise ApplicationError(f"LDAP {operation} refused by {self.url}: {_describe(error)}", type=kind,
-                                   non_retryable=permanent) from None
+            raise ApplicationError(
+                f"LDAP {operation} refused by {self.url}: {_describe(error)}", type=kind, non_retryable=permanent
+            ) from None
         except lx.LDAPInvalidDnError as error:
-            raise ApplicationError(f"LDAP {operation}: invalid DN ({error})", type="directory_bad_request",
-                                   non_retryable=permanent) from None
+            raise ApplicationError(
+                f"LDAP {operation}: invalid DN ({error})", type="directory_bad_request", non_retryable=permanent
+            ) from None
         except lx.LDAPException as error:  # socket, timeout, session ended by the server
-            raise ApplicationError(f"LDAP server {self.url} unreachable during {operation}: {type(error).__name__}: "
-                                   f"{error}", type="directory_unavailable") from None
+            raise ApplicationError(
+                f"LDAP server {self.url} unreachable during {operation}: {type(error).__name__}: {error}",
+                type="directory_unavailable",
+            ) from None
         finally:
             if conn is not None and conn.bound:
                 try:

@@ -24,12 +24,12 @@ from urllib.parse import quote, urlsplit
 import httpx
 from temporalio.exceptions import ApplicationError
 
-from pim.logging import get_logger
-from pim.directory_sync import GROUP_NOT_FOUND
-from pim.models import AccessType
+from pim.directories.interface import GROUP_NOT_FOUND
+from pim.domain.models import AccessType
+from pim.runtime.logging import get_logger
 
 if TYPE_CHECKING:
-    from pim.settings import PimSettings
+    from pim.runtime.settings import PimSettings
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 # The @odata.id of a reference is always Graph's public URL, whatever base URL we talk to.
@@ -100,11 +100,20 @@ def _invalid_id(err: GraphError) -> bool:
 
 
 class GraphDirectory:
-    def __init__(self, *, tenant_id: str, client_id: str, client_secret: str,
-                 authority: str = "https://login.microsoftonline.com",
-                 base_url: str = "https://graph.microsoft.com/v1.0",
-                 timeout: float = 10.0, max_throttle_waits: int = 3, max_retry_after: float = 60.0,
-                 throttle_budget: float = 20.0, default_retry_after: float = 2.0) -> None:
+    def __init__(
+        self,
+        *,
+        tenant_id: str,
+        client_id: str,
+        client_secret: str,
+        authority: str = "https://login.microsoftonline.com",
+        base_url: str = "https://graph.microsoft.com/v1.0",
+        timeout: float = 10.0,
+        max_throttle_waits: int = 3,
+        max_retry_after: float = 60.0,
+        throttle_budget: float = 20.0,
+        default_retry_after: float = 2.0,
+    ) -> None:
         if not (tenant_id and client_id and client_secret):
             raise ValueError("GraphDirectory needs a tenant id, a client id and a client secret")
         self._token_url = f"{authority.rstrip('/')}/{_seg(tenant_id)}/oauth2/v2.0/token"
@@ -123,13 +132,18 @@ class GraphDirectory:
 
     @classmethod
     def from_settings(cls, settings: PimSettings) -> GraphDirectory:
-        missing = [name for name in ("graph_tenant_id", "graph_client_id", "graph_client_secret")
-                   if not getattr(settings, name, None)]
+        missing = [
+            name for name in ("graph_tenant_id", "graph_client_id", "graph_client_secret") if not getattr(settings, name, None)
+        ]
         if missing:
             raise ValueError("Microsoft Graph directory: set " + ", ".join(f"PIM_{m.upper()}" for m in missing))
-        return cls(tenant_id=settings.graph_tenant_id, client_id=settings.graph_client_id,
-                   client_secret=settings.graph_client_secret.get_secret_value(),
-                   authority=settings.graph_authority, base_url=settings.graph_base_url)
+        return cls(
+            tenant_id=settings.graph_tenant_id,
+            client_id=settings.graph_client_id,
+            client_secret=settings.graph_client_secret.get_secret_value(),
+            authority=settings.graph_authority,
+            base_url=settings.graph_base_url,
+        )
 
     def __repr__(self) -> str:  # never the secret, never a token
         return f"GraphDirectory(base_url={self._base!r}, client_id={self._client_id!r})"
@@ -148,8 +162,9 @@ class GraphDirectory:
     async def add(self, group_id: str, access: AccessType, principal_id: str) -> None:
         collection = _collection(access)
         try:
-            await self._call("POST", f"/groups/{_seg(group_id)}/{collection}/$ref",
-                             json={"@odata.id": DIRECTORY_OBJECTS + _seg(principal_id)})
+            await self._call(
+                "POST", f"/groups/{_seg(group_id)}/{collection}/$ref", json={"@odata.id": DIRECTORY_OBJECTS + _seg(principal_id)}
+            )
         except GraphError as err:
             if _already_exists(err):
                 log.info("graph_add_already_present", group_id=group_id, access=collection, principal_id=principal_id)
@@ -157,8 +172,9 @@ class GraphDirectory:
             if err.status == 404 or _invalid_id(err):
                 # The same answer for a missing group and a missing principal: ask about the group.
                 await self._require_group(group_id)
-                raise self._permanent("directory_principal_not_found",
-                                      f"principal {principal_id!r} not found in the directory", err) from None
+                raise self._permanent(
+                    "directory_principal_not_found", f"principal {principal_id!r} not found in the directory", err
+                ) from None
             raise self._translate(err) from None
         log.info("graph_added", group_id=group_id, access=collection, principal_id=principal_id)
 
@@ -191,14 +207,16 @@ class GraphDirectory:
             except ValueError:
                 page = None
             if not isinstance(page, dict):
-                raise ApplicationError("Microsoft Graph answered a page that is not a JSON object",
-                                       type="directory_unavailable")
+                raise ApplicationError("Microsoft Graph answered a page that is not a JSON object", type="directory_unavailable")
             found.update(str(item["id"]) for item in page.get("value", []) if item.get("id"))
             url = page.get("@odata.nextLink")
             if url and not self._same_origin(url):
                 # The token goes only where the base URL points.
-                raise ApplicationError(f"Microsoft Graph paged to another host: {urlsplit(url).netloc}",
-                                       type="directory_bad_request", non_retryable=True)
+                raise ApplicationError(
+                    f"Microsoft Graph paged to another host: {urlsplit(url).netloc}",
+                    type="directory_bad_request",
+                    non_retryable=True,
+                )
         return found
 
     # Errors.
@@ -227,12 +245,14 @@ class GraphDirectory:
             return ApplicationError(f"Microsoft Graph refused the app's sign-in ({detail})", type="directory_auth_failed")
         if _throttled(err):
             delay = timedelta(seconds=err.retry_after) if err.retry_after else None
-            return ApplicationError(f"Microsoft Graph is throttling ({detail})", type="directory_throttled",
-                                    next_retry_delay=delay)
+            return ApplicationError(
+                f"Microsoft Graph is throttling ({detail})", type="directory_throttled", next_retry_delay=delay
+            )
         if err.status in RETRYABLE_STATUSES or err.status >= 500:
             return ApplicationError(f"Microsoft Graph failed ({detail})", type="directory_unavailable")
-        return ApplicationError(f"Microsoft Graph refused the request ({detail})", type="directory_bad_request",
-                                non_retryable=True)
+        return ApplicationError(
+            f"Microsoft Graph refused the request ({detail})", type="directory_bad_request", non_retryable=True
+        )
 
     # HTTP.
 
@@ -251,13 +271,13 @@ class GraphDirectory:
         while True:
             token = await self._access_token()
             try:
-                response = await self._http.request(method, url, json=json,
-                                                     headers={"Authorization": f"Bearer {token}"})
+                response = await self._http.request(method, url, json=json, headers={"Authorization": f"Bearer {token}"})
             except httpx.HTTPError as exc:
                 # The exception's text names the URL only: no header, no body.
                 log.warning("graph_unreachable", method=method, error=type(exc).__name__)
-                raise ApplicationError(f"Microsoft Graph unreachable: {type(exc).__name__}: {exc}",
-                                       type="directory_unavailable") from None
+                raise ApplicationError(
+                    f"Microsoft Graph unreachable: {type(exc).__name__}: {exc}", type="directory_unavailable"
+                ) from None
             if response.is_success:
                 return response
             code, message = _error_of(response)
@@ -289,14 +309,19 @@ class GraphDirectory:
             if self._token and time.monotonic() < self._token_expires:
                 return self._token
             started = time.monotonic()
-            form = {"grant_type": "client_credentials", "client_id": self._client_id,
-                    "client_secret": self._secret, "scope": GRAPH_SCOPE}
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": self._client_id,
+                "client_secret": self._secret,
+                "scope": GRAPH_SCOPE,
+            }
             try:
                 response = await self._http.post(self._token_url, data=form)
             except httpx.HTTPError as exc:
                 log.warning("graph_token_unreachable", error=type(exc).__name__)
-                raise ApplicationError(f"Microsoft identity platform unreachable: {type(exc).__name__}",
-                                       type="directory_unavailable") from None
+                raise ApplicationError(
+                    f"Microsoft identity platform unreachable: {type(exc).__name__}", type="directory_unavailable"
+                ) from None
             try:
                 body = response.json()
             except ValueError:
@@ -307,10 +332,13 @@ class GraphDirectory:
                 codes = body.get("error_codes", []) if isinstance(body, dict) else []
                 log.warning("graph_token_refused", status=response.status_code, error=error, error_codes=codes)
                 if response.status_code in RETRYABLE_STATUSES or response.status_code >= 500:
-                    raise ApplicationError(f"Microsoft identity platform failed: {response.status_code}",
-                                           type="directory_unavailable")
-                raise ApplicationError(f"Microsoft identity platform refused the app's credentials: "
-                                       f"{response.status_code} {error} {codes}", type="directory_auth_failed")
+                    raise ApplicationError(
+                        f"Microsoft identity platform failed: {response.status_code}", type="directory_unavailable"
+                    )
+                raise ApplicationError(
+                    f"Microsoft identity platform refused the app's credentials: {response.status_code} {error} {codes}",
+                    type="directory_auth_failed",
+                )
             lifetime = float(body.get("expires_in") or 0)
             self._token = str(body["access_token"])
             self._token_expires = started + max(0.0, lifetime - min(TOKEN_MARGIN, lifetime / 2))

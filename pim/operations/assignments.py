@@ -10,13 +10,13 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from pim import mfa
-from pim.assignment_models import AssignmentChange, AssignmentPlan, AssignmentStatus, assignment_workflow_id
-from pim.assignment_rules import check_extension, check_new_assignment, check_removal, check_renewal
-from pim.directory import confer, source_already_recorded, withdraw
-from pim.models import AccessType
+from pim.directories.sources import confer, source_already_recorded, withdraw
+from pim.domain.assignment_rules import check_extension, check_new_assignment, check_removal, check_renewal
+from pim.domain.assignments import AssignmentChange, AssignmentPlan, AssignmentStatus, assignment_workflow_id
+from pim.domain.models import AccessType
+from pim.domain.policy import AssignmentSettings, Policy
+from pim.identity import totp as mfa
 from pim.operations.context import AdminContext
-from pim.policy import AssignmentSettings, Policy
 from pim.store.tables import AssignmentRow
 
 PLAIN_MEMBERSHIP = AssignmentSettings(allow_permanent=True, max_duration=Policy().active_assignment.max_duration)
@@ -38,9 +38,18 @@ async def _mfa_verified(ctx: AdminContext, code: str | None, operation_key: str)
     return step is not None and await ctx.store.consume_totp_step(ctx.actor, step, operation_key)
 
 
-async def create_assignment(ctx: AdminContext, group_id: str, principal_id: str, *, access: AccessType, kind: str,
-                            ends_at: datetime | None = None, duration: timedelta | None = None,
-                            justification: str | None = None, mfa_code: str | None = None) -> str:
+async def create_assignment(
+    ctx: AdminContext,
+    group_id: str,
+    principal_id: str,
+    *,
+    access: AccessType,
+    kind: str,
+    ends_at: datetime | None = None,
+    duration: timedelta | None = None,
+    justification: str | None = None,
+    mfa_code: str | None = None,
+) -> str:
     """Permanent when neither `ends_at` nor `duration` (counted from now) is given."""
     action = f"assign_{kind}"
     target = dict(group_id=group_id, principal_id=principal_id, access=access.value)
@@ -52,26 +61,52 @@ async def create_assignment(ctx: AdminContext, group_id: str, principal_id: str,
     if not facts.group_enabled and facts.group_exists and kind == "active" and ends_at is None:
         facts.group_enabled = True  # a group outside PIM still has plain, permanent members
     settings = await _settings(ctx, group_id, access, kind)
-    verified = await _mfa_verified(ctx, mfa_code, f"{action}:{group_id}:{principal_id}:{at.isoformat()}") \
-        if settings.require_mfa and kind == "active" else False
-    violations = check_new_assignment(kind, facts, settings, starts_at=at, ends_at=ends_at, justification=justification,
-                                      mfa_verified=verified, at=at)
+    verified = (
+        await _mfa_verified(ctx, mfa_code, f"{action}:{group_id}:{principal_id}:{at.isoformat()}")
+        if settings.require_mfa and kind == "active"
+        else False
+    )
+    violations = check_new_assignment(
+        kind, facts, settings, starts_at=at, ends_at=ends_at, justification=justification, mfa_verified=verified, at=at
+    )
     await ctx.require_valid(action, violations, **target)
     if ends_at is not None and ctx.temporal is None:
         await ctx.refuse(action, "temporal_unavailable", "a time-bound assignment needs the Temporal server", **target)
-    assignment_id = await ctx.store.assign(group_id, principal_id, access=access, kind=kind, starts_at=at,
-                                           ends_at=ends_at, justification=justification, by=ctx.actor,
-                                           apply_membership=False, created_at=at)
+    assignment_id = await ctx.store.assign(
+        group_id,
+        principal_id,
+        access=access,
+        kind=kind,
+        starts_at=at,
+        ends_at=ends_at,
+        justification=justification,
+        by=ctx.actor,
+        apply_membership=False,
+        created_at=at,
+    )
     # Audited before the lifecycle starts, so that its "assignment_started" line comes after.
-    await ctx.audit("assignment_created", **target, assignment_id=assignment_id, kind=kind,
-                    ends_at=ends_at.isoformat() if ends_at else "permanent", justification=justification or "")
+    await ctx.audit(
+        "assignment_created",
+        **target,
+        assignment_id=assignment_id,
+        kind=kind,
+        ends_at=ends_at.isoformat() if ends_at else "permanent",
+        justification=justification or "",
+    )
     if ends_at is None:
         if kind == "active":  # its grant row was written with it
-            await confer(ctx.store, ctx.directory, group_id, access, principal_id,
-                         record_source=source_already_recorded)
+            await confer(ctx.store, ctx.directory, group_id, access, principal_id, record_source=source_already_recorded)
         return assignment_id
-    plan = AssignmentPlan(assignment_id=assignment_id, group_id=group_id, access=access, principal_id=principal_id,
-                          kind=kind, starts_at=at, ends_at=ends_at, created_by=ctx.actor)
+    plan = AssignmentPlan(
+        assignment_id=assignment_id,
+        group_id=group_id,
+        access=access,
+        principal_id=principal_id,
+        kind=kind,
+        starts_at=at,
+        ends_at=ends_at,
+        created_by=ctx.actor,
+    )
     try:
         await _start_lifecycle(ctx, plan)
     except Exception:
@@ -83,8 +118,13 @@ async def create_assignment(ctx: AdminContext, group_id: str, principal_id: str,
 
 
 async def _start_lifecycle(ctx: AdminContext, plan: AssignmentPlan) -> None:
-    await ctx.temporal.start_workflow("AssignmentLifecycle", plan, id=assignment_workflow_id(plan.assignment_id),
-                                      task_queue=ctx.task_queue, id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+    await ctx.temporal.start_workflow(
+        "AssignmentLifecycle",
+        plan,
+        id=assignment_workflow_id(plan.assignment_id),
+        task_queue=ctx.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
 
 
 async def _load(ctx: AdminContext, action: str, assignment_id: str) -> AssignmentRow:
@@ -95,17 +135,26 @@ async def _load(ctx: AdminContext, action: str, assignment_id: str) -> Assignmen
     return row
 
 
-async def _update(ctx: AdminContext, action: str, row: AssignmentRow, name: str,
-                  change: AssignmentChange) -> AssignmentStatus:
+async def _update(ctx: AdminContext, action: str, row: AssignmentRow, name: str, change: AssignmentChange) -> AssignmentStatus:
     if ctx.temporal is None:
-        await ctx.refuse(action, "temporal_unavailable", "a time-bound assignment is changed through its workflow; "
-                         "the Temporal server is needed", group_id=row.group_id, principal_id=row.principal_id)
+        await ctx.refuse(
+            action,
+            "temporal_unavailable",
+            "a time-bound assignment is changed through its workflow; the Temporal server is needed",
+            group_id=row.group_id,
+            principal_id=row.principal_id,
+        )
     handle = ctx.temporal.get_workflow_handle(assignment_workflow_id(row.id))
     try:
         return await handle.execute_update(name, change, result_type=AssignmentStatus)
     except WorkflowUpdateFailedError as error:
-        await ctx.refuse(action, "refused_by_workflow", str(getattr(error.cause, "message", error.cause)),
-                         group_id=row.group_id, principal_id=row.principal_id)
+        await ctx.refuse(
+            action,
+            "refused_by_workflow",
+            str(getattr(error.cause, "message", error.cause)),
+            group_id=row.group_id,
+            principal_id=row.principal_id,
+        )
 
 
 async def remove_assignment(ctx: AdminContext, assignment_id: str, reason: str | None = None) -> None:
@@ -114,28 +163,53 @@ async def remove_assignment(ctx: AdminContext, assignment_id: str, reason: str |
     at = ctx.now()
     state = row.state(at)
     if state in ("removed", "expired"):
-        await ctx.refuse(action, "not_removable", f"assignment: {assignment_id} is already {state}",
-                         group_id=row.group_id, principal_id=row.principal_id)
+        await ctx.refuse(
+            action,
+            "not_removable",
+            f"assignment: {assignment_id} is already {state}",
+            group_id=row.group_id,
+            principal_id=row.principal_id,
+        )
     # The first 5 minutes count from the creation, or from the renewal that restarted it.
     began = row.created_at if row.starts_at > at else max(row.created_at, row.starts_at)
     await ctx.require_valid(action, check_removal(began, at), group_id=row.group_id, principal_id=row.principal_id)
     if row.ends_at is not None:  # the lifecycle ends it, and audits the removal
         await _update(ctx, action, row, "remove", AssignmentChange(by=ctx.actor, reason=reason))
         return
+
     def end_assignment():
         return ctx.store.end_assignment(row.id, at=at, removed_by=ctx.actor, reason=reason)
 
     if row.kind == "active":
-        await withdraw(ctx.store, ctx.directory, row.group_id, AccessType(row.access), row.principal_id,
-                       source_id=row.id, at=at, drop_source=end_assignment)
+        await withdraw(
+            ctx.store,
+            ctx.directory,
+            row.group_id,
+            AccessType(row.access),
+            row.principal_id,
+            source_id=row.id,
+            at=at,
+            drop_source=end_assignment,
+        )
     else:
         await end_assignment()
-    await ctx.audit("assignment_removed", group_id=row.group_id, access=row.access, principal_id=row.principal_id,
-                    assignment_id=assignment_id, reason=reason or "")
+    await ctx.audit(
+        "assignment_removed",
+        group_id=row.group_id,
+        access=row.access,
+        principal_id=row.principal_id,
+        assignment_id=assignment_id,
+        reason=reason or "",
+    )
 
 
-async def extend_assignment(ctx: AdminContext, assignment_id: str, new_end: datetime | None = None,
-                            justification: str | None = None, extra: timedelta | None = None) -> datetime:
+async def extend_assignment(
+    ctx: AdminContext,
+    assignment_id: str,
+    new_end: datetime | None = None,
+    justification: str | None = None,
+    extra: timedelta | None = None,
+) -> datetime:
     """A new end: `new_end`, or `extra` added to the current end. Returns the new end."""
     action = "extend_assignment"
     row = await _load(ctx, action, assignment_id)
@@ -143,20 +217,41 @@ async def extend_assignment(ctx: AdminContext, assignment_id: str, new_end: date
     if extra is not None and row.ends_at is not None:
         new_end = row.ends_at + extra
     if new_end is None:
-        await ctx.refuse(action, "not_extendable", "a permanent assignment has no end to extend",
-                         group_id=row.group_id, principal_id=row.principal_id)
+        await ctx.refuse(
+            action,
+            "not_extendable",
+            "a permanent assignment has no end to extend",
+            group_id=row.group_id,
+            principal_id=row.principal_id,
+        )
     settings = await _settings(ctx, row.group_id, AccessType(row.access), row.kind)
-    await ctx.require_valid(action, check_extension(row.state(at), row.starts_at, row.ends_at, new_end, settings,
-                                                    row.kind, at), group_id=row.group_id, principal_id=row.principal_id)
+    await ctx.require_valid(
+        action,
+        check_extension(row.state(at), row.starts_at, row.ends_at, new_end, settings, row.kind, at),
+        group_id=row.group_id,
+        principal_id=row.principal_id,
+    )
     await _update(ctx, action, row, "extend", AssignmentChange(by=ctx.actor, ends_at=new_end))
-    await ctx.audit("assignment_extended", group_id=row.group_id, access=row.access, principal_id=row.principal_id,
-                    assignment_id=assignment_id, old_end=row.ends_at.isoformat(), new_end=new_end.isoformat(),
-                    justification=justification or "")
+    await ctx.audit(
+        "assignment_extended",
+        group_id=row.group_id,
+        access=row.access,
+        principal_id=row.principal_id,
+        assignment_id=assignment_id,
+        old_end=row.ends_at.isoformat(),
+        new_end=new_end.isoformat(),
+        justification=justification or "",
+    )
     return new_end
 
 
-async def renew_assignment(ctx: AdminContext, assignment_id: str, new_end: datetime | None = None,
-                           justification: str | None = None, extra: timedelta | None = None) -> datetime:
+async def renew_assignment(
+    ctx: AdminContext,
+    assignment_id: str,
+    new_end: datetime | None = None,
+    justification: str | None = None,
+    extra: timedelta | None = None,
+) -> datetime:
     """An expired assignment gets a new window from now, ending at `new_end` or
     after `extra` (up to 30 days after it expired). Returns the new end."""
     action = "renew_assignment"
@@ -166,17 +261,38 @@ async def renew_assignment(ctx: AdminContext, assignment_id: str, new_end: datet
         new_end = at + extra
     assert new_end is not None
     settings = await _settings(ctx, row.group_id, AccessType(row.access), row.kind)
-    await ctx.require_valid(action, check_renewal(row.state(at), row.ends_at, new_end, settings, row.kind, at),
-                            group_id=row.group_id, principal_id=row.principal_id)
+    await ctx.require_valid(
+        action,
+        check_renewal(row.state(at), row.ends_at, new_end, settings, row.kind, at),
+        group_id=row.group_id,
+        principal_id=row.principal_id,
+    )
     if ctx.temporal is None:
         await ctx.refuse(action, "temporal_unavailable", "renewing needs the Temporal server")
     await ctx.store.change_assignment_window(row.id, starts_at=at, ends_at=new_end, by=ctx.actor, at=at)
-    await _start_lifecycle(ctx, AssignmentPlan(
-        assignment_id=row.id, group_id=row.group_id, access=AccessType(row.access), principal_id=row.principal_id,
-        kind=row.kind, starts_at=at, ends_at=new_end, created_by=ctx.actor))
-    await ctx.audit("assignment_renewed", group_id=row.group_id, access=row.access, principal_id=row.principal_id,
-                    assignment_id=assignment_id, old_end=row.ends_at.isoformat(), new_end=new_end.isoformat(),
-                    justification=justification or "")
+    await _start_lifecycle(
+        ctx,
+        AssignmentPlan(
+            assignment_id=row.id,
+            group_id=row.group_id,
+            access=AccessType(row.access),
+            principal_id=row.principal_id,
+            kind=row.kind,
+            starts_at=at,
+            ends_at=new_end,
+            created_by=ctx.actor,
+        ),
+    )
+    await ctx.audit(
+        "assignment_renewed",
+        group_id=row.group_id,
+        access=row.access,
+        principal_id=row.principal_id,
+        assignment_id=assignment_id,
+        old_end=row.ends_at.isoformat(),
+        new_end=new_end.isoformat(),
+        justification=justification or "",
+    )
     return new_end
 
 
@@ -188,13 +304,24 @@ async def start_missing_lifecycles(ctx: AdminContext) -> list[str]:
     for row in await ctx.store.assignments():
         if row.ends_at is None or row.state(at) not in ("scheduled", "active"):
             continue
-        plan = AssignmentPlan(assignment_id=row.id, group_id=row.group_id, access=AccessType(row.access),
-                              principal_id=row.principal_id, kind=row.kind, starts_at=row.starts_at,
-                              ends_at=row.ends_at, created_by=row.created_by)
+        plan = AssignmentPlan(
+            assignment_id=row.id,
+            group_id=row.group_id,
+            access=AccessType(row.access),
+            principal_id=row.principal_id,
+            kind=row.kind,
+            starts_at=row.starts_at,
+            ends_at=row.ends_at,
+            created_by=row.created_by,
+        )
         try:
-            await ctx.temporal.start_workflow("AssignmentLifecycle", plan, id=assignment_workflow_id(row.id),
-                                              task_queue=ctx.task_queue,
-                                              id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+            await ctx.temporal.start_workflow(
+                "AssignmentLifecycle",
+                plan,
+                id=assignment_workflow_id(row.id),
+                task_queue=ctx.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
             started.append(row.id)
         except WorkflowAlreadyStartedError:
             pass

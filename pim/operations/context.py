@@ -10,9 +10,10 @@ from typing import Callable, NoReturn
 
 from temporalio.client import Client
 
-from pim import authz
-from pim.directory import Directory, StoreDirectory
-from pim.models import ID_PATTERN, Violation
+from pim.directories.interface import Directory
+from pim.directories.store_directory import StoreDirectory
+from pim.domain import authorization as authz
+from pim.domain.models import ID_PATTERN, Violation
 from pim.store import Store
 
 
@@ -59,10 +60,18 @@ class AdminContext:
     def now(self) -> datetime:
         return self.clock()
 
-    async def audit(self, action: str, *, group_id: str | None = None, access: str | None = None,
-                    principal_id: str | None = None, **details) -> None:
-        await self.store.append_audit(at=self.now(), action=action, actor=self.actor, group_id=group_id,
-                                      access=access, principal_id=principal_id, details=details)
+    async def audit(
+        self, action: str, *, group_id: str | None = None, access: str | None = None, principal_id: str | None = None, **details
+    ) -> None:
+        await self.store.append_audit(
+            at=self.now(),
+            action=action,
+            actor=self.actor,
+            group_id=group_id,
+            access=access,
+            principal_id=principal_id,
+            details=details,
+        )
 
     async def refuse(self, attempted: str, code: str, message: str, **target) -> NoReturn:
         await self.audit("refused", attempted=attempted, code=code, reason=message, **target)
@@ -91,7 +100,11 @@ class AdminContext:
         if group is None:
             await self.refuse(attempted, "group_not_found", f"group: no group {group_id!r}", group_id=group_id, **target)
         reason = authz.refuse_group_management(
-            self.actor, await self.roles(), is_owner=await self.store.is_owner(group_id, self.actor, self.now()),
-            group_id=group_id, role_assignable=group.role_assignable)
+            self.actor,
+            await self.roles(),
+            is_owner=await self.store.is_owner(group_id, self.actor, self.now()),
+            group_id=group_id,
+            role_assignable=group.role_assignable,
+        )
         if reason:
             await self.refuse(attempted, "not_authorized", reason, group_id=group_id, **target)

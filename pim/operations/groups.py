@@ -5,8 +5,8 @@ from __future__ import annotations
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from pim import authz
-from pim.assignment_models import AssignmentChange, assignment_workflow_id
+from pim.domain import authorization as authz
+from pim.domain.assignments import AssignmentChange, assignment_workflow_id
 from pim.operations.context import AdminContext
 from pim.store.admin import StoreError
 
@@ -17,12 +17,17 @@ NEVER_ENABLED = ("dynamic", "synced")
 async def _require_room_for_role_assignable(ctx: AdminContext, action: str, group_id: str, limit: int) -> None:
     """At most `limit` role-assignable groups per tenant, enabled in PIM or not."""
     if await ctx.store.count_role_assignable() >= limit:
-        await ctx.refuse(action, "role_assignable_limit",
-                         f"--role-assignable: the tenant already has {limit} role-assignable groups", group_id=group_id)
+        await ctx.refuse(
+            action,
+            "role_assignable_limit",
+            f"--role-assignable: the tenant already has {limit} role-assignable groups",
+            group_id=group_id,
+        )
 
 
-async def onboard_group(ctx: AdminContext, group_id: str, kind: str, *, role_assignable: bool = False,
-                        max_role_assignable: int = 500) -> None:
+async def onboard_group(
+    ctx: AdminContext, group_id: str, kind: str, *, role_assignable: bool = False, max_role_assignable: int = 500
+) -> None:
     """Enable a group in PIM (creating it when unknown) with the default member and owner policies."""
     action = "onboard_group"
     await ctx.require_known_actor(action)
@@ -34,17 +39,26 @@ async def onboard_group(ctx: AdminContext, group_id: str, kind: str, *, role_ass
         await ctx.refuse(action, "principal_exists", f"group: {group_id!r} is a user, not a group", group_id=group_id)
     stored_kind = existing.kind if existing else kind
     if stored_kind in NEVER_ENABLED:
-        await ctx.refuse(action, "group_kind_not_supported",
-                         f"--kind: {stored_kind} groups can never be enabled in PIM (their membership is managed by "
-                         "rules or by the on-premises directory)", group_id=group_id)
+        await ctx.refuse(
+            action,
+            "group_kind_not_supported",
+            f"--kind: {stored_kind} groups can never be enabled in PIM (their membership is managed by "
+            "rules or by the on-premises directory)",
+            group_id=group_id,
+        )
     if existing is not None and existing.role_assignable != role_assignable:
-        await ctx.refuse(action, "role_assignable_fixed",
-                         f"--role-assignable: {group_id} is {'' if existing.role_assignable else 'not '}role-assignable; "
-                         "that is fixed when a group is created", group_id=group_id)
+        await ctx.refuse(
+            action,
+            "role_assignable_fixed",
+            f"--role-assignable: {group_id} is {'' if existing.role_assignable else 'not '}role-assignable; "
+            "that is fixed when a group is created",
+            group_id=group_id,
+        )
     if existing is not None and existing.pim_enabled:
         await ctx.refuse(action, "already_enabled", f"group: {group_id} is already enabled in PIM", group_id=group_id)
-    reason = authz.refuse_onboarding(ctx.actor, await ctx.roles(), group_id=group_id,
-                                     role_assignable=existing.role_assignable if existing else role_assignable)
+    reason = authz.refuse_onboarding(
+        ctx.actor, await ctx.roles(), group_id=group_id, role_assignable=existing.role_assignable if existing else role_assignable
+    )
     if reason:
         await ctx.refuse(action, "not_authorized", reason, group_id=group_id)
     if existing is None and role_assignable:
@@ -66,9 +80,12 @@ async def offboard_group(ctx: AdminContext, group_id: str) -> list[str]:
         await ctx.refuse(action, "group_not_enabled", f"group: {group_id} is not enabled in PIM", group_id=group_id)
     running = await ctx.store.running_activations(group_id)
     if running:
-        await ctx.refuse(action, "activations_running",
-                         f"group: activations are running ({', '.join(running)}); deactivate them first",
-                         group_id=group_id)
+        await ctx.refuse(
+            action,
+            "activations_running",
+            f"group: activations are running ({', '.join(running)}); deactivate them first",
+            group_id=group_id,
+        )
     ended = await ctx.store.disable_group(group_id, by=ctx.actor, at=ctx.now())
     not_stopped = []
     for assignment_id in ended:  # time-bound ones also have a workflow to stop (no reminders, no late end)
@@ -83,13 +100,13 @@ async def offboard_group(ctx: AdminContext, group_id: str) -> list[str]:
             await handle.execute_update("remove", AssignmentChange(by=ctx.actor, reason="group offboarded from PIM"))
         except (RPCError, WorkflowUpdateFailedError):  # no workflow (seeded data) or already ended
             pass
-    await ctx.audit("group_offboarded", group_id=group_id, eligible_assignments_ended=ended,
-                    workflows_not_stopped=not_stopped)
+    await ctx.audit("group_offboarded", group_id=group_id, eligible_assignments_ended=ended, workflows_not_stopped=not_stopped)
     return ended
 
 
-async def create_group(ctx: AdminContext, group_id: str, kind: str, *, role_assignable: bool = False,
-                       max_role_assignable: int = 500) -> None:
+async def create_group(
+    ctx: AdminContext, group_id: str, kind: str, *, role_assignable: bool = False, max_role_assignable: int = 500
+) -> None:
     """A group known to the directory but not (yet) enabled in PIM; its members
     are plain, permanent active assignments."""
     action = "create_group"

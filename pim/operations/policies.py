@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pim.models import AccessType, violations_from_validation_error
+from pim.domain.models import AccessType, violations_from_validation_error
+from pim.domain.policy import Policy
 from pim.operations.context import AdminContext
-from pim.policy import Policy
 
 
 def apply_settings(current: dict, assignments: list[str]) -> tuple[dict, dict[str, dict[str, Any]]]:
@@ -58,8 +58,9 @@ async def set_policy(ctx: AdminContext, group_id: str, access: AccessType, assig
     for index, stage in enumerate(policy.activation.approval):
         for approver in stage.approvers:
             if await ctx.store.principal(approver) is None:
-                await ctx.refuse(action, "invalid_policy", f"activation.approval[{index}]: no principal {approver!r}",
-                                 group_id=group_id)
+                await ctx.refuse(
+                    action, "invalid_policy", f"activation.approval[{index}]: no principal {approver!r}", group_id=group_id
+                )
     # Store the normalized new values (e.g. "PT4H" rather than what was typed).
     normalized = policy.model_dump(mode="json")
     for key, change in changes.items():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pim import authz, mfa
+from pim.domain import authorization as authz
+from pim.identity import totp as mfa
 from pim.operations.context import AdminContext, Refused, valid_email, valid_id
 from pim.store import Store
 
@@ -19,8 +20,9 @@ async def bootstrap(store: Store, admin_id: str, display_name: str = "") -> str:
     await store.add_principal(admin_id, "user", display_name, [authz.GLOBAL_ADMIN])
     secret = mfa.new_secret()
     await store.enroll_mfa(admin_id, secret, at)
-    await store.append_audit(at=at, action="tenant_bootstrapped", actor=admin_id, principal_id=admin_id,
-                             details={"role": authz.GLOBAL_ADMIN})
+    await store.append_audit(
+        at=at, action="tenant_bootstrapped", actor=admin_id, principal_id=admin_id, details={"role": authz.GLOBAL_ADMIN}
+    )
     return secret
 
 
@@ -46,11 +48,9 @@ async def grant_role(ctx: AdminContext, principal_id: str, role: str) -> None:
     await ctx.require_known_actor(action)
     reason = authz.refuse_role_grant(ctx.actor, await ctx.roles(), role)
     if reason:
-        await ctx.refuse(action, "not_authorized" if role in authz.ROLES else "unknown_role", reason,
-                         principal_id=principal_id)
+        await ctx.refuse(action, "not_authorized" if role in authz.ROLES else "unknown_role", reason, principal_id=principal_id)
     principal = await ctx.store.principal(principal_id)
     if principal is None or principal.kind != "user":
-        await ctx.refuse(action, "principal_not_found", f"principal: no user {principal_id!r}",
-                         principal_id=principal_id)
+        await ctx.refuse(action, "principal_not_found", f"principal: no user {principal_id!r}", principal_id=principal_id)
     await ctx.store.grant_role(principal_id, role)
     await ctx.audit("role_granted", principal_id=principal_id, role=role)

@@ -9,9 +9,9 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pim import authz
-from pim.models import AccessType
-from pim.rules import EligibilityFacts
+from pim.domain import authorization as authz
+from pim.domain.activation_rules import EligibilityFacts
+from pim.domain.models import AccessType
 from pim.store.tables import (
     ActivationClaimRow,
     AssignmentRow,
@@ -24,6 +24,7 @@ from pim.store.tables import (
     PrincipalRow,
 )
 
+
 def _live(column_start, column_end, at: datetime):
     return and_(column_start <= at, or_(column_end.is_(None), column_end > at))
 
@@ -33,9 +34,12 @@ class AccessOperations:
 
     # --- effective access --------------------------------------------------
 
-    async def live_grants(self, group_id: str, access: AccessType, at: datetime, principal_id: str | None = None) -> list[GrantRow]:
+    async def live_grants(
+        self, group_id: str, access: AccessType, at: datetime, principal_id: str | None = None
+    ) -> list[GrantRow]:
         query = select(GrantRow).where(
-            GrantRow.group_id == group_id, GrantRow.access == AccessType(access).value,
+            GrantRow.group_id == group_id,
+            GrantRow.access == AccessType(access).value,
             _live(GrantRow.starts_at, GrantRow.ends_at, at),
         )
         if principal_id:
@@ -47,8 +51,17 @@ class AccessOperations:
         """Principals whose member access to the group is live now."""
         return sorted({g.principal_id for g in await self.live_grants(group_id, AccessType.member, at)})
 
-    async def add_grant(self, group_id: str, access: AccessType, principal_id: str, *, source_kind: str, source_id: str,
-                        starts_at: datetime, ends_at: datetime | None = None) -> None:
+    async def add_grant(
+        self,
+        group_id: str,
+        access: AccessType,
+        principal_id: str,
+        *,
+        source_kind: str,
+        source_id: str,
+        starts_at: datetime,
+        ends_at: datetime | None = None,
+    ) -> None:
         """Idempotent: a source is recorded once."""
         try:
             async with self.sessions.begin() as session:
@@ -56,23 +69,35 @@ class AccessOperations:
                     select(GrantRow).where(GrantRow.source_kind == source_kind, GrantRow.source_id == source_id)
                 )
                 if existing is None:
-                    session.add(GrantRow(group_id=group_id, access=AccessType(access).value, principal_id=principal_id,
-                                         source_kind=source_kind, source_id=source_id, starts_at=starts_at,
-                                         ends_at=ends_at))
+                    session.add(
+                        GrantRow(
+                            group_id=group_id,
+                            access=AccessType(access).value,
+                            principal_id=principal_id,
+                            source_kind=source_kind,
+                            source_id=source_id,
+                            starts_at=starts_at,
+                            ends_at=ends_at,
+                        )
+                    )
         except IntegrityError:
             pass  # a concurrent attempt (an activity retry) recorded the same source
 
-    async def other_live_sources(self, group_id: str, access: AccessType, principal_id: str, *, source_id: str,
-                                 at: datetime) -> list[GrantRow]:
+    async def other_live_sources(
+        self, group_id: str, access: AccessType, principal_id: str, *, source_id: str, at: datetime
+    ) -> list[GrantRow]:
         """The sources besides `source_id` that still give the access. An activation's
         row is written when it is granted and deleted when it is revoked, so every
         recorded one counts, even one granted a moment after `at` by another worker;
         an assignment counts while its window holds (at `at`, or now if later)."""
         moment = max(at, datetime.now(UTC))
         query = select(GrantRow).where(
-            GrantRow.group_id == group_id, GrantRow.access == AccessType(access).value,
-            GrantRow.principal_id == principal_id, GrantRow.source_id != source_id,
-            or_(GrantRow.source_kind == "activation", _live(GrantRow.starts_at, GrantRow.ends_at, moment)))
+            GrantRow.group_id == group_id,
+            GrantRow.access == AccessType(access).value,
+            GrantRow.principal_id == principal_id,
+            GrantRow.source_id != source_id,
+            or_(GrantRow.source_kind == "activation", _live(GrantRow.starts_at, GrantRow.ends_at, moment)),
+        )
         async with self.sessions() as session:
             return list(await session.scalars(query.order_by(GrantRow.id)))
 
@@ -82,14 +107,15 @@ class AccessOperations:
 
     # --- the built-in directory ---------------------------------------------
 
-    async def set_membership(self, group_id: str, access: AccessType, principal_id: str, *, present: bool, at: datetime | None = None) -> None:
+    async def set_membership(
+        self, group_id: str, access: AccessType, principal_id: str, *, present: bool, at: datetime | None = None
+    ) -> None:
         key = (group_id, AccessType(access).value, principal_id)
         try:
             async with self.sessions.begin() as session:
                 row = await session.get(MembershipRow, key)
                 if present and row is None:
-                    session.add(MembershipRow(group_id=key[0], access=key[1], principal_id=key[2],
-                                              since=at or datetime.now(UTC)))
+                    session.add(MembershipRow(group_id=key[0], access=key[1], principal_id=key[2], since=at or datetime.now(UTC)))
                 elif not present and row is not None:
                     await session.delete(row)
         except IntegrityError:
@@ -103,7 +129,8 @@ class AccessOperations:
     async def memberships(self, group_id: str, access: AccessType) -> list[MembershipRow]:
         async with self.sessions() as session:
             rows = await session.scalars(
-                select(MembershipRow).where(MembershipRow.group_id == group_id, MembershipRow.access == AccessType(access).value)
+                select(MembershipRow)
+                .where(MembershipRow.group_id == group_id, MembershipRow.access == AccessType(access).value)
                 .order_by(MembershipRow.principal_id)
             )
             return list(rows)
@@ -124,13 +151,16 @@ class AccessOperations:
                 return facts
             # Direct eligibility, or through a group the principal is an active member of (one level).
             member_of = select(GrantRow.group_id).where(
-                GrantRow.principal_id == principal_id, GrantRow.access == AccessType.member.value,
+                GrantRow.principal_id == principal_id,
+                GrantRow.access == AccessType.member.value,
                 _live(GrantRow.starts_at, GrantRow.ends_at, at),
             )
             eligible = await session.scalars(
                 select(AssignmentRow).where(
-                    AssignmentRow.group_id == group_id, AssignmentRow.access == access_value,
-                    AssignmentRow.kind == "eligible", AssignmentRow.removed_at.is_(None),
+                    AssignmentRow.group_id == group_id,
+                    AssignmentRow.access == access_value,
+                    AssignmentRow.kind == "eligible",
+                    AssignmentRow.removed_at.is_(None),
                     _live(AssignmentRow.starts_at, AssignmentRow.ends_at, at),
                     or_(AssignmentRow.principal_id == principal_id, AssignmentRow.principal_id.in_(member_of)),
                 )
@@ -160,14 +190,15 @@ class AccessOperations:
         return sorted(users)
 
     async def group_administrators(self, group_id: str, at: datetime) -> list[str]:
-        """Who may manage the group (pim.authz): role holders and its current owners."""
+        """Who may manage the group (pim.domain.authorization): role holders and its current owners."""
         async with self.sessions() as session:
             group = await session.get(GroupRow, group_id)
             if group is None:
                 return []
             roles = authz.roles_that_manage(group.role_assignable)
-            holders = set(await session.scalars(select(DirectoryRoleRow.principal_id)
-                                                .where(DirectoryRoleRow.role.in_(list(roles)))))
+            holders = set(
+                await session.scalars(select(DirectoryRoleRow.principal_id).where(DirectoryRoleRow.role.in_(list(roles))))
+            )
         owners = {g.principal_id for g in await self.live_grants(group_id, AccessType.owner, at)}
         return sorted(holders | owners)
 
@@ -181,8 +212,11 @@ class AccessOperations:
                     row = await session.get(ActivationClaimRow, key)
                     if row is not None:
                         return row.request_id
-                    session.add(ActivationClaimRow(group_id=key[0], access=key[1], principal_id=key[2],
-                                                   request_id=request_id, claimed_at=at))
+                    session.add(
+                        ActivationClaimRow(
+                            group_id=key[0], access=key[1], principal_id=key[2], request_id=request_id, claimed_at=at
+                        )
+                    )
                 return request_id
             except IntegrityError:
                 continue  # a concurrent claim won the race (or was released meanwhile): look again
@@ -196,8 +230,7 @@ class AccessOperations:
         instead of two on the revocation path, where a thousand expiring at once
         queue for SQLite's single writer."""
         async with self.sessions.begin() as session:
-            await session.execute(delete(GrantRow).where(GrantRow.source_kind == "activation",
-                                                         GrantRow.source_id == request_id))
+            await session.execute(delete(GrantRow).where(GrantRow.source_kind == "activation", GrantRow.source_id == request_id))
             await session.execute(delete(ActivationClaimRow).where(ActivationClaimRow.request_id == request_id))
 
     # --- MFA ----------------------------------------------------------------
@@ -223,8 +256,10 @@ class AccessOperations:
         async with self.sessions.begin() as session:
             taken = await session.execute(
                 update(MfaEnrolmentRow)
-                .where(MfaEnrolmentRow.principal_id == principal_id,
-                       or_(MfaEnrolmentRow.last_step.is_(None), MfaEnrolmentRow.last_step < step))
+                .where(
+                    MfaEnrolmentRow.principal_id == principal_id,
+                    or_(MfaEnrolmentRow.last_step.is_(None), MfaEnrolmentRow.last_step < step),
+                )
                 .values(last_step=step, last_step_request_id=request_id)
             )
             if taken.rowcount == 1:
@@ -242,9 +277,17 @@ class AccessOperations:
         key = f"mfa-token:{token_id}"
         try:
             async with self.sessions.begin() as session:
-                session.add(AuditRow(at=at, action="mfa_token_used", actor=principal_id, principal_id=principal_id,
-                                     request_id=request_id.split("#")[0], details={"run_key": request_id},
-                                     dedupe_key=key))
+                session.add(
+                    AuditRow(
+                        at=at,
+                        action="mfa_token_used",
+                        actor=principal_id,
+                        principal_id=principal_id,
+                        request_id=request_id.split("#")[0],
+                        details={"run_key": request_id},
+                        dedupe_key=key,
+                    )
+                )
             return True
         except IntegrityError:
             async with self.sessions() as session:

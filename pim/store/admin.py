@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pim.models import AccessType
-from pim.policy import Policy
+from pim.domain.models import AccessType
+from pim.domain.policy import Policy
 from pim.store.tables import ActivationClaimRow, AssignmentRow, DirectoryRoleRow, GroupRow, PolicyRow, PrincipalRow
 
 
@@ -27,12 +27,16 @@ def now() -> datetime:
 class AdminOperations:
     sessions: async_sessionmaker[AsyncSession]
 
-    async def add_principal(self, principal_id: str, kind: str = "user", display_name: str = "", roles: list[str] = (),
-                            email: str | None = None) -> None:
+    async def add_principal(
+        self, principal_id: str, kind: str = "user", display_name: str = "", roles: list[str] = (), email: str | None = None
+    ) -> None:
         async with self.sessions.begin() as session:
             if await session.get(PrincipalRow, principal_id) is None:
-                session.add(PrincipalRow(id=principal_id, kind=kind, display_name=display_name or principal_id,
-                                         email=email, created_at=now()))
+                session.add(
+                    PrincipalRow(
+                        id=principal_id, kind=kind, display_name=display_name or principal_id, email=email, created_at=now()
+                    )
+                )
                 await session.flush()
             for role in roles:
                 if await session.get(DirectoryRoleRow, (principal_id, role)) is None:
@@ -70,15 +74,22 @@ class AdminOperations:
                 group = GroupRow(id=group_id, kind=kind, role_assignable=role_assignable, pim_enabled=False)
                 session.add(group)
             elif enable and group.kind in ("dynamic", "synced"):
-                raise StoreError("group_kind_not_supported",
-                                 f"group: {group_id} is a {group.kind} group and can never be enabled in PIM")
+                raise StoreError(
+                    "group_kind_not_supported", f"group: {group_id} is a {group.kind} group and can never be enabled in PIM"
+                )
             if enable and not group.pim_enabled:
                 group.pim_enabled, group.enabled_at, group.enabled_by = True, now(), by
                 for access in AccessType:
                     if await session.get(PolicyRow, (group_id, access.value)) is None:
                         session.add(
-                            PolicyRow(group_id=group_id, access=access.value, version=1,
-                                      settings=Policy().model_dump(mode="json"), updated_at=now(), updated_by=by)
+                            PolicyRow(
+                                group_id=group_id,
+                                access=access.value,
+                                version=1,
+                                settings=Policy().model_dump(mode="json"),
+                                updated_at=now(),
+                                updated_by=by,
+                            )
                         )
 
     async def disable_group(self, group_id: str, *, by: str, at: datetime) -> list[str]:
@@ -90,9 +101,13 @@ class AdminOperations:
             if group is None or not group.pim_enabled:
                 raise StoreError("group_not_enabled", f"group: {group_id!r} is not enabled in PIM")
             group.pim_enabled, group.disabled_at, group.disabled_by = False, at, by
-            eligible = list(await session.scalars(select(AssignmentRow).where(
-                AssignmentRow.group_id == group_id, AssignmentRow.kind == "eligible",
-                AssignmentRow.removed_at.is_(None))))
+            eligible = list(
+                await session.scalars(
+                    select(AssignmentRow).where(
+                        AssignmentRow.group_id == group_id, AssignmentRow.kind == "eligible", AssignmentRow.removed_at.is_(None)
+                    )
+                )
+            )
             for row in eligible:
                 row.removed_at, row.removed_by, row.removal_reason = at, by, "group offboarded from PIM"
             return [row.id for row in eligible]

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pim.assignment_rules import AssignmentTarget
-from pim.models import AccessType
+from pim.domain.assignment_rules import AssignmentTarget
+from pim.domain.models import AccessType
 from pim.store.admin import StoreError
 from pim.store.tables import AssignmentRow, GrantRow, GroupRow, PrincipalRow
 
@@ -48,13 +48,32 @@ class AssignmentOperations:
                 ident = group_id if key == "group" else principal_id
                 if await session.get(row_type, ident) is None:
                     raise StoreError(f"{key}_not_found", f"{key}: no {key} {ident!r}")
-            session.add(AssignmentRow(id=assignment_id, group_id=group_id, access=access_value, principal_id=principal_id,
-                                      kind=kind, starts_at=starts_at, ends_at=ends_at, justification=justification,
-                                      created_at=created_at or _now(), created_by=by))
+            session.add(
+                AssignmentRow(
+                    id=assignment_id,
+                    group_id=group_id,
+                    access=access_value,
+                    principal_id=principal_id,
+                    kind=kind,
+                    starts_at=starts_at,
+                    ends_at=ends_at,
+                    justification=justification,
+                    created_at=created_at or _now(),
+                    created_by=by,
+                )
+            )
             if kind == "active":
-                session.add(GrantRow(group_id=group_id, access=access_value, principal_id=principal_id,
-                                     source_kind=SOURCE_KIND, source_id=assignment_id, starts_at=starts_at,
-                                     ends_at=ends_at))
+                session.add(
+                    GrantRow(
+                        group_id=group_id,
+                        access=access_value,
+                        principal_id=principal_id,
+                        source_kind=SOURCE_KIND,
+                        source_id=assignment_id,
+                        starts_at=starts_at,
+                        ends_at=ends_at,
+                    )
+                )
         if kind == "active" and apply_membership:
             await self.set_membership(group_id, AccessType(access), principal_id, present=True)  # type: ignore[attr-defined]
         return assignment_id
@@ -63,8 +82,9 @@ class AssignmentOperations:
         async with self.sessions() as session:
             return await session.get(AssignmentRow, assignment_id)
 
-    async def assignments(self, group_id: str | None = None, principal_id: str | None = None,
-                          include_removed: bool = False) -> list[AssignmentRow]:
+    async def assignments(
+        self, group_id: str | None = None, principal_id: str | None = None, include_removed: bool = False
+    ) -> list[AssignmentRow]:
         query = select(AssignmentRow)
         if not include_removed:
             query = query.where(AssignmentRow.removed_at.is_(None))
@@ -75,22 +95,35 @@ class AssignmentOperations:
         async with self.sessions() as session:
             return list(await session.scalars(query.order_by(AssignmentRow.created_at)))
 
-    async def assignment_target(self, group_id: str, access: AccessType, principal_id: str, kind: str,
-                                at: datetime) -> AssignmentTarget:
+    async def assignment_target(
+        self, group_id: str, access: AccessType, principal_id: str, kind: str, at: datetime
+    ) -> AssignmentTarget:
         async with self.sessions() as session:
             group = await session.get(GroupRow, group_id)
             principal = await session.get(PrincipalRow, principal_id)
-            overlapping = await session.scalar(select(AssignmentRow.id).where(
-                AssignmentRow.group_id == group_id, AssignmentRow.access == AccessType(access).value,
-                AssignmentRow.principal_id == principal_id, AssignmentRow.kind == kind,
-                AssignmentRow.removed_at.is_(None), or_(AssignmentRow.ends_at.is_(None), AssignmentRow.ends_at > at)))
+            overlapping = await session.scalar(
+                select(AssignmentRow.id).where(
+                    AssignmentRow.group_id == group_id,
+                    AssignmentRow.access == AccessType(access).value,
+                    AssignmentRow.principal_id == principal_id,
+                    AssignmentRow.kind == kind,
+                    AssignmentRow.removed_at.is_(None),
+                    or_(AssignmentRow.ends_at.is_(None), AssignmentRow.ends_at > at),
+                )
+            )
         return AssignmentTarget(
-            group_id=group_id, principal_id=principal_id, group_exists=group is not None,
-            group_enabled=bool(group and group.pim_enabled), role_assignable=bool(group and group.role_assignable),
-            principal_kind=principal.kind if principal else None, overlapping_assignment=overlapping)
+            group_id=group_id,
+            principal_id=principal_id,
+            group_exists=group is not None,
+            group_enabled=bool(group and group.pim_enabled),
+            role_assignable=bool(group and group.role_assignable),
+            principal_kind=principal.kind if principal else None,
+            overlapping_assignment=overlapping,
+        )
 
-    async def end_assignment(self, assignment_id: str, *, at: datetime, removed_by: str | None = None,
-                             reason: str | None = None) -> None:
+    async def end_assignment(
+        self, assignment_id: str, *, at: datetime, removed_by: str | None = None, reason: str | None = None
+    ) -> None:
         """The assignment stops being a source of access; a removal also records who and why.
         Idempotent. The directory is the caller's business (see pim.access_changes)."""
         async with self.sessions.begin() as session:
@@ -99,11 +132,13 @@ class AssignmentOperations:
                 raise StoreError("assignment_not_found", f"assignment: no assignment {assignment_id!r}")
             if removed_by is not None and row.removed_at is None:
                 row.removed_at, row.removed_by, row.removal_reason = at, removed_by, reason
-            await session.execute(delete(GrantRow).where(GrantRow.source_kind == SOURCE_KIND,
-                                                         GrantRow.source_id == assignment_id))
+            await session.execute(
+                delete(GrantRow).where(GrantRow.source_kind == SOURCE_KIND, GrantRow.source_id == assignment_id)
+            )
 
-    async def change_assignment_window(self, assignment_id: str, *, starts_at: datetime, ends_at: datetime, by: str,
-                                       at: datetime) -> None:
+    async def change_assignment_window(
+        self, assignment_id: str, *, starts_at: datetime, ends_at: datetime, by: str, at: datetime
+    ) -> None:
         """Extend or renew: a new end (and, for a renewal, a new start). Idempotent."""
         async with self.sessions.begin() as session:
             row = await session.get(AssignmentRow, assignment_id)
@@ -112,12 +147,22 @@ class AssignmentOperations:
             row.starts_at, row.ends_at, row.updated_at, row.updated_by = starts_at, ends_at, at, by
             if row.kind == "active":
                 changed = await session.execute(
-                    update(GrantRow).where(GrantRow.source_kind == SOURCE_KIND, GrantRow.source_id == assignment_id)
-                    .values(starts_at=starts_at, ends_at=ends_at))
+                    update(GrantRow)
+                    .where(GrantRow.source_kind == SOURCE_KIND, GrantRow.source_id == assignment_id)
+                    .values(starts_at=starts_at, ends_at=ends_at)
+                )
                 if changed.rowcount == 0:  # renewed after it ended: a source again
-                    session.add(GrantRow(group_id=row.group_id, access=row.access, principal_id=row.principal_id,
-                                         source_kind=SOURCE_KIND, source_id=assignment_id, starts_at=starts_at,
-                                         ends_at=ends_at))
+                    session.add(
+                        GrantRow(
+                            group_id=row.group_id,
+                            access=row.access,
+                            principal_id=row.principal_id,
+                            source_kind=SOURCE_KIND,
+                            source_id=assignment_id,
+                            starts_at=starts_at,
+                            ends_at=ends_at,
+                        )
+                    )
 
     async def is_owner(self, group_id: str, principal_id: str, at: datetime) -> bool:
         grants = await self.live_grants(group_id, AccessType.owner, at, principal_id)  # type: ignore[attr-defined]

@@ -4,9 +4,8 @@ modules beside this one."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url

@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pim.notify import Notification
+from pim.notifications.model import Notification
 from pim.store.tables import NotificationRow, PrincipalRow
 
 MAX_ERROR = 500
@@ -21,17 +21,25 @@ class OutboxOperations:
     # this process wakes at once instead of at its next poll.
     notifications_queued: Callable[[], None] | None = None
 
-    def _queue_notifications(self, session: AsyncSession, notifications: Sequence[Notification],
-                             channels: Sequence[str]) -> int:
+    def _queue_notifications(self, session: AsyncSession, notifications: Sequence[Notification], channels: Sequence[str]) -> int:
         # Due by the wall clock, not by the event's time (which a workflow's clock
         # sets, and a test server's skipped time can put in the future).
         at = datetime.now(UTC)
         count = 0
         for notification in notifications:
             for channel in dict.fromkeys(channels):
-                session.add(NotificationRow(dedupe_key=f"{notification.key}:{channel}", channel=channel,
-                                            event=notification.event, payload=notification.model_dump(mode="json"),
-                                            created_at=at, status="pending", attempts=0, next_attempt_at=at))
+                session.add(
+                    NotificationRow(
+                        dedupe_key=f"{notification.key}:{channel}",
+                        channel=channel,
+                        event=notification.event,
+                        payload=notification.model_dump(mode="json"),
+                        created_at=at,
+                        status="pending",
+                        attempts=0,
+                        next_attempt_at=at,
+                    )
+                )
                 count += 1
         return count
 
@@ -44,27 +52,42 @@ class OutboxOperations:
         dispatchers never get the same row: the claim is one conditional UPDATE."""
         free = or_(NotificationRow.claimed_until.is_(None), NotificationRow.claimed_until < now)
         async with self.sessions.begin() as session:
-            due = list(await session.scalars(
-                select(NotificationRow.id)
-                .where(NotificationRow.status == "pending", NotificationRow.next_attempt_at <= now, free)
-                .order_by(NotificationRow.next_attempt_at, NotificationRow.id).limit(limit)))
+            due = list(
+                await session.scalars(
+                    select(NotificationRow.id)
+                    .where(NotificationRow.status == "pending", NotificationRow.next_attempt_at <= now, free)
+                    .order_by(NotificationRow.next_attempt_at, NotificationRow.id)
+                    .limit(limit)
+                )
+            )
             if not due:
                 return []
-            claimed = list(await session.scalars(
-                update(NotificationRow).where(NotificationRow.id.in_(due), NotificationRow.status == "pending", free)
-                .values(claimed_until=now + lease, attempts=NotificationRow.attempts + 1)
-                .returning(NotificationRow.id)))
+            claimed = list(
+                await session.scalars(
+                    update(NotificationRow)
+                    .where(NotificationRow.id.in_(due), NotificationRow.status == "pending", free)
+                    .values(claimed_until=now + lease, attempts=NotificationRow.attempts + 1)
+                    .returning(NotificationRow.id)
+                )
+            )
             if not claimed:
                 return []
-            rows = await session.scalars(select(NotificationRow).where(NotificationRow.id.in_(claimed))
-                                         .order_by(NotificationRow.id).execution_options(populate_existing=True))
+            rows = await session.scalars(
+                select(NotificationRow)
+                .where(NotificationRow.id.in_(claimed))
+                .order_by(NotificationRow.id)
+                .execution_options(populate_existing=True)
+            )
             return list(rows)
 
     async def notifications_sent(self, ids: Sequence[int], at: datetime) -> None:
         if ids:
             async with self.sessions.begin() as session:
-                await session.execute(update(NotificationRow).where(NotificationRow.id.in_(list(ids)))
-                                      .values(status="sent", sent_at=at, claimed_until=None, last_error=None))
+                await session.execute(
+                    update(NotificationRow)
+                    .where(NotificationRow.id.in_(list(ids)))
+                    .values(status="sent", sent_at=at, claimed_until=None, last_error=None)
+                )
 
     async def notification_failed(self, row_id: int, *, error: str, retry_at: datetime | None) -> None:
         """Back to pending until `retry_at`, or failed for good when there is none."""
@@ -73,8 +96,9 @@ class OutboxOperations:
         async with self.sessions.begin() as session:
             await session.execute(update(NotificationRow).where(NotificationRow.id == row_id).values(**values))
 
-    async def notifications(self, *, status: str | None = None, request_id: str | None = None,
-                            event: str | None = None) -> list[NotificationRow]:
+    async def notifications(
+        self, *, status: str | None = None, request_id: str | None = None, event: str | None = None
+    ) -> list[NotificationRow]:
         query = select(NotificationRow)
         if status:
             query = query.where(NotificationRow.status == status)
@@ -89,6 +113,9 @@ class OutboxOperations:
         if not principal_ids:
             return {}
         async with self.sessions() as session:
-            rows = await session.execute(select(PrincipalRow.id, PrincipalRow.email, PrincipalRow.display_name)
-                                         .where(PrincipalRow.id.in_(sorted(set(principal_ids)))))
+            rows = await session.execute(
+                select(PrincipalRow.id, PrincipalRow.email, PrincipalRow.display_name).where(
+                    PrincipalRow.id.in_(sorted(set(principal_ids)))
+                )
+            )
             return {row.id: (row.email, row.display_name or row.id) for row in rows}

@@ -181,7 +181,7 @@ class NotificationRow(Base):
     dedupe_key: Mapped[str] = mapped_column(String(500), unique=True)
     channel: Mapped[str] = mapped_column(String(32))
     event: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[dict] = mapped_column(JSON)  # a pim.notify.Notification
+    payload: Mapped[dict] = mapped_column(JSON)  # a pim.notifications.model.Notification
     created_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,5 +1,5 @@
-"""The pure rules behind administration: who may manage what (pim.authz) and
-what makes an assignment valid (pim.assignment_rules).
+"""The pure rules behind administration: who may manage what (pim.domain.authorization) and
+what makes an assignment valid (pim.domain.assignment_rules).
 
 Each test is what an administrator would check: given these roles (or this
 assignment), is the action allowed, and if not, which rule says so."""
@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pim import authz
-from pim.assignment_rules import (
+from pim.domain import authorization as authz
+from pim.domain.assignment_rules import (
     AssignmentTarget,
     check_conditions,
     check_extension,
@@ -21,7 +21,7 @@ from pim.assignment_rules import (
     check_target,
     check_window,
 )
-from pim.policy import AssignmentSettings, Policy
+from pim.domain.policy import AssignmentSettings, Policy
 
 AT = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 GA, PRA, GROUPS, USERS = authz.GLOBAL_ADMIN, authz.PRIVILEGED_ROLE_ADMIN, authz.GROUPS_ADMIN, authz.USER_ADMIN
@@ -33,7 +33,7 @@ def codes(violations) -> list[str]:
     return [v.code for v in violations]
 
 
-# --- pim.authz: managing groups ----------------------------------------------
+# --- pim.domain.authorization: managing groups ----------------------------------------------
 
 
 @pytest.mark.parametrize("role", [GA, PRA])
@@ -57,20 +57,20 @@ def test_an_owner_manages_a_role_assignable_group_without_any_role():
 
 @pytest.mark.parametrize("role", [GA, PRA, GROUPS, USERS])
 def test_every_group_role_manages_an_ordinary_group(role):
-    assert authz.refuse_group_management("dave", [role], is_owner=False, group_id="grp-dev",
-                                         role_assignable=False) is None
+    assert authz.refuse_group_management("dave", [role], is_owner=False, group_id="grp-dev", role_assignable=False) is None
 
 
 def test_a_plain_user_manages_nothing_but_what_they_own():
     for role_assignable in (True, False):
         assert not authz.may_manage_group([], is_owner=False, role_assignable=role_assignable)
         assert authz.may_manage_group([], is_owner=True, role_assignable=role_assignable)
-    reason = authz.refuse_group_management("carol", ["Some Other Role"], is_owner=False, group_id="grp-dev",
-                                           role_assignable=False)
+    reason = authz.refuse_group_management(
+        "carol", ["Some Other Role"], is_owner=False, group_id="grp-dev", role_assignable=False
+    )
     assert reason.startswith("carol may not manage group grp-dev")
 
 
-# --- pim.authz: onboarding, roles, users -------------------------------------
+# --- pim.domain.authorization: onboarding, roles, users -------------------------------------
 
 
 def test_onboarding_needs_a_role_ownership_is_not_enough():
@@ -105,20 +105,23 @@ def test_user_management(roles, allowed):
     assert (authz.refuse_user_management("x", roles) is None) is allowed
 
 
-# --- pim.assignment_rules: the target ----------------------------------------
+# --- pim.domain.assignment_rules: the target ----------------------------------------
 
 
 def target(**overrides) -> AssignmentTarget:
     return AssignmentTarget(**{"group_id": "grp-ops", "principal_id": "alice", **overrides})
 
 
-@pytest.mark.parametrize("overrides,code", [
-    ({"group_exists": False}, "group_not_found"),
-    ({"group_enabled": False}, "group_not_enabled"),
-    ({"principal_kind": None}, "principal_not_found"),
-    ({"principal_id": "grp-ops", "principal_kind": "group"}, "group_self_member"),
-    ({"overlapping_assignment": "asg-1"}, "assignment_exists"),
-])
+@pytest.mark.parametrize(
+    "overrides,code",
+    [
+        ({"group_exists": False}, "group_not_found"),
+        ({"group_enabled": False}, "group_not_enabled"),
+        ({"principal_kind": None}, "principal_not_found"),
+        ({"principal_id": "grp-ops", "principal_kind": "group"}, "group_self_member"),
+        ({"overlapping_assignment": "asg-1"}, "assignment_exists"),
+    ],
+)
 def test_target_refusals(overrides, code):
     assert codes(check_target("eligible", target(**overrides))) == [code]
 
@@ -133,7 +136,7 @@ def test_a_group_is_never_an_active_member_of_a_role_assignable_group():
     assert check_target("active", target(role_assignable=True)) == []  # a user is fine
 
 
-# --- pim.assignment_rules: the window -----------------------------------------
+# --- pim.domain.assignment_rules: the window -----------------------------------------
 
 
 def test_permanent_only_when_the_policy_allows_it():
@@ -153,8 +156,9 @@ def test_an_assignment_lasts_at_least_five_minutes():
     assert check_window(AT, AT + timedelta(minutes=5), ELIGIBLE, "eligible", AT) == []
 
 
-@pytest.mark.parametrize("kind,settings,maximum", [("eligible", ELIGIBLE, timedelta(days=365)),
-                                                    ("active", ACTIVE, timedelta(days=180))])
+@pytest.mark.parametrize(
+    "kind,settings,maximum", [("eligible", ELIGIBLE, timedelta(days=365)), ("active", ACTIVE, timedelta(days=180))]
+)
 def test_default_maximum_durations(kind, settings, maximum):
     assert settings.max_duration == maximum
     assert check_window(AT, AT + maximum, settings, kind, AT) == []
@@ -163,7 +167,7 @@ def test_default_maximum_durations(kind, settings, maximum):
     assert f"{kind} assignments" in too_long[0].message
 
 
-# --- pim.assignment_rules: conditions and the whole check --------------------
+# --- pim.domain.assignment_rules: conditions and the whole check --------------------
 
 
 def test_active_assignments_need_a_justification_by_default():
@@ -183,8 +187,7 @@ def test_mfa_when_the_policy_requires_it():
 def test_a_new_assignment_reports_the_target_first_then_everything_else():
     new = dict(starts_at=AT, ends_at=None, justification=None, mfa_verified=False, at=AT)
     assert codes(check_new_assignment("active", target(group_exists=False), ACTIVE, **new)) == ["group_not_found"]
-    assert codes(check_new_assignment("active", target(), ACTIVE, **new)) == ["permanent_not_allowed",
-                                                                             "justification_required"]
+    assert codes(check_new_assignment("active", target(), ACTIVE, **new)) == ["permanent_not_allowed", "justification_required"]
     ok = dict(new, ends_at=AT + timedelta(days=30), justification="on call")
     assert check_new_assignment("active", target(), ACTIVE, **ok) == []
 
@@ -199,35 +202,38 @@ def test_no_removal_in_the_first_five_minutes():
 
 def test_extension():
     start, end = AT - timedelta(days=10), AT + timedelta(days=20)
-    assert codes(check_extension("expired", start, end, end + timedelta(days=1), ELIGIBLE, "eligible", AT)) == [
-        "not_extendable"]
-    assert codes(check_extension("removed", start, end, end + timedelta(days=1), ELIGIBLE, "eligible", AT)) == [
-        "not_extendable"]
-    assert codes(check_extension("active", start, None, AT + timedelta(days=1), ELIGIBLE, "eligible", AT)) == [
-        "not_extendable"]
+    assert codes(check_extension("expired", start, end, end + timedelta(days=1), ELIGIBLE, "eligible", AT)) == ["not_extendable"]
+    assert codes(check_extension("removed", start, end, end + timedelta(days=1), ELIGIBLE, "eligible", AT)) == ["not_extendable"]
+    assert codes(check_extension("active", start, None, AT + timedelta(days=1), ELIGIBLE, "eligible", AT)) == ["not_extendable"]
     assert codes(check_extension("active", start, end, end, ELIGIBLE, "eligible", AT)) == ["ends_before_current"]
     assert codes(check_extension("active", start, end, end - timedelta(days=1), ELIGIBLE, "eligible", AT)) == [
-        "ends_before_current"]
+        "ends_before_current"
+    ]
     # The maximum counts from the assignment's start, not from the extension.
     assert check_extension("active", start, end, start + timedelta(days=365), ELIGIBLE, "eligible", AT) == []
     assert codes(check_extension("active", start, end, start + timedelta(days=366), ELIGIBLE, "eligible", AT)) == [
-        "duration_exceeds_max"]
-    assert check_extension("scheduled", AT + timedelta(days=1), AT + timedelta(days=2), AT + timedelta(days=3),
-                           ELIGIBLE, "eligible", AT) == []
+        "duration_exceeds_max"
+    ]
+    assert (
+        check_extension(
+            "scheduled", AT + timedelta(days=1), AT + timedelta(days=2), AT + timedelta(days=3), ELIGIBLE, "eligible", AT
+        )
+        == []
+    )
 
 
 def test_renewal():
     ended = AT - timedelta(days=10)
     assert codes(check_renewal("active", AT + timedelta(days=1), AT + timedelta(days=30), ELIGIBLE, "eligible", AT)) == [
-        "not_renewable"]
+        "not_renewable"
+    ]
     assert codes(check_renewal("removed", ended, AT + timedelta(days=30), ELIGIBLE, "eligible", AT)) == ["not_renewable"]
     assert check_renewal("expired", ended, AT + timedelta(days=30), ELIGIBLE, "eligible", AT) == []
     assert check_renewal("expired", AT - timedelta(days=30), AT + timedelta(days=30), ELIGIBLE, "eligible", AT) == []
     late = check_renewal("expired", AT - timedelta(days=30, seconds=1), AT + timedelta(days=30), ELIGIBLE, "eligible", AT)
     assert codes(late) == ["renewal_window_passed"]
     # The renewed window starts now and obeys the policy maximum.
-    assert codes(check_renewal("expired", ended, AT + timedelta(days=181), ACTIVE, "active", AT)) == [
-        "duration_exceeds_max"]
+    assert codes(check_renewal("expired", ended, AT + timedelta(days=181), ACTIVE, "active", AT)) == ["duration_exceeds_max"]
 
 
 def test_assignment_settings_are_validated():

@@ -8,14 +8,15 @@ from datetime import timedelta
 
 import pytest
 
-from pim import authz, mfa
-from pim.models import AccessType
+from pim.domain import authorization as authz
+from pim.domain.models import AccessType
+from pim.domain.policy import Policy
+from pim.identity import totp as mfa
 from pim.operations import AdminContext, Refused
 from pim.operations.assignments import create_assignment, extend_assignment, remove_assignment, renew_assignment
 from pim.operations.groups import create_group, offboard_group, onboard_group
 from pim.operations.policies import set_policy
 from pim.operations.principals import add_user, bootstrap, grant_role
-from pim.policy import Policy
 
 MEMBER, OWNER = AccessType.member, AccessType.owner
 
@@ -71,11 +72,13 @@ async def test_role_assignable_limit_counts_role_assignable_groups_only(store):
     await create_group(root, "ra-1", "security", role_assignable=True, max_role_assignable=3)  # not enabled: counts
     await onboard_group(root, "ra-2", "security", role_assignable=True, max_role_assignable=3)
     await onboard_group(root, "ra-3", "microsoft365", role_assignable=True, max_role_assignable=3)
-    line = await refused(store, onboard_group(root, "ra-4", "security", role_assignable=True, max_role_assignable=3),
-                         "role_assignable_limit")
+    line = await refused(
+        store, onboard_group(root, "ra-4", "security", role_assignable=True, max_role_assignable=3), "role_assignable_limit"
+    )
     assert "3 role-assignable groups" in line.details["reason"]
-    await refused(store, create_group(root, "ra-4", "security", role_assignable=True, max_role_assignable=3),
-                  "role_assignable_limit")
+    await refused(
+        store, create_group(root, "ra-4", "security", role_assignable=True, max_role_assignable=3), "role_assignable_limit"
+    )
     assert await store.group("ra-4") is None
     # Enabling the one already counted is fine, and so are ordinary groups, any number of them.
     await onboard_group(root, "ra-1", "security", role_assignable=True, max_role_assignable=3)
@@ -93,15 +96,28 @@ async def test_onboarding_creates_default_member_and_owner_policies(store):
         policy, version = await store.policy("grp-new", access)
         assert version == 1 and policy == Policy()
         a = policy.activation
-        assert (a.max_duration, a.min_duration, a.approval_timeout) == (timedelta(hours=8), timedelta(minutes=5),
-                                                                         timedelta(hours=24))
-        assert (a.require_mfa, a.require_justification, a.require_ticket, a.approval,
-                a.approver_justification_required) == (False, True, False, [], True)
+        assert (a.max_duration, a.min_duration, a.approval_timeout) == (
+            timedelta(hours=8),
+            timedelta(minutes=5),
+            timedelta(hours=24),
+        )
+        assert (a.require_mfa, a.require_justification, a.require_ticket, a.approval, a.approver_justification_required) == (
+            False,
+            True,
+            False,
+            [],
+            True,
+        )
         assert (policy.eligible_assignment.allow_permanent, policy.eligible_assignment.max_duration) == (
-            False, timedelta(days=365))
-        assert (policy.active_assignment.allow_permanent, policy.active_assignment.max_duration,
-                policy.active_assignment.require_justification, policy.active_assignment.require_mfa) == (
-            False, timedelta(days=180), True, False)
+            False,
+            timedelta(days=365),
+        )
+        assert (
+            policy.active_assignment.allow_permanent,
+            policy.active_assignment.max_duration,
+            policy.active_assignment.require_justification,
+            policy.active_assignment.require_mfa,
+        ) == (False, timedelta(days=180), True, False)
         assert policy.notifications.recipients == ["admins", "requestor", "approvers"]
         assert policy.notifications.channels == ["log"]
     assert (await store.audit(group_id="grp-new"))[-1].action == "group_onboarded"
@@ -162,8 +178,9 @@ async def test_groups_administrator_manages_ordinary_groups_only(demo):
     await create_assignment(dave, "grp-dev", "bob", access=MEMBER, kind="eligible")
     line = await refused(demo, onboard_group(dave, "grp-priv", "security", role_assignable=True), "not_authorized", "dave")
     assert line.details["attempted"] == "onboard_group"
-    line = await refused(demo, create_assignment(dave, "grp-ops", "bob", access=MEMBER, kind="active",
-                                                 justification="x"), "not_authorized", "dave")
+    line = await refused(
+        demo, create_assignment(dave, "grp-ops", "bob", access=MEMBER, kind="active", justification="x"), "not_authorized", "dave"
+    )
     assert line.details["attempted"] == "assign_active" and line.group_id == "grp-ops"
     assert "may not manage role-assignable group grp-ops" in line.details["reason"]
     await refused(demo, set_policy(dave, "grp-ops", MEMBER, ["activation.require_mfa=false"]), "not_authorized")
@@ -217,8 +234,9 @@ async def test_an_unknown_actor_is_refused(demo):
 
 async def test_permanent_eligible_only_when_the_policy_allows_it(demo):
     admin = AdminContext(demo, "admin")
-    line = await refused(demo, create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="eligible"),
-                         "permanent_not_allowed")
+    line = await refused(
+        demo, create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="eligible"), "permanent_not_allowed"
+    )
     assert line.principal_id == "bob" and line.group_id == "grp-dev" and line.access == "member"
     await set_policy(admin, "grp-dev", MEMBER, ["eligible_assignment.allow_permanent=true"])
     assignment_id = await create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="eligible")
@@ -230,34 +248,58 @@ async def test_permanent_eligible_only_when_the_policy_allows_it(demo):
 
 async def test_time_bound_assignments_checked_before_any_workflow(demo):
     admin = AdminContext(demo, "admin")
-    await refused(demo, create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="eligible",
-                                          duration=timedelta(days=366)), "duration_exceeds_max")
-    await refused(demo, create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="active", justification="x",
-                                          duration=timedelta(days=181)), "duration_exceeds_max")
-    await refused(demo, create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="eligible",
-                                          duration=timedelta(minutes=4)), "duration_too_short")
-    await refused(demo, create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="eligible",
-                                          duration=timedelta(days=30)), "temporal_unavailable")
+    await refused(
+        demo,
+        create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="eligible", duration=timedelta(days=366)),
+        "duration_exceeds_max",
+    )
+    await refused(
+        demo,
+        create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="active", justification="x", duration=timedelta(days=181)),
+        "duration_exceeds_max",
+    )
+    await refused(
+        demo,
+        create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="eligible", duration=timedelta(minutes=4)),
+        "duration_too_short",
+    )
+    await refused(
+        demo,
+        create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="eligible", duration=timedelta(days=30)),
+        "temporal_unavailable",
+    )
     assert [a.principal_id for a in await demo.assignments(group_id="grp-dev")] == ["grp-sre"]
 
 
 async def test_target_refusals_through_the_operation(demo):
     admin = AdminContext(demo, "admin")
     await refused(demo, create_assignment(admin, "grp-nope", "bob", access=MEMBER, kind="eligible"), "group_not_found")
-    await refused(demo, create_assignment(admin, "grp-dev", "nobody", access=MEMBER, kind="eligible",
-                                          duration=timedelta(days=1)), "principal_not_found")
-    await refused(demo, create_assignment(admin, "grp-sre", "bob", access=MEMBER, kind="eligible",
-                                          duration=timedelta(days=1)), "group_not_enabled")
-    await refused(demo, create_assignment(admin, "grp-dev", "grp-dev", access=MEMBER, kind="eligible",
-                                          duration=timedelta(days=1)), "group_self_member")
+    await refused(
+        demo,
+        create_assignment(admin, "grp-dev", "nobody", access=MEMBER, kind="eligible", duration=timedelta(days=1)),
+        "principal_not_found",
+    )
+    await refused(
+        demo,
+        create_assignment(admin, "grp-sre", "bob", access=MEMBER, kind="eligible", duration=timedelta(days=1)),
+        "group_not_enabled",
+    )
+    await refused(
+        demo,
+        create_assignment(admin, "grp-dev", "grp-dev", access=MEMBER, kind="eligible", duration=timedelta(days=1)),
+        "group_self_member",
+    )
 
 
 async def test_active_assignment_needs_a_justification(demo):
     admin = AdminContext(demo, "admin")
     await set_policy(admin, "grp-dev", MEMBER, ["active_assignment.allow_permanent=true"])
     await refused(demo, create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="active"), "justification_required")
-    await refused(demo, create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="active", justification="  "),
-                  "justification_required")
+    await refused(
+        demo,
+        create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="active", justification="  "),
+        "justification_required",
+    )
     await create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="active", justification="release week")
     assert await demo.has_membership("grp-dev", MEMBER, "bob")
 
@@ -268,24 +310,37 @@ async def test_active_assignment_with_mfa_needs_the_administrators_own_code(demo
     code = mfa.current_code(await demo.mfa_secret("admin"))
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     bob_code = mfa.current_code(await demo.mfa_secret("bob"))
-    await refused(demo, create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="active", justification="on call"),
-                  "mfa_required")
-    await refused(demo, create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="active", justification="on call",
-                                          mfa_code=wrong), "mfa_required")
+    await refused(
+        demo, create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="active", justification="on call"), "mfa_required"
+    )
+    await refused(
+        demo,
+        create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="active", justification="on call", mfa_code=wrong),
+        "mfa_required",
+    )
     if bob_code != code:  # someone else's code is no evidence
-        await refused(demo, create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="active",
-                                              justification="on call", mfa_code=bob_code), "mfa_required")
+        await refused(
+            demo,
+            create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="active", justification="on call", mfa_code=bob_code),
+            "mfa_required",
+        )
     await create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="active", justification="on call", mfa_code=code)
     assert await demo.has_membership("grp-dev", MEMBER, "bob")
     # The same code cannot be used for a second assignment.
-    await refused(demo, create_assignment(admin, "grp-dev", "carol", access=MEMBER, kind="active",
-                                          justification="on call", mfa_code=code), "mfa_required")
+    await refused(
+        demo,
+        create_assignment(admin, "grp-dev", "carol", access=MEMBER, kind="active", justification="on call", mfa_code=code),
+        "mfa_required",
+    )
 
 
 async def test_group_nesting_rules(demo):
     admin = AdminContext(demo, "admin")
-    line = await refused(demo, create_assignment(admin, "grp-ops", "grp-sre", access=MEMBER, kind="active",
-                                                 justification="whole team"), "role_assignable_group_nesting")
+    line = await refused(
+        demo,
+        create_assignment(admin, "grp-ops", "grp-sre", access=MEMBER, kind="active", justification="whole team"),
+        "role_assignable_group_nesting",
+    )
     assert "grp-ops is role-assignable" in line.details["reason"]
     await set_policy(admin, "grp-ops", MEMBER, ["eligible_assignment.allow_permanent=true"])
     await create_assignment(admin, "grp-ops", "grp-sre", access=MEMBER, kind="eligible")
@@ -311,8 +366,9 @@ async def test_removing_a_permanent_active_assignment(store):
 
     # With a second source (a running activation's grant) the membership stays.
     second = await create_assignment(root, "grp-a", "alice", access=MEMBER, kind="active", justification="back")
-    await store.add_grant("grp-a", MEMBER, "alice", source_kind="activation", source_id="activation/grp-a/member/alice#1",
-                          starts_at=root.now())
+    await store.add_grant(
+        "grp-a", MEMBER, "alice", source_kind="activation", source_id="activation/grp-a/member/alice#1", starts_at=root.now()
+    )
     await remove_assignment(later(root, 6), second)
     assert await store.has_membership("grp-a", MEMBER, "alice")
     assert (await store.audit(group_id="grp-a"))[-1].action == "assignment_removed"
@@ -329,8 +385,9 @@ async def test_policy_validation(demo):
     line = await refused(demo, set_policy(admin, "grp-dev", MEMBER, ["activation.max_durration=PT1H"]), "invalid_policy")
     assert "activation.max_durration: unknown setting" in line.details["reason"]
     await refused(demo, set_policy(admin, "grp-dev", MEMBER, ["nothing.here=1"]), "invalid_policy")
-    line = await refused(demo, set_policy(admin, "grp-dev", MEMBER, ['activation.approval=[{"approvers": ["ghost"]}]']),
-                         "invalid_policy")
+    line = await refused(
+        demo, set_policy(admin, "grp-dev", MEMBER, ['activation.approval=[{"approvers": ["ghost"]}]']), "invalid_policy"
+    )
     assert "ghost" in line.details["reason"]
     await refused(demo, set_policy(admin, "grp-dev", MEMBER, ['activation.approval=[{"approvers": []}]']), "invalid_policy")
     await refused(demo, set_policy(admin, "grp-sre", MEMBER, ["activation.require_mfa=true"]), "group_not_enabled")
@@ -340,8 +397,9 @@ async def test_policy_validation(demo):
 async def test_policy_change_is_audited_with_old_and_new_values(demo):
     admin = AdminContext(demo, "admin")
     _, first = await demo.policy("grp-dev", MEMBER)  # the demo seed set it once already
-    version = await set_policy(admin, "grp-dev", MEMBER, ["activation.max_duration=PT2H",
-                                                          'activation.approval=[{"approvers": ["bob", "grp-sre"]}]'])
+    version = await set_policy(
+        admin, "grp-dev", MEMBER, ["activation.max_duration=PT2H", 'activation.approval=[{"approvers": ["bob", "grp-sre"]}]']
+    )
     assert version == first + 1
     policy, stored = await demo.policy("grp-dev", MEMBER)
     assert stored == version and policy.activation.max_duration == timedelta(hours=2)
@@ -350,7 +408,9 @@ async def test_policy_change_is_audited_with_old_and_new_values(demo):
     assert line.details["version"] == version
     assert line.details["changes"]["activation.max_duration"] == {"old": "PT4H", "new": "PT2H"}
     assert line.details["changes"]["activation.approval"] == {
-        "old": [], "new": [{"approvers": ["bob", "grp-sre"], "required": 1}]}
+        "old": [],
+        "new": [{"approvers": ["bob", "grp-sre"], "required": 1}],
+    }
     assert await set_policy(admin, "grp-dev", MEMBER, ["activation.require_mfa=true"]) == version + 1
     assert (await demo.policy("grp-dev", OWNER))[1] == 1  # the owner policy is its own
 
@@ -383,9 +443,14 @@ async def test_users_and_roles(store):
     await grant_role(uma, "eve", authz.GROUPS_ADMIN)
     assert await store.roles_of("eve") == [authz.GROUPS_ADMIN]
     actions = [(line.action, line.actor, line.principal_id) for line in await store.audit() if line.action != "refused"]
-    assert actions == [("tenant_bootstrapped", "root", "root"), ("user_added", "root", "uma"),
-                       ("role_granted", "root", "uma"), ("user_added", "uma", "eve"),
-                       ("role_granted", "root", "uma"), ("role_granted", "uma", "eve")]
+    assert actions == [
+        ("tenant_bootstrapped", "root", "root"),
+        ("user_added", "root", "uma"),
+        ("role_granted", "root", "uma"),
+        ("user_added", "uma", "eve"),
+        ("role_granted", "root", "uma"),
+        ("role_granted", "uma", "eve"),
+    ]
 
 
 async def test_a_user_added_with_an_email_is_told_there_and_a_bad_address_is_refused(store):

@@ -24,8 +24,8 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from pim.cli.main import app as cli_app
-from pim.settings import PimSettings
-from pim.temporal import SEARCH_ATTRIBUTE_NAMES
+from pim.runtime.settings import PimSettings
+from pim.runtime.temporal import SEARCH_ATTRIBUTE_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -40,12 +40,15 @@ PIM_VARIABLES = {f"PIM_{name.upper()}" for name in PimSettings.model_fields}
 
 # --- reading the compose file ---------------------------------------------------------------------
 
+
 def interpolate(value: str) -> str:
     """What compose makes of a value when no variable is set: `${X:-d}` -> d, `$$` -> `$`."""
+
     def default(match: re.Match) -> str:
         if match.group(2) is None:
             raise AssertionError(f"{match.group(0)} has no default: `docker compose up` would need it set")
         return match.group(2)
+
     value = re.sub(r"(?<!\$)\$\{(\w+)(?::?-([^}]*))?\}", default, str(value))
     return value.replace("$$", "$")
 
@@ -88,6 +91,7 @@ def seconds(duration: str) -> float:
 
 # --- the compose file -----------------------------------------------------------------------------
 
+
 def test_the_services_of_the_deployment_are_there():
     assert EXPECTED <= set(SERVICES), f"missing: {sorted(EXPECTED - set(SERVICES))}"
 
@@ -111,8 +115,9 @@ def test_every_service_has_a_pinned_image_or_a_build(service):
 def test_temporal_images_carry_one_version():
     tag = SERVICES["temporal"]["image"].rsplit(":", 1)[1]
     for tools in ("temporal-admin-tools", "temporal-create-namespace"):
-        assert SERVICES[tools]["image"] == f"temporalio/admin-tools:{tag}", \
+        assert SERVICES[tools]["image"] == f"temporalio/admin-tools:{tag}", (
             f"{tools}: schema tools and CLI must match the server ({tag})"
+        )
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
@@ -128,8 +133,13 @@ def test_the_startup_graph_has_no_cycle():
         order = list(TopologicalSorter({name: set(depends_on(name)) for name in SERVICES}).static_order())
     except CycleError as error:
         pytest.fail(f"depends_on has a cycle: {error.args[1]}")
-    assert order.index("postgresql") < order.index("temporal-admin-tools") < order.index("temporal") \
-        < order.index("temporal-create-namespace") < order.index("pim-worker")
+    assert (
+        order.index("postgresql")
+        < order.index("temporal-admin-tools")
+        < order.index("temporal")
+        < order.index("temporal-create-namespace")
+        < order.index("pim-worker")
+    )
     assert order.index("pim-migrate") < order.index("pim-worker")
 
 
@@ -138,10 +148,12 @@ def test_one_shot_services_are_awaited_until_they_complete():
     for name, waiting in dependents.items():
         assert waiting, f"{name} is a one-shot nobody waits for"
         for service in waiting:
-            assert depends_on(service)[name] == "service_completed_successfully", \
+            assert depends_on(service)[name] == "service_completed_successfully", (
                 f"{service} must wait for {name} to complete successfully, not just start"
-        assert SERVICES[name].get("restart", "no") not in ("always", "unless-stopped"), \
+            )
+        assert SERVICES[name].get("restart", "no") not in ("always", "unless-stopped"), (
             f"{name}: a one-shot must not be restarted after it succeeded"
+        )
 
 
 @pytest.mark.parametrize("service", sorted(LONG_RUNNING))
@@ -150,8 +162,9 @@ def test_long_running_services_have_health_checks(service):
     assert check.get("test") and not check.get("disable"), f"{service}: no health check"
     for dependent in SERVICES:
         condition = depends_on(dependent).get(service)
-        assert condition in (None, "service_healthy"), \
+        assert condition in (None, "service_healthy"), (
             f"{dependent} waits for {service} only to start ({condition}), not to be healthy"
+        )
 
 
 def test_only_temporal_and_its_ui_are_published():
@@ -163,7 +176,7 @@ def test_only_temporal_and_its_ui_are_published():
 def test_pim_services_set_only_settings_the_code_reads(service):
     env = environment(service)
     unknown = set(env) - PIM_VARIABLES
-    assert not unknown, f"{service}: {sorted(unknown)} are not fields of pim.settings.PimSettings"
+    assert not unknown, f"{service}: {sorted(unknown)} are not fields of pim.runtime.settings.PimSettings"
     # and every value is one PimSettings accepts (e.g. PIM_LOG_FORMAT is console or json)
     PimSettings(**{key.removeprefix("PIM_").lower(): value for key, value in env.items()})
 
@@ -180,8 +193,11 @@ def test_the_worker_reaches_temporal_and_the_store():
     postgres = environment("postgresql")
     assert url.drivername == "postgresql+asyncpg"
     assert url.host == "postgresql" and (url.port or 5432) == 5432
-    assert (url.username, url.password, url.database) == \
-        (postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], postgres["POSTGRES_DB"])
+    assert (url.username, url.password, url.database) == (
+        postgres["POSTGRES_USER"],
+        postgres["POSTGRES_PASSWORD"],
+        postgres["POSTGRES_DB"],
+    )
 
     namespace = environment("temporal-create-namespace")
     assert namespace["TEMPORAL_NAMESPACE"] == env["PIM_NAMESPACE"], "the worker polls a namespace nobody created"
@@ -208,8 +224,10 @@ def test_migration_runs_on_the_workers_database_before_them():
 def test_temporal_runs_on_postgresql_with_its_schema_set_up_first():
     server = environment("temporal")
     assert server["DB"] == "postgres12" and server["POSTGRES_SEEDS"] == "postgresql"
-    assert (server["POSTGRES_USER"], server["POSTGRES_PWD"]) == \
-        (environment("postgresql")["POSTGRES_USER"], environment("postgresql")["POSTGRES_PASSWORD"])
+    assert (server["POSTGRES_USER"], server["POSTGRES_PWD"]) == (
+        environment("postgresql")["POSTGRES_USER"],
+        environment("postgresql")["POSTGRES_PASSWORD"],
+    )
     tools = environment("temporal-admin-tools")
     assert tools["SQL_PLUGIN"] == "postgres12" and tools["SQL_HOST"] == "postgresql"
     setup = script("temporal-admin-tools")
@@ -227,6 +245,7 @@ def test_the_search_attributes_are_created_as_keywords():
 
 
 # --- the Dockerfile -------------------------------------------------------------------------------
+
 
 def dockerfile() -> list[tuple[int, str, str]]:
     """(stage, INSTRUCTION, arguments), continuation lines joined, comments dropped."""
@@ -271,16 +290,19 @@ def test_the_image_runs_as_a_non_root_user():
 
 
 def test_the_package_is_installed_as_in_production():
-    assert install_commands() == ["pip install ."], \
+    assert install_commands() == ["pip install ."], (
         f"the image must install the package with exactly `pip install .` (no -e, no [dev]): {install_commands()}"
+    )
 
 
 def test_the_readme_installs_the_package_the_same_way():
     command = install_commands()[0]
     readme = (ROOT / "README.md").read_text()
     shown = re.search(rf"(^|[\s$`]){re.escape(command)}($|[\s`])", readme, re.M) is not None
-    assert shown, (f"README.md does not show `{command}`, which the Dockerfile runs: the README's Production "
-                   f"section must install the package the same way the image does")
+    assert shown, (
+        f"README.md does not show `{command}`, which the Dockerfile runs: the README's Production "
+        f"section must install the package the same way the image does"
+    )
 
 
 def test_the_entrypoint_is_pim_and_the_default_command_the_worker():
@@ -300,13 +322,16 @@ def test_the_commands_the_image_runs_exist():
     commands = typer.main.get_command(cli_app).commands
     assert "worker" in commands
     assert "upgrade" in commands["db"].commands
-    assert "health" in commands, ("`pim health` is not a command (yet): the image's HEALTHCHECK and the "
-                                  "pim-worker health check in docker-compose.yml run it")
+    assert "health" in commands, (
+        "`pim health` is not a command (yet): the image's HEALTHCHECK and the "
+        "pim-worker health check in docker-compose.yml run it"
+    )
 
 
 def test_every_copied_file_is_in_the_build_context():
-    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")]
+    ignored = [
+        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
     copied = []
     for _, kw, args in DOCKERFILE:
         if kw in ("COPY", "ADD") and "--from=" not in args:
@@ -314,8 +339,7 @@ def test_every_copied_file_is_in_the_build_context():
     assert copied
     for source in copied:
         assert (ROOT / source).exists(), f"COPY {source}: no such file in the repository"
-        assert not any(fnmatch(source.rstrip("/"), pattern) for pattern in ignored), \
-            f"COPY {source}: excluded by .dockerignore"
+        assert not any(fnmatch(source.rstrip("/"), pattern) for pattern in ignored), f"COPY {source}: excluded by .dockerignore"
 
     # everything the wheel is built from: the packages pyproject.toml includes, and its readme
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())

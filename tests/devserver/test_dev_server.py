@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from pim.mfa import current_code
-from pim.models import AccessType, ActivationRequest, MfaEvidence, State
+from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State
+from pim.identity.totp import current_code
 from tests.conftest import running_worker
 from tests.polling import settled
 
@@ -22,9 +22,14 @@ PIM = str(Path(sys.executable).parent / "pim")
 
 
 def ops_request(code: str, principal: str = "alice") -> ActivationRequest:
-    return ActivationRequest(group_id="grp-ops", access=AccessType.member, principal_id=principal,
-                             duration=timedelta(hours=2), justification="INC-42 database failover",
-                             mfa=MfaEvidence(code=code))
+    return ActivationRequest(
+        group_id="grp-ops",
+        access=AccessType.member,
+        principal_id=principal,
+        duration=timedelta(hours=2),
+        justification="INC-42 database failover",
+        mfa=MfaEvidence(code=code),
+    )
 
 
 async def test_review_update_refuses_before_writing_and_approves(dev_env, demo):
@@ -33,9 +38,9 @@ async def test_review_update_refuses_before_writing_and_approves(dev_env, demo):
         await settled(pim, request_id, State.pending_approval, timeout=10)
 
         refusals = {
-            "alice": ("approve", "ok", "own request"),          # self-approval
-            "carol": ("approve", "ok", "not an approver"),      # not listed for the stage
-            "bob": ("approve", None, "justification"),          # approver justification required
+            "alice": ("approve", "ok", "own request"),  # self-approval
+            "carol": ("approve", "ok", "not an approver"),  # not listed for the stage
+            "bob": ("approve", None, "justification"),  # approver justification required
         }
         for approver, (decision, justification, reason) in refusals.items():
             with pytest.raises(WorkflowUpdateFailedError) as refused:
@@ -73,8 +78,9 @@ async def test_search_attributes_list_pending_requests(dev_env, demo):
                 break
             await asyncio.sleep(0.1)
         assert pending[dave].principal_id == "dave" and pending[dave].access == "member"
-        assert [r.request_id for r in await pim.list(state="pending_approval", principal_id="alice")
-                if r.request_id in (alice, dave)] == [alice]
+        assert [
+            r.request_id for r in await pim.list(state="pending_approval", principal_id="alice") if r.request_id in (alice, dave)
+        ] == [alice]
         for request_id in (alice, dave):
             await pim.cancel(request_id, "admin", "test over")
             assert (await pim.result(request_id)).state == State.canceled
@@ -88,22 +94,38 @@ async def test_search_attributes_list_pending_requests(dev_env, demo):
 
 async def run_cli(env: dict, *args: str) -> tuple[int, str, str]:
     """The CLI in a subprocess, without blocking the loop the worker runs on."""
-    process = await asyncio.create_subprocess_exec(PIM, *args, env=env, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        PIM, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     return process.returncode, out.decode(), err.decode()
 
 
 async def test_cli_request_approve_status_members(dev_env, demo):
     async with running_worker(dev_env, demo) as pim:
-        env = {**os.environ, "PIM_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-               "PIM_TASK_QUEUE": pim.task_queue, "PIM_DATABASE_URL": demo.url}
+        env = {
+            **os.environ,
+            "PIM_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+            "PIM_TASK_QUEUE": pim.task_queue,
+            "PIM_DATABASE_URL": demo.url,
+        }
 
         code, out, _ = await run_cli(env, "mfa", "code", "alice")
         assert code == 0 and out.strip().isdigit()
-        code, out, err = await run_cli(env, "request", "grp-ops", "--as", "alice", "--duration", "2h",
-                                       "--justification", "INC-42 database failover", "--mfa-code", out.strip(),
-                                       "--wait")
+        code, out, err = await run_cli(
+            env,
+            "request",
+            "grp-ops",
+            "--as",
+            "alice",
+            "--duration",
+            "2h",
+            "--justification",
+            "INC-42 database failover",
+            "--mfa-code",
+            out.strip(),
+            "--wait",
+        )
         assert code == 0, err
         request_id = out.splitlines()[0].split(":")[0]
         assert request_id == "activation/grp-ops/member/alice"

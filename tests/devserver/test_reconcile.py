@@ -10,10 +10,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pim.mfa import current_code
-from pim.models import AccessType, ActivationRequest, MfaEvidence, State
-from pim.reconcile_models import ReconcileReport
-from pim.schedules import RECONCILE_SCHEDULE_ID, ensure_reconcile_schedule
+from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State
+from pim.domain.reconcile import ReconcileReport
+from pim.identity.totp import current_code
+from pim.runtime.schedules import RECONCILE_SCHEDULE_ID, ensure_reconcile_schedule
 from tests.conftest import running_worker
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
@@ -22,9 +22,18 @@ MEMBER = AccessType.member
 
 async def terminate_with_cli(env, workflow_id: str) -> None:
     process = await asyncio.create_subprocess_exec(
-        TEMPORAL, "workflow", "terminate", "--workflow-id", workflow_id, "--reason", "operator test",
-        "--address", env.client.service_client.config.target_host, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        TEMPORAL,
+        "workflow",
+        "terminate",
+        "--workflow-id",
+        workflow_id,
+        "--reason",
+        "operator test",
+        "--address",
+        env.client.service_client.config.target_host,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await process.communicate()
     assert process.returncode == 0, err.decode()
 
@@ -38,13 +47,15 @@ async def reach(pim, request_id: str, state: State) -> None:
 
 
 async def reconcile(env, pim) -> ReconcileReport:
-    return await env.client.execute_workflow("Reconcile", id=f"reconcile/test-{uuid.uuid4().hex[:6]}",
-                                             task_queue=pim.task_queue, result_type=ReconcileReport)
+    return await env.client.execute_workflow(
+        "Reconcile", id=f"reconcile/test-{uuid.uuid4().hex[:6]}", task_queue=pim.task_queue, result_type=ReconcileReport
+    )
 
 
 def dev_request(principal: str = "alice") -> ActivationRequest:
-    return ActivationRequest(group_id="grp-dev", access=MEMBER, principal_id=principal, duration=timedelta(hours=1),
-                             justification="deploy release 4.2")
+    return ActivationRequest(
+        group_id="grp-dev", access=MEMBER, principal_id=principal, duration=timedelta(hours=1), justification="deploy release 4.2"
+    )
 
 
 async def test_access_of_a_terminated_activation_is_taken_away(dev_env, demo):
@@ -76,9 +87,16 @@ async def test_access_of_a_terminated_activation_is_taken_away(dev_env, demo):
 async def test_a_request_terminated_while_pending_releases_its_claim(dev_env, demo):
     async with running_worker(dev_env, demo) as pim:
         code = current_code(await demo.mfa_secret("alice"))
-        request_id = await pim.start(ActivationRequest(group_id="grp-ops", access=MEMBER, principal_id="alice",
-                                                       duration=timedelta(hours=1), mfa=MfaEvidence(code=code),
-                                                       justification="INC-42 database failover"))
+        request_id = await pim.start(
+            ActivationRequest(
+                group_id="grp-ops",
+                access=MEMBER,
+                principal_id="alice",
+                duration=timedelta(hours=1),
+                mfa=MfaEvidence(code=code),
+                justification="INC-42 database failover",
+            )
+        )
         await reach(pim, request_id, State.pending_approval)
         await terminate_with_cli(dev_env, request_id)
         report = await reconcile(dev_env, pim)
@@ -95,8 +113,9 @@ async def test_a_request_terminated_while_pending_releases_its_claim(dev_env, de
 
 async def test_an_ended_assignment_whose_lifecycle_is_gone_is_revoked(dev_env, demo):
     now = datetime.now(UTC)
-    assignment_id = await demo.assign("grp-dev", "bob", kind="active", starts_at=now - timedelta(days=2),
-                                      ends_at=now - timedelta(minutes=1), by="admin")
+    assignment_id = await demo.assign(
+        "grp-dev", "bob", kind="active", starts_at=now - timedelta(days=2), ends_at=now - timedelta(minutes=1), by="admin"
+    )
     assert await demo.has_membership("grp-dev", MEMBER, "bob")
     async with running_worker(dev_env, demo) as pim:
         report = await reconcile(dev_env, pim)
@@ -124,9 +143,11 @@ async def test_the_schedule_runs_the_reconciler_every_five_minutes(dev_env, demo
         assert description.schedule.spec.intervals[0].every == timedelta(minutes=5)
         await handle.trigger()
         for _ in range(100):
-            runs = [w async for w in dev_env.client.list_workflows("WorkflowType = 'Reconcile' AND "
-                                                                  "ExecutionStatus = 'Completed'")
-                    if w.id.startswith("reconcile-")]  # a scheduled run: "<action id>-<time>"
+            runs = [
+                w
+                async for w in dev_env.client.list_workflows("WorkflowType = 'Reconcile' AND ExecutionStatus = 'Completed'")
+                if w.id.startswith("reconcile-")
+            ]  # a scheduled run: "<action id>-<time>"
             if runs:
                 break
             await asyncio.sleep(0.1)

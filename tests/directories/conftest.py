@@ -28,8 +28,14 @@ def slapd(slapd_server: Slapd) -> Slapd:
 
 def ldap_settings(server: Slapd) -> dict[str, str]:
     """The PIM_ environment for a worker or the CLI on this slapd."""
-    return {"PIM_DIRECTORY": "ldap", "PIM_LDAP_URL": server.url, "PIM_LDAP_BASE_DN": SUFFIX,
-            "PIM_LDAP_BIND_DN": ROOT_DN, "PIM_LDAP_BIND_PASSWORD": ROOT_PASSWORD, "PIM_LDAP_TIMEOUT": "3"}
+    return {
+        "PIM_DIRECTORY": "ldap",
+        "PIM_LDAP_URL": server.url,
+        "PIM_LDAP_BASE_DN": SUFFIX,
+        "PIM_LDAP_BIND_DN": ROOT_DN,
+        "PIM_LDAP_BIND_PASSWORD": ROOT_PASSWORD,
+        "PIM_LDAP_TIMEOUT": "3",
+    }
 
 
 @pytest.fixture

@@ -44,8 +44,11 @@ DENIED = "Insufficient privileges to complete the operation."
 # Graph's throttling page shows this body for 429; 503 and 500 are from its error-code list.
 FAULT_BODIES = {
     429: ("TooManyRequests", "Please retry again later."),
-    503: ("serviceNotAvailable", "The service is temporarily unavailable for maintenance or is overloaded. "
-                                 "You may repeat the request after a delay, which may be specified in a Retry-After header."),
+    503: (
+        "serviceNotAvailable",
+        "The service is temporarily unavailable for maintenance or is overloaded. "
+        "You may repeat the request after a delay, which may be specified in a Retry-After header.",
+    ),
     500: ("generalException", "An unspecified error has occurred."),
     401: ("InvalidAuthenticationToken", EXPIRED),
 }
@@ -71,9 +74,15 @@ class Exchange:
 
 
 class GraphFake:
-    def __init__(self, *, tenant_id: str = "11111111-2222-3333-4444-555555555555",
-                 client_id: str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", client_secret: str | None = None,
-                 page_size: int = 100, token_lifetime: int = 3599) -> None:
+    def __init__(
+        self,
+        *,
+        tenant_id: str = "11111111-2222-3333-4444-555555555555",
+        client_id: str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        client_secret: str | None = None,
+        page_size: int = 100,
+        token_lifetime: int = 3599,
+    ) -> None:
         self.tenant_id, self.client_id = tenant_id, client_id
         self.client_secret = client_secret or "s3cr3t~" + secrets.token_urlsafe(24)
         self.page_size = page_size
@@ -137,8 +146,9 @@ class GraphFake:
         with self._lock:
             self.objects.update(ids)
 
-    def inject(self, kind: int | str, count: int = 1, *, retry_after: str | int | None = None,
-               token_endpoint: bool = False) -> None:
+    def inject(
+        self, kind: int | str, count: int = 1, *, retry_after: str | int | None = None, token_endpoint: bool = False
+    ) -> None:
         if kind != "drop" and kind not in FAULT_BODIES:
             raise ValueError(f"no such fault: {kind!r}")
         with self._lock:
@@ -158,8 +168,11 @@ class GraphFake:
         return [e for e in self.exchanges if e.status == status]
 
     def graph_calls(self, method: str | None = None, contains: str = "") -> list[Exchange]:
-        return [e for e in self.exchanges if e.path.startswith("/v1.0/") and (method is None or e.method == method)
-                and contains in e.path]
+        return [
+            e
+            for e in self.exchanges
+            if e.path.startswith("/v1.0/") and (method is None or e.method == method) and contains in e.path
+        ]
 
     # Answers (called on the server's threads, under the lock).
 
@@ -179,16 +192,39 @@ class GraphFake:
         if form.get("scope") != GRAPH_SCOPE:
             return 400, _aad("invalid_scope", 70011, "The provided value for the input parameter 'scope' is not valid."), {}
         if form.get("client_id") != self.client_id:
-            return 400, _aad("unauthorized_client", 700016, f"Application with identifier '{form.get('client_id')}' "
-                                                            "was not found in the directory."), {}
+            return (
+                400,
+                _aad(
+                    "unauthorized_client",
+                    700016,
+                    f"Application with identifier '{form.get('client_id')}' was not found in the directory.",
+                ),
+                {},
+            )
         if not secrets.compare_digest(form.get("client_secret", ""), self.client_secret):
-            return 401, _aad("invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent "
-                                                        "in the request is the client secret value, not the client secret ID."), {}
+            return (
+                401,
+                _aad(
+                    "invalid_client",
+                    7000215,
+                    "Invalid client secret provided. Ensure the secret being sent "
+                    "in the request is the client secret value, not the client secret ID.",
+                ),
+                {},
+            )
         token = "eyJ0eXAiOiJKV1QifQ." + secrets.token_urlsafe(32)
         self.issued.append(token)
         self._valid[token] = time.monotonic() + self.token_lifetime
-        return 200, {"token_type": "Bearer", "expires_in": self.token_lifetime,
-                     "ext_expires_in": self.token_lifetime, "access_token": token}, {}
+        return (
+            200,
+            {
+                "token_type": "Bearer",
+                "expires_in": self.token_lifetime,
+                "ext_expires_in": self.token_lifetime,
+                "access_token": token,
+            },
+            {},
+        )
 
     def _graph(self, method: str, path: str, query: dict, authorization: str, body: dict | None) -> tuple[int, dict | None, dict]:
         token = authorization[7:] if authorization.startswith("Bearer ") else ""
@@ -213,19 +249,22 @@ class GraphFake:
         holders = group[collection]
         if len(parts) == 3 and method == "GET":
             start = int(query.get("$skiptoken", ["0"])[0])
-            page = holders[start:start + self.page_size]
-            answer = {"@odata.context": f"{self._base()}/$metadata#directoryObjects(id)",
-                      "value": [{"@odata.type": "#microsoft.graph.user", "id": i} for i in page]}
+            page = holders[start : start + self.page_size]
+            answer = {
+                "@odata.context": f"{self._base()}/$metadata#directoryObjects(id)",
+                "value": [{"@odata.type": "#microsoft.graph.user", "id": i} for i in page],
+            }
             if start + self.page_size < len(holders):
                 link_base = self.next_link_base or self._base()
-                answer["@odata.nextLink"] = (f"{link_base}/groups/{group_id}/{collection}"
-                                             f"?$select=id&$skiptoken={start + self.page_size}")
+                answer["@odata.nextLink"] = (
+                    f"{link_base}/groups/{group_id}/{collection}?$select=id&$skiptoken={start + self.page_size}"
+                )
             return 200, answer, {}
         if len(parts) == 4 and parts[3] == "$ref" and method == "POST":
             ref = (body or {}).get("@odata.id", "")
             if not isinstance(ref, str) or not ref.startswith(DIRECTORY_OBJECTS):
                 return _error(400, "Request_BadRequest", f"Invalid URL format specified in @odata.id for {collection}")
-            principal = ref[len(DIRECTORY_OBJECTS):]
+            principal = ref[len(DIRECTORY_OBJECTS) :]
             if principal not in self.objects:
                 return _error(404, "Request_ResourceNotFound", NOT_FOUND.format(principal))
             if principal in holders:
@@ -244,8 +283,11 @@ class GraphFake:
 
 
 def _inner() -> dict:
-    return {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "request-id": str(uuid.uuid4()),
-            "client-request-id": str(uuid.uuid4())}
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        "request-id": str(uuid.uuid4()),
+        "client-request-id": str(uuid.uuid4()),
+    }
 
 
 def _error(status: int, code: str, message: str, headers: dict | None = None) -> tuple[int, dict, dict]:
@@ -254,10 +296,15 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
 
 def _aad(error: str, number: int, text: str) -> dict:
     trace = str(uuid.uuid4())
-    return {"error": error, "error_description": f"AADSTS{number}: {text}\r\nTrace ID: {trace}",
-            "error_codes": [number], "timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
-            "trace_id": trace, "correlation_id": str(uuid.uuid4()),
-            "error_uri": f"https://login.microsoftonline.com/error?code={number}"}
+    return {
+        "error": error,
+        "error_description": f"AADSTS{number}: {text}\r\nTrace ID: {trace}",
+        "error_codes": [number],
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
+        "trace_id": trace,
+        "correlation_id": str(uuid.uuid4()),
+        "error_uri": f"https://login.microsoftonline.com/error?code={number}",
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -296,8 +343,9 @@ class _Handler(BaseHTTPRequestHandler):
                     payload = json.loads(raw) if raw else None
                 except ValueError:
                     payload = None
-                status, body, headers = fake._graph(self.command, split.path, parse_qs(split.query),
-                                                    self.headers.get("Authorization", ""), payload)
+                status, body, headers = fake._graph(
+                    self.command, split.path, parse_qs(split.query), self.headers.get("Authorization", ""), payload
+                )
             else:
                 status, body, headers = _error(404, "NotFound", "Not found")
             if status == 401 and not is_token:

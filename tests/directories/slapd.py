@@ -25,8 +25,10 @@ PEOPLE = f"ou=people,{SUFFIX}"
 GROUPS = f"ou=groups,{SUFFIX}"
 USERS = ("admin", "dave", "alice", "bob", "carol")  # the demo tenant's users (SPEC section 8)
 SCHEMAS = ("core", "cosine", "inetorgperson")
-HOW_TO_INSTALL = ("slapd is not installed: run `sudo DEBIAN_FRONTEND=noninteractive apt-get install -y slapd ldap-utils` "
-                  "(or set PIM_INSTALL_SLAPD=1 to let the tests install it)")
+HOW_TO_INSTALL = (
+    "slapd is not installed: run `sudo DEBIAN_FRONTEND=noninteractive apt-get install -y slapd ldap-utils` "
+    "(or set PIM_INSTALL_SLAPD=1 to let the tests install it)"
+)
 
 
 def user_dn(uid: str) -> str:
@@ -92,14 +94,20 @@ rootpw {ROOT_PASSWORD}
     def start(self, timeout: float = 15.0) -> None:
         log = open(self.root / "slapd.log", "ab")
         # -d 0: stay in the foreground (no fork), so that this Popen is slapd itself.
-        self.process = subprocess.Popen([self.binary, "-h", f"{self.url}/", "-f", str(self.conf), "-d", "0"],
-                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [self.binary, "-h", f"{self.url}/", "-f", str(self.conf), "-d", "0"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"slapd exited with {self.process.returncode}: "
-                                   f"{(self.root / 'slapd.log').read_text(errors='replace')[-2000:]}")
+                raise RuntimeError(
+                    f"slapd exited with {self.process.returncode}: "
+                    f"{(self.root / 'slapd.log').read_text(errors='replace')[-2000:]}"
+                )
             try:
                 with self.connect():
                     return
@@ -121,8 +129,9 @@ rootpw {ROOT_PASSWORD}
 
     def connect(self) -> Connection:
         """A bound connection as the root DN (for setting up and for looking behind PIM's back)."""
-        return Connection(Server(self.url, connect_timeout=2), ROOT_DN, ROOT_PASSWORD, auto_bind=True,
-                          receive_timeout=5, raise_exceptions=True)
+        return Connection(
+            Server(self.url, connect_timeout=2), ROOT_DN, ROOT_PASSWORD, auto_bind=True, receive_timeout=5, raise_exceptions=True
+        )
 
     def reset(self) -> None:
         """Empty the tree, then load the base entries: the demo users, and grp-ops (carol

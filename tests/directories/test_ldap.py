@@ -13,7 +13,7 @@ from ldap3 import MODIFY_ADD
 from temporalio.exceptions import ApplicationError
 
 from pim.directories.ldap import Flavor, LdapDirectory
-from pim.models import AccessType
+from pim.domain.models import AccessType
 from tests.directories.slapd import GROUPS, ROOT_DN, SUFFIX, Slapd, group_dn, user_dn
 
 MEMBER, OWNER = AccessType.member, AccessType.owner
@@ -69,8 +69,9 @@ async def test_the_last_member_gives_way_to_the_placeholder_and_back(ldap_direct
 
 async def test_a_placeholder_of_your_choice(slapd):
     nobody = f"cn=nobody,{SUFFIX}"
-    directory = LdapDirectory(slapd.url, base_dn=SUFFIX, bind_dn=ROOT_DN, bind_password="slapd-test-secret",
-                              empty_member=nobody, timeout=3)
+    directory = LdapDirectory(
+        slapd.url, base_dn=SUFFIX, bind_dn=ROOT_DN, bind_password="slapd-test-secret", empty_member=nobody, timeout=3
+    )
     await directory.remove("grp-ops", MEMBER, "carol")
     assert slapd.values("grp-ops") == {nobody}
     assert await directory.holders("grp-ops", MEMBER) == set()
@@ -86,8 +87,11 @@ async def test_holders_report_foreign_dns_as_they_are(ldap_directory, slapd):
 
 
 async def test_a_missing_group_is_permanent_except_for_remove(ldap_directory, slapd):
-    for call in (ldap_directory.add("grp-nope", MEMBER, "bob"), ldap_directory.holds("grp-nope", MEMBER, "bob"),
-                 ldap_directory.holders("grp-nope", OWNER)):
+    for call in (
+        ldap_directory.add("grp-nope", MEMBER, "bob"),
+        ldap_directory.holds("grp-nope", MEMBER, "bob"),
+        ldap_directory.holders("grp-nope", OWNER),
+    ):
         error = await failure(call)
         assert error.type == "directory_group_not_found" and error.non_retryable
         assert "grp-nope" in error.message
@@ -96,8 +100,14 @@ async def test_a_missing_group_is_permanent_except_for_remove(ldap_directory, sl
 
 
 async def test_an_entry_that_is_not_a_group_is_not_found(slapd):
-    directory = LdapDirectory(slapd.url, base_dn=SUFFIX, bind_dn=ROOT_DN, bind_password="slapd-test-secret",
-                              group_dn="uid={group_id},ou=people,{base}", timeout=3)
+    directory = LdapDirectory(
+        slapd.url,
+        base_dn=SUFFIX,
+        bind_dn=ROOT_DN,
+        bind_password="slapd-test-secret",
+        group_dn="uid={group_id},ou=people,{base}",
+        timeout=3,
+    )
     error = await failure(directory.holders("alice", MEMBER))
     assert error.type == "directory_group_not_found" and error.non_retryable
     assert (await failure(directory.holds("alice", MEMBER, "bob"))).type == "directory_group_not_found"
@@ -107,8 +117,11 @@ async def test_a_server_that_is_down_is_retryable_and_works_again_when_back(ldap
     await ldap_directory.add("grp-ops", MEMBER, "bob")
     slapd.stop()
     started = time.monotonic()
-    for call in (ldap_directory.add("grp-ops", MEMBER, "alice"), ldap_directory.remove("grp-ops", MEMBER, "bob"),
-                 ldap_directory.holders("grp-ops", MEMBER)):
+    for call in (
+        ldap_directory.add("grp-ops", MEMBER, "alice"),
+        ldap_directory.remove("grp-ops", MEMBER, "bob"),
+        ldap_directory.holders("grp-ops", MEMBER),
+    ):
         error = await failure(call)
         assert error.type == "directory_unavailable" and not error.non_retryable
         assert slapd.url in error.message

@@ -14,11 +14,11 @@ from pathlib import Path
 from ldap3 import MODIFY_ADD, MODIFY_DELETE
 
 from activities.reconcile import ReconcileActivities
-from pim.models import AccessType, ActivationRequest, State
-from pim.reconcile_models import ReconcileInput
+from pim.domain.models import AccessType, ActivationRequest, State
+from pim.domain.reconcile import ReconcileInput
 from tests.conftest import running_worker
 from tests.directories.conftest import ldap_settings
-from tests.directories.slapd import user_dn, group_dn
+from tests.directories.slapd import group_dn, user_dn
 from tests.workflows.test_approval import finish, request_ops, settled
 
 PIM = str(Path(sys.executable).parent / "pim")
@@ -28,8 +28,9 @@ MEMBER, OWNER = AccessType.member, AccessType.owner
 async def diff(slapd, store, *args: str) -> tuple[int, dict]:
     """`pim directory diff GROUP ... --json` in a subprocess, on this store and this slapd."""
     env = dict(os.environ, PIM_DATABASE_URL=store.url, PIM_LOG_LEVEL="WARNING", **ldap_settings(slapd))
-    process = await asyncio.create_subprocess_exec(PIM, "directory", "diff", *args, "--json", env=env,
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        PIM, "directory", "diff", *args, "--json", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out, err = await process.communicate()
     assert process.returncode in (0, 1), err.decode()
     assert out, err.decode()
@@ -45,9 +46,15 @@ async def test_an_activation_adds_and_expiry_removes_the_member_in_slapd(time_en
         assert user_dn("alice") not in slapd.values("grp-ops")  # nothing before the approval
 
         await pim.approve(member_request, "bob", "failover approved")
-        owner_request = await pim.start(ActivationRequest(group_id="grp-ops", access=OWNER, principal_id="bob",
-                                                          duration=timedelta(hours=1),
-                                                          justification="rotate the group's owners"))
+        owner_request = await pim.start(
+            ActivationRequest(
+                group_id="grp-ops",
+                access=OWNER,
+                principal_id="bob",
+                duration=timedelta(hours=1),
+                justification="rotate the group's owners",
+            )
+        )
         assert (await settled(pim, member_request)).state == State.active
         assert (await settled(pim, owner_request)).state == State.active
         # slapd itself, searched apart from PIM: alice next to carol (the seed's permanent member), bob owner.
@@ -82,12 +89,12 @@ async def test_diff_reports_stray_and_missing_members_with_exit_1(demo, slapd):
     assert code == 1 and (result["missing"], result["unexpected"], result["ok"]) == (["carol"], ["dave"], [])
 
     env = dict(os.environ, PIM_DATABASE_URL=demo.url, **ldap_settings(slapd))
-    process = await asyncio.create_subprocess_exec(PIM, "directory", "diff", "grp-ops", env=env,
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        PIM, "directory", "diff", "grp-ops", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out, _ = await process.communicate()
     assert process.returncode == 1
-    assert out.decode().splitlines() == ["missing\tcarol", "unexpected\tdave",
-                                         "grp-ops member: missing=1 unexpected=1 ok=0"]
+    assert out.decode().splitlines() == ["missing\tcarol", "unexpected\tdave", "grp-ops member: missing=1 unexpected=1 ok=0"]
 
 
 async def test_diff_cannot_compare_when_slapd_is_down_or_the_group_unknown(demo, slapd):
@@ -95,8 +102,9 @@ async def test_diff_cannot_compare_when_slapd_is_down_or_the_group_unknown(demo,
     for args in (["grp-nope"], ["grp-ops"]):
         if args == ["grp-ops"]:
             slapd.stop()
-        process = await asyncio.create_subprocess_exec(PIM, "directory", "diff", *args, env=env,
-                                                       stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        process = await asyncio.create_subprocess_exec(
+            PIM, "directory", "diff", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
         _, err = await process.communicate()
         assert process.returncode == 2, err.decode()
         assert err.decode().startswith("error: ") and len(err.decode().strip().splitlines()) == 1

@@ -17,8 +17,8 @@ from temporalio.exceptions import ApplicationError
 
 from pim.directories import build_directory, msgraph
 from pim.directories.msgraph import GraphDirectory
-from pim.models import AccessType
-from pim.settings import PimSettings
+from pim.domain.models import AccessType
+from pim.runtime.settings import PimSettings
 from tests.directories.graph_fake import ALREADY_EXISTS, EXPIRED, NOT_FOUND, GraphFake
 
 GROUP = "0c1f6a4e-8d7b-4b52-9a57-3f0b2c1d9e01"
@@ -41,8 +41,14 @@ def fake():
 
 
 def directory_for(fake: GraphFake, **kwargs) -> GraphDirectory:
-    return GraphDirectory(tenant_id=fake.tenant_id, client_id=fake.client_id, client_secret=fake.client_secret,
-                          authority=fake.authority, base_url=fake.base_url, **kwargs)
+    return GraphDirectory(
+        tenant_id=fake.tenant_id,
+        client_id=fake.client_id,
+        client_secret=fake.client_secret,
+        authority=fake.authority,
+        base_url=fake.base_url,
+        **kwargs,
+    )
 
 
 @pytest_asyncio.fixture
@@ -88,8 +94,11 @@ async def test_remove_absent_is_success_after_graphs_not_found_answer(graph, fak
     await graph.remove(GROUP, OWNER, GHOST)
     deletes = fake.graph_calls("DELETE")
     assert [e.status for e in deletes] == [404, 404]
-    assert deletes[0].body["error"] == {**deletes[0].body["error"], "code": "Request_ResourceNotFound",
-                                        "message": NOT_FOUND.format(ALICE)}
+    assert deletes[0].body["error"] == {
+        **deletes[0].body["error"],
+        "code": "Request_ResourceNotFound",
+        "message": NOT_FOUND.format(ALICE),
+    }
     # Each 404 was told apart from a missing group by asking for the group.
     assert [e.status for e in fake.graph_calls("GET", f"/groups/{GROUP}?$select=id")] == [200, 200]
 
@@ -113,9 +122,13 @@ async def test_paging_to_another_host_is_refused(graph, fake):
 
 
 async def test_missing_group_is_permanent_for_every_operation(graph, fake):
-    for operation in (graph.add(MISSING_GROUP, MEMBER, ALICE), graph.remove(MISSING_GROUP, MEMBER, ALICE),
-                      graph.remove(MISSING_GROUP, OWNER, ALICE), graph.holders(MISSING_GROUP, OWNER),
-                      graph.holds(MISSING_GROUP, MEMBER, ALICE)):
+    for operation in (
+        graph.add(MISSING_GROUP, MEMBER, ALICE),
+        graph.remove(MISSING_GROUP, MEMBER, ALICE),
+        graph.remove(MISSING_GROUP, OWNER, ALICE),
+        graph.holders(MISSING_GROUP, OWNER),
+        graph.holds(MISSING_GROUP, MEMBER, ALICE),
+    ):
         error = await failure(operation)
         assert error.type == "directory_group_not_found" and error.non_retryable, error
         assert MISSING_GROUP in error.message
@@ -231,8 +244,13 @@ async def test_token_rejected_twice_is_a_retryable_auth_failure(graph, fake):
 
 
 async def test_wrong_secret_is_an_auth_failure_without_the_secret(fake):
-    async with GraphDirectory(tenant_id=fake.tenant_id, client_id=fake.client_id, client_secret="not-the-secret-xyz",
-                              authority=fake.authority, base_url=fake.base_url) as graph:
+    async with GraphDirectory(
+        tenant_id=fake.tenant_id,
+        client_id=fake.client_id,
+        client_secret="not-the-secret-xyz",
+        authority=fake.authority,
+        base_url=fake.base_url,
+    ) as graph:
         error = await failure(graph.add(GROUP, MEMBER, ALICE))
     assert error.type == "directory_auth_failed" and "invalid_client" in error.message
     assert "not-the-secret-xyz" not in str(error)
@@ -240,9 +258,13 @@ async def test_wrong_secret_is_an_auth_failure_without_the_secret(fake):
 
 
 def test_from_settings(fake, monkeypatch):
-    for name, value in {"PIM_GRAPH_TENANT_ID": fake.tenant_id, "PIM_GRAPH_CLIENT_ID": fake.client_id,
-                        "PIM_GRAPH_CLIENT_SECRET": fake.client_secret, "PIM_GRAPH_AUTHORITY": fake.authority,
-                        "PIM_GRAPH_BASE_URL": fake.base_url}.items():
+    for name, value in {
+        "PIM_GRAPH_TENANT_ID": fake.tenant_id,
+        "PIM_GRAPH_CLIENT_ID": fake.client_id,
+        "PIM_GRAPH_CLIENT_SECRET": fake.client_secret,
+        "PIM_GRAPH_AUTHORITY": fake.authority,
+        "PIM_GRAPH_BASE_URL": fake.base_url,
+    }.items():
         monkeypatch.setenv(name, value)
     settings = PimSettings()
     assert fake.client_secret not in repr(settings) and fake.client_secret not in str(settings.model_dump())
@@ -272,8 +294,11 @@ async def test_secret_and_tokens_never_in_logs_or_errors(fake, monkeypatch, capl
         fake.expire_tokens()
         await graph.remove(GROUP, MEMBER, BOB)
         fake.forbidden.add(OTHER_GROUP)
-        for operation in (graph.add(OTHER_GROUP, MEMBER, ALICE), graph.add(MISSING_GROUP, MEMBER, ALICE),
-                          graph.add(GROUP, MEMBER, GHOST)):
+        for operation in (
+            graph.add(OTHER_GROUP, MEMBER, ALICE),
+            graph.add(MISSING_GROUP, MEMBER, ALICE),
+            graph.add(GROUP, MEMBER, GHOST),
+        ):
             errors.append(await failure(operation))
         fake.inject(401, 2)
         errors.append(await failure(graph.holders(GROUP, MEMBER)))
@@ -281,12 +306,18 @@ async def test_secret_and_tokens_never_in_logs_or_errors(fake, monkeypatch, capl
         fake.inject("drop", 1)
         errors.append(await failure(graph.holders(GROUP, MEMBER)))
         errors.append(await failure(graph.holders(GROUP, MEMBER)))
-    async with GraphDirectory(tenant_id=fake.tenant_id, client_id=fake.client_id, client_secret=fake.client_secret + "x",
-                              authority=fake.authority, base_url=fake.base_url) as wrong:
+    async with GraphDirectory(
+        tenant_id=fake.tenant_id,
+        client_id=fake.client_id,
+        client_secret=fake.client_secret + "x",
+        authority=fake.authority,
+        base_url=fake.base_url,
+    ) as wrong:
         errors.append(await failure(wrong.holders(GROUP, MEMBER)))
     assert len(fake.issued) >= 3 and len(errors) == 7
     assert {"graph_token_acquired", "graph_token_rejected", "graph_added", "graph_throttled"} <= {
-        e["event"] for e in events.entries}
+        e["event"] for e in events.entries
+    }
 
     texts = [repr(e) for e in events.entries] + [r.getMessage() + repr(r.__dict__) for r in caplog.records]
     for error in errors:

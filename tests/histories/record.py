@@ -19,15 +19,15 @@ from pathlib import Path
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from pim.assignment_models import assignment_workflow_id
-from pim.mfa import current_code
-from pim.models import AccessType, ActivationRequest, MfaEvidence
+from pim.domain.assignments import assignment_workflow_id
+from pim.domain.models import AccessType, ActivationRequest, MfaEvidence
+from pim.identity.totp import current_code
 from pim.operations import AdminContext
 from pim.operations.assignments import create_assignment, extend_assignment, remove_assignment, renew_assignment
-from pim.seed import seed_demo
+from pim.operations.seed import seed_demo
+from pim.runtime.temporal import find_binary, register_search_attributes
 from pim.store import Store
 from pim.store.database import upgrade_async
-from pim.temporal import find_binary, register_search_attributes
 from tests.conftest import running_worker
 
 HERE = Path(__file__).parent
@@ -35,16 +35,26 @@ RELEASE = "v4"  # bump when recording after a workflow change
 
 
 def dev_request(**overrides) -> ActivationRequest:
-    fields = dict(group_id="grp-dev", access=AccessType.member, principal_id="alice", duration=timedelta(hours=1),
-                  justification="deploy hotfix 1.2.3")
+    fields = dict(
+        group_id="grp-dev",
+        access=AccessType.member,
+        principal_id="alice",
+        duration=timedelta(hours=1),
+        justification="deploy hotfix 1.2.3",
+    )
     return ActivationRequest(**{**fields, **overrides})
 
 
 async def ops_request(store: Store) -> ActivationRequest:
     code = current_code(await store.mfa_secret("alice"))
-    return ActivationRequest(group_id="grp-ops", access=AccessType.member, principal_id="alice",
-                             duration=timedelta(hours=2), justification="INC-42 database failover",
-                             mfa=MfaEvidence(code=code))
+    return ActivationRequest(
+        group_id="grp-ops",
+        access=AccessType.member,
+        principal_id="alice",
+        duration=timedelta(hours=2),
+        justification="INC-42 database failover",
+        mfa=MfaEvidence(code=code),
+    )
 
 
 async def approved_and_expired(env, pim, store):
@@ -96,16 +106,17 @@ async def scheduled(env, pim, store):
 
 
 async def malformed(env, pim, store):
-    handle = await env.client.start_workflow("GroupActivation", {"group_id": "grp-dev", "access": "admin"},
-                                             id="activation/malformed", task_queue=pim.task_queue)
+    handle = await env.client.start_workflow(
+        "GroupActivation", {"group_id": "grp-dev", "access": "admin"}, id="activation/malformed", task_queue=pim.task_queue
+    )
     return handle.id
 
 
-SCENARIOS = [approved_and_expired, denied, approval_expired, canceled, deactivated, extended, rejected, scheduled,
-             malformed]
+SCENARIOS = [approved_and_expired, denied, approval_expired, canceled, deactivated, extended, rejected, scheduled, malformed]
 
 
 # --- AssignmentLifecycle -------------------------------------------------------
+
 
 async def _admin(env, pim, store) -> tuple[AdminContext, list]:
     """An administrator whose clock follows the test server (now[0], refreshed by the scenario)."""
@@ -116,16 +127,24 @@ async def _admin(env, pim, store) -> tuple[AdminContext, list]:
 async def assignment_expired(env, pim, store):
     """Eligible for 20 days: both reminders, then the end."""
     ctx, _ = await _admin(env, pim, store)
-    aid = await create_assignment(ctx, "grp-ops", "dave", access=AccessType.member, kind="eligible",
-                                  duration=timedelta(days=20), justification="covering the on-call rotation")
+    aid = await create_assignment(
+        ctx,
+        "grp-ops",
+        "dave",
+        access=AccessType.member,
+        kind="eligible",
+        duration=timedelta(days=20),
+        justification="covering the on-call rotation",
+    )
     return assignment_workflow_id(aid)
 
 
 async def assignment_extended(env, pim, store):
     """Active for 20 days, extended by 10 after the first reminder."""
     ctx, now = await _admin(env, pim, store)
-    aid = await create_assignment(ctx, "grp-dev", "bob", access=AccessType.member, kind="active",
-                                  duration=timedelta(days=20), justification="release train")
+    aid = await create_assignment(
+        ctx, "grp-dev", "bob", access=AccessType.member, kind="active", duration=timedelta(days=20), justification="release train"
+    )
     await env.sleep(timedelta(days=7))
     now[0] = await env.get_current_time()
     await extend_assignment(ctx, aid, extra=timedelta(days=10), justification="the train slipped")
@@ -134,8 +153,9 @@ async def assignment_extended(env, pim, store):
 
 async def assignment_removed(env, pim, store):
     ctx, now = await _admin(env, pim, store)
-    aid = await create_assignment(ctx, "grp-dev", "bob", access=AccessType.member, kind="active",
-                                  duration=timedelta(days=30), justification="contract work")
+    aid = await create_assignment(
+        ctx, "grp-dev", "bob", access=AccessType.member, kind="active", duration=timedelta(days=30), justification="contract work"
+    )
     await env.sleep(timedelta(minutes=6))
     now[0] = await env.get_current_time()
     await remove_assignment(ctx, aid, reason="contract ended early")
@@ -145,8 +165,9 @@ async def assignment_removed(env, pim, store):
 async def assignment_renewed(env, pim, store):
     """Expired after a day, renewed 10 days later: the history of the second run."""
     ctx, now = await _admin(env, pim, store)
-    aid = await create_assignment(ctx, "grp-dev", "bob", access=AccessType.member, kind="active",
-                                  duration=timedelta(days=1), justification="release day")
+    aid = await create_assignment(
+        ctx, "grp-dev", "bob", access=AccessType.member, kind="active", duration=timedelta(days=1), justification="release day"
+    )
     await env.sleep(timedelta(days=11))
     now[0] = await env.get_current_time()
     await renew_assignment(ctx, aid, extra=timedelta(days=5), justification="next release")
@@ -173,7 +194,8 @@ async def record(target: Path = HERE) -> list[Path]:
                 continue  # a released history stays as it was recorded
             # A server per scenario: its clock starts at the real time, as the demo tenant does.
             env = await WorkflowEnvironment.start_time_skipping(
-                test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter)
+                test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter
+            )
             await register_search_attributes(env.client, "default")
             url = f"sqlite+aiosqlite:///{workdir / scenario.__name__}.db"
             await upgrade_async(url)
@@ -195,7 +217,7 @@ async def record(target: Path = HERE) -> list[Path]:
 
 
 if __name__ == "__main__":
-    from pim.process import hard_exit
+    from pim.runtime.process import hard_exit
 
     for path in asyncio.run(record()):
         print(path)

@@ -37,13 +37,13 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client
 
 from pim.client import PimClient
-from pim.mfa import current_code
-from pim.models import AccessType, ActivationRequest, MfaEvidence, State
-from pim.seed import seed_demo
-from pim.status import ActivationStatus
+from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State
+from pim.domain.status import ActivationStatus
+from pim.identity.totp import current_code
+from pim.operations.seed import seed_demo
+from pim.runtime.temporal import SEARCH_ATTRIBUTE_NAMES, connect, find_binary
 from pim.store import Store
 from pim.store.tables import GrantRow
-from pim.temporal import SEARCH_ATTRIBUTE_NAMES, connect, find_binary
 from tests.integration.processes import free_port, http_status
 from workflows.options import PIM_STATE
 
@@ -55,11 +55,11 @@ SERVER_TIMEOUT = 30
 READY_TIMEOUT = 30
 RETRY_TIMEOUT = 75  # an activity lost with its worker is retried after its 30 s start-to-close timeout
 END_TIMEOUT = 60
-FINAL = {State.rejected, State.denied, State.approval_expired, State.canceled, State.failed, State.expired,
-         State.deactivated}
+FINAL = {State.rejected, State.denied, State.approval_expired, State.canceled, State.failed, State.expired, State.deactivated}
 
 
 # --- processes ---------------------------------------------------------------
+
 
 def tail(path: Path, lines: int = 40) -> str:
     try:
@@ -102,9 +102,23 @@ class DevServer:
         with open(self.log, "ab") as out:  # the child keeps its own descriptor
             out.write(f"--- start {self.starts} on port {self.port} ---\n".encode())
             self.proc = await asyncio.create_subprocess_exec(
-                find_binary("temporal"), "server", "start-dev", "--db-filename", str(self.db), "--port", str(self.port),
-                "--headless", "--ip", "127.0.0.1", "--log-level", "error", *attributes,
-                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT)
+                find_binary("temporal"),
+                "server",
+                "start-dev",
+                "--db-filename",
+                str(self.db),
+                "--port",
+                str(self.port),
+                "--headless",
+                "--ip",
+                "127.0.0.1",
+                "--log-level",
+                "error",
+                *attributes,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+            )
         deadline = time.monotonic() + SERVER_TIMEOUT
         while True:
             if self.proc.returncode is not None:
@@ -115,8 +129,7 @@ class DevServer:
                 return client
             except Exception as error:  # refused while it starts, namespace not yet there
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"dev server not serving on {self.address} within {SERVER_TIMEOUT} s: "
-                                         f"{error}") from None
+                    raise AssertionError(f"dev server not serving on {self.address} within {SERVER_TIMEOUT} s: {error}") from None
                 await asyncio.sleep(0.2)
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
@@ -165,17 +178,30 @@ class Harness:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PIM_TEMPORAL_ADDRESS": self.server.address, "PIM_NAMESPACE": "default",
-                "PIM_TASK_QUEUE": self.pim.task_queue, "PIM_DATABASE_URL": self.store.url, "PIM_LOG_FORMAT": "json",
-                "PYTHONUNBUFFERED": "1"}
+        return {
+            **os.environ,
+            "PIM_TEMPORAL_ADDRESS": self.server.address,
+            "PIM_NAMESPACE": "default",
+            "PIM_TASK_QUEUE": self.pim.task_queue,
+            "PIM_DATABASE_URL": self.store.url,
+            "PIM_LOG_FORMAT": "json",
+            "PYTHONUNBUFFERED": "1",
+        }
 
     async def start_worker(self) -> WorkerProcess:
         name = f"worker-{len(self.workers) + 1}"
         port, log = free_port(), self.tmp_path / f"{name}.log"
         with open(log, "wb") as out:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "worker", cwd=ROOT, env={**self.env, "PIM_HEALTH_PORT": str(port)},
-                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT)
+                sys.executable,
+                "-m",
+                "worker",
+                cwd=ROOT,
+                env={**self.env, "PIM_HEALTH_PORT": str(port)},
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+            )
         worker = WorkerProcess(name, log, proc, port)
         self.workers.append(worker)
         deadline = time.monotonic() + READY_TIMEOUT
@@ -193,8 +219,9 @@ class Harness:
         engine = create_async_engine(self.store.url)
         connection = await engine.connect()
         await connection.begin()
-        await connection.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                                 {"key": f"{group_id}/{access.value}/{principal_id}"})
+        await connection.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"{group_id}/{access.value}/{principal_id}"}
+        )
         self.locks.append(connection)
         return connection
 
@@ -218,8 +245,10 @@ class Harness:
 
     def dump(self) -> None:
         for worker in self.workers:
-            print(f"\n--- {worker.name} (pid {worker.pid}, exit {worker.proc.returncode}) log tail ---\n"
-                  f"{tail(worker.log)}", file=sys.stderr)
+            print(
+                f"\n--- {worker.name} (pid {worker.pid}, exit {worker.proc.returncode}) log tail ---\n{tail(worker.log)}",
+                file=sys.stderr,
+            )
         exit_code = self.server.proc.returncode if self.server.proc else None
         print(f"\n--- dev server (exit {exit_code}) log tail ---\n{tail(self.server.log)}", file=sys.stderr)
 
@@ -261,18 +290,29 @@ async def crash_harness(store: Store, tmp_path: Path):
 
 # --- requests and their state --------------------------------------------------
 
+
 async def request_ops(h: Harness) -> str:
     """alice asks for membership of grp-ops (MFA, bob approves)."""
     code = current_code(await h.store.mfa_secret("alice"))
-    return await h.pim.start(ActivationRequest(
-        group_id=OPS, access=MEMBER, principal_id="alice", duration=timedelta(hours=2), justification=JUSTIFICATION,
-        mfa=MfaEvidence(code=code)))
+    return await h.pim.start(
+        ActivationRequest(
+            group_id=OPS,
+            access=MEMBER,
+            principal_id="alice",
+            duration=timedelta(hours=2),
+            justification=JUSTIFICATION,
+            mfa=MfaEvidence(code=code),
+        )
+    )
 
 
 async def request_dev(h: Harness, user: str) -> str:
     """`user` asks for membership of grp-dev (no approval, no MFA)."""
-    return await h.pim.start(ActivationRequest(group_id=DEV, access=MEMBER, principal_id=user,
-                                               duration=timedelta(hours=1), justification=JUSTIFICATION))
+    return await h.pim.start(
+        ActivationRequest(
+            group_id=DEV, access=MEMBER, principal_id=user, duration=timedelta(hours=1), justification=JUSTIFICATION
+        )
+    )
 
 
 async def status(h: Harness, rid: str) -> ActivationStatus | None:
@@ -295,8 +335,9 @@ async def wait_state(h: Harness, rid: str, state: State, timeout: float) -> Acti
         if current is not None and current.state in FINAL:
             raise AssertionError(f"{rid} ended {current.state.value} ({current.end_reason}), expected {state.value}")
         if time.monotonic() - started > timeout:
-            raise AssertionError(f"{rid} not {state.value} after {timeout} s: last seen "
-                                 f"{last.state.value if last else 'no answer'}")
+            raise AssertionError(
+                f"{rid} not {state.value} after {timeout} s: last seen {last.state.value if last else 'no answer'}"
+            )
         await asyncio.sleep(0.5)
 
 
@@ -308,9 +349,11 @@ async def visible_state(h: Harness, rid: str) -> str | None:
 
 
 async def signals_in_history(h: Harness, rid: str) -> list[str]:
-    return [event.workflow_execution_signaled_event_attributes.signal_name
-            async for event in h.pim.temporal.get_workflow_handle(rid).fetch_history_events()
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+    return [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        async for event in h.pim.temporal.get_workflow_handle(rid).fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
 
 
 async def pending_activities(h: Harness, rid: str) -> list:
@@ -323,8 +366,7 @@ async def wait_in_flight(h: Harness, rid: str, activity: str, timeout: float = 3
     deadline = time.monotonic() + timeout
     while True:
         for pending in await pending_activities(h, rid):
-            if (pending.activity_type.name == activity
-                    and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED):
+            if pending.activity_type.name == activity and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED:
                 h.say(f"{rid}: {activity} in flight on {pending.last_worker_identity}")
                 return pending.last_worker_identity
         assert time.monotonic() < deadline, f"{rid}: {activity} not in flight after {timeout} s"
@@ -352,8 +394,9 @@ async def pending_timers(h: Harness, rid: str) -> list[datetime]:
     async for event in h.pim.temporal.get_workflow_handle(rid).fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
             attributes = event.timer_started_event_attributes
-            started[attributes.timer_id] = (event.event_time.ToDatetime(tzinfo=UTC)
-                                            + attributes.start_to_fire_timeout.ToTimedelta())
+            started[attributes.timer_id] = (
+                event.event_time.ToDatetime(tzinfo=UTC) + attributes.start_to_fire_timeout.ToTimedelta()
+            )
         elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
             done.add(event.timer_fired_event_attributes.timer_id)
         elif event.event_type == EventType.EVENT_TYPE_TIMER_CANCELED:
@@ -370,11 +413,16 @@ async def assert_expiry_timer(h: Harness, rid: str, expires_at: datetime) -> Non
 
 # --- what the store must hold ----------------------------------------------------
 
+
 async def activation_grants(store: Store, group_id: str, principal_id: str) -> list[GrantRow]:
     async with store.sessions() as session:
-        return list(await session.scalars(select(GrantRow).where(
-            GrantRow.group_id == group_id, GrantRow.principal_id == principal_id,
-            GrantRow.source_kind == "activation")))
+        return list(
+            await session.scalars(
+                select(GrantRow).where(
+                    GrantRow.group_id == group_id, GrantRow.principal_id == principal_id, GrantRow.source_kind == "activation"
+                )
+            )
+        )
 
 
 async def audit_actions(store: Store, rid: str, action: str) -> list:
@@ -413,6 +461,7 @@ async def end_by_admin(h: Harness, rid: str, group_id: str, principal_id: str) -
 
 
 # --- the scenarios -------------------------------------------------------------
+
 
 @pytest.mark.slow
 async def test_worker_killed_while_request_waits_for_approval(crash_store, tmp_path):

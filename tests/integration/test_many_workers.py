@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.api.enums.v1 import PendingActivityState
 
 from pim.client import PimClient
-from pim.models import AccessType, ActivationRequest, State
-from pim.seed import seed_demo
+from pim.domain.models import AccessType, ActivationRequest, State
+from pim.operations.seed import seed_demo
 from pim.store import Store
 from pim.store.tables import GrantRow
 from tests.integration.processes import free_port, http_status
@@ -69,8 +69,15 @@ async def start_worker(name: str, tmp_path: Path, env: dict[str, str]) -> Worker
     log = tmp_path / f"{name}.log"
     with open(log, "wb") as out:  # the child keeps its own descriptor
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "worker", cwd=ROOT, env={**env, "PIM_HEALTH_PORT": str(port)},
-            stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT)
+            sys.executable,
+            "-m",
+            "worker",
+            cwd=ROOT,
+            env={**env, "PIM_HEALTH_PORT": str(port)},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
     return WorkerProcess(name, log, proc, port)
 
 
@@ -91,8 +98,10 @@ async def in_flight_grants(pim: PimClient, request_ids: list[str]) -> dict[str, 
     for request_id in request_ids:
         description = await pim.temporal.get_workflow_handle(request_id).describe()
         for pending in description.raw_description.pending_activities:
-            if (pending.activity_type.name == "grant_access"
-                    and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED):
+            if (
+                pending.activity_type.name == "grant_access"
+                and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+            ):
                 holders[request_id] = pending.last_worker_identity
     return holders
 
@@ -103,6 +112,7 @@ async def states(pim: PimClient, request_ids: list[str]) -> dict[str, State | st
             return (await asyncio.wait_for(pim.status(request_id), 10)).state
         except Exception as error:  # a query routed to the dead worker's sticky queue, a timeout: ask again
             return f"unanswered ({type(error).__name__})"
+
     return dict(zip(request_ids, await asyncio.gather(*(one(r) for r in request_ids))))
 
 
@@ -121,8 +131,9 @@ async def wait_all(pim: PimClient, request_ids: list[str], state: State, timeout
 
 async def activation_grants(store: Store) -> list[GrantRow]:
     async with store.sessions() as session:
-        return list(await session.scalars(select(GrantRow).where(
-            GrantRow.group_id == GROUP, GrantRow.source_kind == "activation")))
+        return list(
+            await session.scalars(select(GrantRow).where(GrantRow.group_id == GROUP, GrantRow.source_kind == "activation"))
+        )
 
 
 async def test_two_workers_one_killed_every_activation_granted_once_and_revoked(dev_env, pg_store, tmp_path):
@@ -133,9 +144,15 @@ async def test_two_workers_one_killed_every_activation_granted_once_and_revoked(
         await store.assign(GROUP, user, kind="eligible", by="admin")
 
     task_queue = f"pim-many-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "PIM_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-           "PIM_NAMESPACE": dev_env.client.namespace, "PIM_TASK_QUEUE": task_queue,
-           "PIM_DATABASE_URL": store.url, "PIM_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PIM_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "PIM_NAMESPACE": dev_env.client.namespace,
+        "PIM_TASK_QUEUE": task_queue,
+        "PIM_DATABASE_URL": store.url,
+        "PIM_LOG_FORMAT": "json",
+        "PYTHONUNBUFFERED": "1",
+    }
     pim = PimClient(dev_env.client, task_queue)
     workers: list[WorkerProcess] = []
     lock_engine = create_async_engine(store.url)
@@ -143,8 +160,9 @@ async def test_two_workers_one_killed_every_activation_granted_once_and_revoked(
     began = time.monotonic()
 
     def request(user: str) -> ActivationRequest:
-        return ActivationRequest(group_id=GROUP, access=MEMBER, principal_id=user, duration=timedelta(hours=1),
-                                 justification=JUSTIFICATION)
+        return ActivationRequest(
+            group_id=GROUP, access=MEMBER, principal_id=user, duration=timedelta(hours=1), justification=JUSTIFICATION
+        )
 
     try:
         for name in ("worker-a", "worker-b"):
@@ -156,8 +174,9 @@ async def test_two_workers_one_killed_every_activation_granted_once_and_revoked(
         locks = await lock_engine.connect()
         await locks.begin()
         for user in FIRST:
-            await locks.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                                {"key": f"{GROUP}/{MEMBER.value}/{user}"})
+            await locks.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"{GROUP}/{MEMBER.value}/{user}"}
+            )
 
         first_ids = list(await asyncio.gather(*(pim.start(request(u)) for u in FIRST)))
         deadline = time.monotonic() + 30
@@ -170,8 +189,9 @@ async def test_two_workers_one_killed_every_activation_granted_once_and_revoked(
         victim = max(workers, key=lambda w: len(by_worker[w.pid]))
         survivor = next(w for w in workers if w is not victim)
         assert by_worker[victim.pid], f"no grant in flight on either worker: {holders}"
-        print(f"grants in flight: {({w.name: len(by_worker[w.pid]) for w in workers})}; "
-              f"SIGKILL {victim.name} (pid {victim.pid})")
+        print(
+            f"grants in flight: { ({w.name: len(by_worker[w.pid]) for w in workers}) }; SIGKILL {victim.name} (pid {victim.pid})"
+        )
         victim.proc.send_signal(signal.SIGKILL)
         assert await asyncio.wait_for(victim.proc.wait(), 10) == -signal.SIGKILL
 
@@ -188,7 +208,7 @@ async def test_two_workers_one_killed_every_activation_granted_once_and_revoked(
         assert sorted(m.principal_id for m in memberships) == USERS  # exactly one each, nobody else
         grants = await activation_grants(store)
         assert sorted(g.principal_id for g in grants) == USERS, "one activation grant per user, no double grant"
-        for request_id, user in zip(request_ids, USERS):
+        for request_id in request_ids:
             granted = [a for a in await store.audit(request_id=request_id) if a.action == "access_granted"]
             assert len(granted) == 1, f"{request_id}: {len(granted)} access_granted audit lines"
         assert sorted(await store.running_activations(GROUP)) == sorted(request_ids)
@@ -213,8 +233,10 @@ async def test_two_workers_one_killed_every_activation_granted_once_and_revoked(
             code = await asyncio.wait_for(survivor.proc.wait(), EXIT_TIMEOUT)
         except asyncio.TimeoutError:
             raise AssertionError(f"{survivor.name} still running {EXIT_TIMEOUT} s after SIGTERM") from None
-        assert code == 0, (f"{survivor.name} exited with {code} after SIGTERM (negative: killed by that signal, "
-                           "e.g. -11 SIGSEGV or -6 SIGABRT at interpreter shutdown)")
+        assert code == 0, (
+            f"{survivor.name} exited with {code} after SIGTERM (negative: killed by that signal, "
+            "e.g. -11 SIGSEGV or -6 SIGABRT at interpreter shutdown)"
+        )
         assert survivor.count("worker stopped") == 1
         print(f"{survivor.name} drained and exited 0; test took {time.monotonic() - began:.1f} s")
     except BaseException:

@@ -22,10 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from structlog.testing import capture_logs
 
-from pim.channels import EmailChannel, WebhookChannel, WebhookDeliveryError, WebhookRejected, build_channels
-from pim.channels.webhook import verify_signature
-from pim.notify import LogChannel, Notification, PermanentDeliveryError, Recipient
-from pim.settings import PimSettings
+from pim.notifications.channels import EmailChannel, WebhookChannel, WebhookDeliveryError, WebhookRejected, build_channels
+from pim.notifications.channels.log import LogChannel
+from pim.notifications.channels.webhook import verify_signature
+from pim.notifications.model import Notification, PermanentDeliveryError, Recipient
+from pim.runtime.settings import PimSettings
 
 REQUEST_ID = "activation/grp-ops/member/alice"
 APPROVE = f'pim approve {REQUEST_ID} --as bob --justification "..."'
@@ -34,15 +35,27 @@ SECRET = "whsec-test-0123456789"
 
 def notification(**changes) -> Notification:
     values = dict(
-        key=f"{REQUEST_ID}:run1:activation_requested:approvers", event="activation_requested",
-        at=dt.datetime(2026, 11, 28, 13, 0, tzinfo=dt.UTC), subject="alice asks for membership of grp-ops",
-        recipients=[Recipient(principal_id="bob", role="approvers", email="bob@example.com", display_name="Bob B"),
-                    Recipient(principal_id="erin", role="approvers", email="erin@example.com"),
-                    Recipient(principal_id="frank", role="approvers")],
-        request_id=REQUEST_ID, group_id="grp-ops", access="member", principal_id="alice",
-        details={"duration": "PT2H", "justification": "INC-42 database failover", "ticket": "jira:OPS-123",
-                 "approval_deadline": "2026-11-29T13:00:00Z"},
-        actions=[APPROVE])
+        key=f"{REQUEST_ID}:run1:activation_requested:approvers",
+        event="activation_requested",
+        at=dt.datetime(2026, 11, 28, 13, 0, tzinfo=dt.UTC),
+        subject="alice asks for membership of grp-ops",
+        recipients=[
+            Recipient(principal_id="bob", role="approvers", email="bob@example.com", display_name="Bob B"),
+            Recipient(principal_id="erin", role="approvers", email="erin@example.com"),
+            Recipient(principal_id="frank", role="approvers"),
+        ],
+        request_id=REQUEST_ID,
+        group_id="grp-ops",
+        access="member",
+        principal_id="alice",
+        details={
+            "duration": "PT2H",
+            "justification": "INC-42 database failover",
+            "ticket": "jira:OPS-123",
+            "approval_deadline": "2026-11-29T13:00:00Z",
+        },
+        actions=[APPROVE],
+    )
     values.update(changes)
     return Notification(**values)
 
@@ -123,7 +136,8 @@ async def test_no_address_at_all_is_a_logged_no_op(smtp):
     collector, port = smtp
     with capture_logs() as logs:
         await EmailChannel("127.0.0.1", port, sender="pim@corp.example").send(
-            notification(recipients=[Recipient(principal_id="frank", role="approvers")]))
+            notification(recipients=[Recipient(principal_id="frank", role="approvers")])
+        )
     assert collector.envelopes == []
     assert any(e["event"] == "email not sent: no recipient has an address" for e in logs)
 
@@ -132,8 +146,14 @@ async def test_refused_recipients(smtp):
     collector, port = smtp
     channel = EmailChannel("127.0.0.1", port, sender="pim@corp.example")
     # One refused among accepted: delivered to the others (a retry would send them a second copy).
-    await channel.send(notification(recipients=[Recipient(principal_id="bob", role="approvers", email="bob@example.com"),
-                                                Recipient(principal_id="x", role="approvers", email="x@refused.example")]))
+    await channel.send(
+        notification(
+            recipients=[
+                Recipient(principal_id="bob", role="approvers", email="bob@example.com"),
+                Recipient(principal_id="x", role="approvers", email="x@refused.example"),
+            ]
+        )
+    )
     assert collector.envelopes[0].rcpt_tos == ["bob@example.com"]
     # All refused with 5xx: permanent.
     with pytest.raises(PermanentDeliveryError):
@@ -151,16 +171,23 @@ def self_signed(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_file, key_file)
     return server, ssl.create_default_context(cafile=str(cert_file))
@@ -182,21 +209,53 @@ async def test_tls_and_authentication(tmp_path, mode):
     server_ctx, client_ctx = self_signed(tmp_path)
     collector, accounts, port = Collector(), Accounts(), free_port()
     if mode == "starttls":  # TLS required before AUTH and MAIL
-        controller = Controller(collector, hostname="127.0.0.1", port=port, tls_context=server_ctx,
-                                require_starttls=True, authenticator=accounts, auth_required=True)
+        controller = Controller(
+            collector,
+            hostname="127.0.0.1",
+            port=port,
+            tls_context=server_ctx,
+            require_starttls=True,
+            authenticator=accounts,
+            auth_required=True,
+        )
     else:  # implicit TLS from the first byte
-        controller = Controller(collector, hostname="127.0.0.1", port=port, ssl_context=server_ctx,
-                                authenticator=accounts, auth_required=True, auth_require_tls=False)
+        controller = Controller(
+            collector,
+            hostname="127.0.0.1",
+            port=port,
+            ssl_context=server_ctx,
+            authenticator=accounts,
+            auth_required=True,
+            auth_require_tls=False,
+        )
     controller.start()
     try:
-        channel = EmailChannel("127.0.0.1", port, sender="pim@corp.example", username="pim", password="s3cret-pw",
-                               starttls=mode == "starttls", tls=mode == "tls", tls_context=client_ctx, timeout=5)
+        channel = EmailChannel(
+            "127.0.0.1",
+            port,
+            sender="pim@corp.example",
+            username="pim",
+            password="s3cret-pw",
+            starttls=mode == "starttls",
+            tls=mode == "tls",
+            tls_context=client_ctx,
+            timeout=5,
+        )
         with capture_logs() as logs:
             await channel.send(notification())
         assert len(collector.envelopes) == 1 and accounts.logins == [(b"pim", True)]
         assert "s3cret-pw" not in repr(channel) and "s3cret-pw" not in str(logs)
-        wrong = EmailChannel("127.0.0.1", port, sender="pim@corp.example", username="pim", password="nope",
-                             starttls=mode == "starttls", tls=mode == "tls", tls_context=client_ctx, timeout=5)
+        wrong = EmailChannel(
+            "127.0.0.1",
+            port,
+            sender="pim@corp.example",
+            username="pim",
+            password="nope",
+            starttls=mode == "starttls",
+            tls=mode == "tls",
+            tls_context=client_ctx,
+            timeout=5,
+        )
         with pytest.raises(aiosmtplib.SMTPAuthenticationError) as raised:
             await wrong.send(notification())
         assert "nope" not in str(raised.value)
@@ -264,8 +323,9 @@ async def test_webhook_json_body_and_signature(receiver):
     # A changed body, another secret, a stale timestamp or no header do not verify.
     assert not verify_signature(SECRET, headers["X-PIM-Timestamp"], body + b" ", headers["X-PIM-Signature"])
     assert not verify_signature("other", headers["X-PIM-Timestamp"], body, headers["X-PIM-Signature"])
-    assert not verify_signature(SECRET, headers["X-PIM-Timestamp"], body, headers["X-PIM-Signature"],
-                                now=int(headers["X-PIM-Timestamp"]) + 301)
+    assert not verify_signature(
+        SECRET, headers["X-PIM-Timestamp"], body, headers["X-PIM-Signature"], now=int(headers["X-PIM-Timestamp"]) + 301
+    )
     assert not verify_signature(SECRET, headers["X-PIM-Timestamp"], body, None)
     data = json.loads(body)
     assert set(data) == {"event", "key", "at", "subject", "text", "notification"}
@@ -286,8 +346,9 @@ async def test_webhook_slack_format(receiver):
     assert all(b["type"] in ("section", "context") for b in data["blocks"])
 
 
-@pytest.mark.parametrize("status, permanent", [(500, False), (503, False), (429, False), (408, False),
-                                               (400, True), (404, True), (410, True)])
+@pytest.mark.parametrize(
+    "status, permanent", [(500, False), (503, False), (429, False), (408, False), (400, True), (404, True), (410, True)]
+)
 async def test_webhook_failures_say_whether_to_retry(receiver, status, permanent):
     receiver.status = status
     with pytest.raises(Exception) as raised:

@@ -12,9 +12,9 @@ from email.policy import default as email_policy
 
 from aiosmtpd.controller import Controller
 
-from pim.channels.email import EmailChannel
-from pim.models import AccessType, State
-from pim.notify import LogChannel
+from pim.domain.models import AccessType, State
+from pim.notifications.channels.email import EmailChannel
+from pim.notifications.channels.log import LogChannel
 from tests.conftest import running_worker
 from tests.notifications.test_channels import Collector, free_port
 from tests.workflows.test_approval import request_ops, set_ops_approval, settled
@@ -24,8 +24,12 @@ MEMBER = AccessType.member
 
 async def use_email(demo) -> None:
     policy = (await demo.policy("grp-ops", MEMBER))[0]
-    await demo.set_policy("grp-ops", MEMBER, policy.model_copy(update={
-        "notifications": policy.notifications.model_copy(update={"channels": ["log", "email"]})}), by="admin")
+    await demo.set_policy(
+        "grp-ops",
+        MEMBER,
+        policy.model_copy(update={"notifications": policy.notifications.model_copy(update={"channels": ["log", "email"]})}),
+        by="admin",
+    )
 
 
 def messages(collector: Collector) -> list:

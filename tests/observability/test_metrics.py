@@ -15,12 +15,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pim.client import PimClient
-from pim.mfa import current_code
-from pim.models import AccessType, ActivationRequest, MfaEvidence, State
-from pim.temporal import connect, find_binary, register_search_attributes
+from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State
+from pim.identity.totp import current_code
+from pim.runtime.temporal import connect, find_binary, register_search_attributes
 from tests.conftest import running_worker
-from tests.polling import settled
 from tests.observability.conftest import free_port, sample, scrape_until
+from tests.polling import settled
 from worker.app import serving
 from worker.telemetry import metrics_runtime
 
@@ -28,8 +28,13 @@ WHY = "deploy the 1.4 hotfix to staging"
 
 
 def dev_request(principal: str, justification: str | None = WHY) -> ActivationRequest:
-    return ActivationRequest(group_id="grp-dev", access=AccessType.member, principal_id=principal,
-                             duration=timedelta(hours=1), justification=justification)
+    return ActivationRequest(
+        group_id="grp-dev",
+        access=AccessType.member,
+        principal_id=principal,
+        duration=timedelta(hours=1),
+        justification=justification,
+    )
 
 
 async def test_worker_metrics_on_the_dev_server(dev_env, demo):
@@ -41,9 +46,16 @@ async def test_worker_metrics_on_the_dev_server(dev_env, demo):
     async with serving(client, demo, task_queue):
         pim = PimClient(client, task_queue)
         granted = await pim.start(dev_request("alice"))  # grp-dev: no approval
-        approved = await pim.start(ActivationRequest(
-            group_id="grp-ops", access=AccessType.member, principal_id="alice", duration=timedelta(hours=2),
-            justification="INC-42 database failover", mfa=MfaEvidence(code=current_code(await demo.mfa_secret("alice")))))
+        approved = await pim.start(
+            ActivationRequest(
+                group_id="grp-ops",
+                access=AccessType.member,
+                principal_id="alice",
+                duration=timedelta(hours=2),
+                justification="INC-42 database failover",
+                mfa=MfaEvidence(code=current_code(await demo.mfa_secret("alice"))),
+            )
+        )
         rejected = await pim.start(dev_request("dave", justification=None))  # justification required
 
         await settled(pim, approved, State.pending_approval)
@@ -54,8 +66,13 @@ async def test_worker_metrics_on_the_dev_server(dev_env, demo):
             assert (await pim.result(request_id)).state == State.deactivated
         assert (await pim.result(rejected)).state == State.rejected
 
-    text = await scrape_until(port, lambda t: sample(t, "pim_activations_ended", state="rejected") == 1
-                              and sample(t, "pim_activations_ended", state="deactivated") == 2)
+    text = await scrape_until(
+        port,
+        lambda t: (
+            sample(t, "pim_activations_ended", state="rejected") == 1
+            and sample(t, "pim_activations_ended", state="deactivated") == 2
+        ),
+    )
     assert sample(text, "pim_activations_ended", state="rejected") == 1
     assert sample(text, "pim_activations_ended", state="deactivated") == 2
     assert sample(text, "pim_activations_ended", state="expired") is None
@@ -72,8 +89,10 @@ async def test_worker_metrics_on_the_dev_server(dev_env, demo):
 async def test_expiry_and_retried_revocation(demo):
     port = free_port()
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter,
-        runtime=metrics_runtime(port, "127.0.0.1"))
+        test_server_existing_path=find_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+        runtime=metrics_runtime(port, "127.0.0.1"),
+    )
     try:
         await register_search_attributes(env.client, "default")
         # The first two revocations fail: close_activation succeeds on its third attempt.

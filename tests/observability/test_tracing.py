@@ -12,9 +12,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from pim import tracing
-from pim.models import AccessType, ActivationRequest, State
-from pim.temporal import find_binary, register_search_attributes
+from pim.domain.models import AccessType, ActivationRequest, State
+from pim.runtime import tracing
+from pim.runtime.temporal import find_binary, register_search_attributes
 from tests.conftest import running_worker
 
 
@@ -23,13 +23,22 @@ async def test_an_activation_is_one_trace(demo):
     provider = tracing.build_provider("console", exporter=exporter)
     # The client carries the interceptor; the worker made from it inherits it.
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter,
-        interceptors=[tracing.interceptor_for(provider)])
+        test_server_existing_path=find_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+        interceptors=[tracing.interceptor_for(provider)],
+    )
     try:
         await register_search_attributes(env.client, "default")
         async with running_worker(env, demo) as pim:
-            rid = await pim.start(ActivationRequest(group_id="grp-dev", access=AccessType.member, principal_id="alice",
-                                                    duration=timedelta(hours=1), justification="deploy the 1.4 hotfix"))
+            rid = await pim.start(
+                ActivationRequest(
+                    group_id="grp-dev",
+                    access=AccessType.member,
+                    principal_id="alice",
+                    duration=timedelta(hours=1),
+                    justification="deploy the 1.4 hotfix",
+                )
+            )
             for _ in range(150):
                 status = await pim.status(rid)
                 if status.state == State.active:
@@ -43,13 +52,20 @@ async def test_an_activation_is_one_trace(demo):
 
     spans = exporter.get_finished_spans()
     names = {span.name for span in spans}
-    assert {"StartWorkflow:GroupActivation", "RunWorkflow:GroupActivation", "StartActivity:grant_access",
-            "RunActivity:grant_access", "RunActivity:close_activation", "HandleSignal:deactivate",
-            "SignalWorkflow:deactivate"} <= names, names
+    assert {
+        "StartWorkflow:GroupActivation",
+        "RunWorkflow:GroupActivation",
+        "StartActivity:grant_access",
+        "RunActivity:grant_access",
+        "RunActivity:close_activation",
+        "HandleSignal:deactivate",
+        "SignalWorkflow:deactivate",
+    } <= names, names
     root = next(span for span in spans if span.name == "StartWorkflow:GroupActivation")
     activation = [span for span in spans if span.context.trace_id == root.context.trace_id]
     assert {"RunActivity:grant_access", "RunActivity:close_activation", "RunWorkflow:GroupActivation"} <= {
-        span.name for span in activation}
+        span.name for span in activation
+    }
     grant = next(span for span in activation if span.name == "RunActivity:grant_access")
     assert grant.attributes["temporalWorkflowID"] == rid
 

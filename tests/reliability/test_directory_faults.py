@@ -17,18 +17,17 @@ from datetime import timedelta
 
 import pytest
 
-from pim.directory import StoreDirectory
-from pim.faults import FaultPlan, FaultyDirectory, InjectedFault
-from pim.models import AccessType, ActivationRequest, State
-from pim.status import ActivationStatus
+from pim.directories.faults import FaultPlan, FaultyDirectory, InjectedFault
+from pim.directories.store_directory import StoreDirectory
+from pim.domain.models import AccessType, ActivationRequest, State
+from pim.domain.status import ActivationStatus
 from tests.conftest import running_worker
 from workflows.options import GRANT
 
 MEMBER = AccessType.member
 GROUP = "grp-dev"
 WHY = "deploy the 1.4 hotfix to staging"
-TERMINAL = {State.rejected, State.denied, State.approval_expired, State.canceled, State.expired, State.deactivated,
-            State.failed}
+TERMINAL = {State.rejected, State.denied, State.approval_expired, State.canceled, State.expired, State.deactivated, State.failed}
 
 
 # --- helpers -----------------------------------------------------------------
@@ -48,8 +47,9 @@ async def worker(env, store, **kwargs):
 
 
 async def start(pim, principal: str, duration: timedelta = timedelta(minutes=30)) -> str:
-    rid = await pim.start(ActivationRequest(group_id=GROUP, access=MEMBER, principal_id=principal,
-                                            justification=WHY, duration=duration))
+    rid = await pim.start(
+        ActivationRequest(group_id=GROUP, access=MEMBER, principal_id=principal, justification=WHY, duration=duration)
+    )
     pim.started.append(rid)
     return rid
 
@@ -123,11 +123,21 @@ def test_the_fault_plan_parses_in_order_per_operation():
     assert [plan.next_fault("remove") for _ in range(5)] == ["fail", "fail", "lie", None, None]
 
 
-@pytest.mark.parametrize("text, bad", [
-    ("", "empty"), (" , ", "empty"), ("remove:fail", "'remove:fail'"), ("remove:fail:3:4", "'remove:fail:3:4'"),
-    ("delete:fail:1", "'delete'"), ("add:explode:1", "'explode'"), ("add:fail:x", "'x'"), ("add:fail:0", "'0'"),
-    ("add:fail:-1", "'-1'"), ("add:fail:2,remove:hang", "'remove:hang'"),
-])
+@pytest.mark.parametrize(
+    "text, bad",
+    [
+        ("", "empty"),
+        (" , ", "empty"),
+        ("remove:fail", "'remove:fail'"),
+        ("remove:fail:3:4", "'remove:fail:3:4'"),
+        ("delete:fail:1", "'delete'"),
+        ("add:explode:1", "'explode'"),
+        ("add:fail:x", "'x'"),
+        ("add:fail:0", "'0'"),
+        ("add:fail:-1", "'-1'"),
+        ("add:fail:2,remove:hang", "'remove:hang'"),
+    ],
+)
 def test_a_bad_fault_plan_names_the_setting_and_the_bad_part(text, bad):
     with pytest.raises(ValueError) as error:
         FaultPlan.parse(text)
@@ -242,8 +252,10 @@ async def test_a_revoke_that_removes_but_reports_failure_ends_once(time_env, dem
 async def test_grant_and_revoke_that_hang_past_their_timeout_are_retried(time_env, demo):
     """dave's revoke and alice's grant each hang once, at the same time, on
     workers built from the setting (the `directory_faults` of build_worker)."""
-    async with worker(time_env, demo, directory_faults="remove:hang:1") as revoker, \
-            worker(time_env, demo, directory_faults="add:hang:1") as granter:
+    async with (
+        worker(time_env, demo, directory_faults="remove:hang:1") as revoker,
+        worker(time_env, demo, directory_faults="add:hang:1") as granter,
+    ):
         dave = await start(revoker, "dave", duration=timedelta(minutes=5))
         st = await until(time_env, revoker, dave, in_state(State.active))
         await time_env.sleep(st.expires_at - await time_env.get_current_time() - timedelta(seconds=2))

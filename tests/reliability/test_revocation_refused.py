@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from pim.directory import StoreDirectory, withdraw
-from pim.directory_sync import GROUP_NOT_FOUND
-from pim.models import AccessType
+from pim.directories.interface import GROUP_NOT_FOUND
+from pim.directories.sources import withdraw
+from pim.directories.store_directory import StoreDirectory
+from pim.domain.models import AccessType
 
 MEMBER = AccessType.member
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
@@ -37,8 +38,16 @@ async def granted(demo, source_id: str) -> None:
 async def test_a_group_the_directory_no_longer_has_counts_as_revoked(demo):
     await granted(demo, "run-1")
     directory = RefusingDirectory(demo, ApplicationError("no such group", type=GROUP_NOT_FOUND, non_retryable=True))
-    await withdraw(demo, directory, "grp-dev", MEMBER, "alice", source_id="run-1", at=NOW,
-                   drop_source=lambda: demo.remove_grant("activation", "run-1"))
+    await withdraw(
+        demo,
+        directory,
+        "grp-dev",
+        MEMBER,
+        "alice",
+        source_id="run-1",
+        at=NOW,
+        drop_source=lambda: demo.remove_grant("activation", "run-1"),
+    )
     assert await demo.other_live_sources("grp-dev", MEMBER, "alice", source_id="none", at=NOW) == []
 
 
@@ -46,8 +55,16 @@ async def test_a_permanent_refusal_is_retried_and_keeps_the_source(demo):
     await granted(demo, "run-2")
     refusal = ApplicationError("Insufficient privileges", type="directory_forbidden", non_retryable=True)
     with pytest.raises(ApplicationError) as raised:
-        await withdraw(demo, RefusingDirectory(demo, refusal), "grp-dev", MEMBER, "alice", source_id="run-2", at=NOW,
-                       drop_source=lambda: demo.remove_grant("activation", "run-2"))
+        await withdraw(
+            demo,
+            RefusingDirectory(demo, refusal),
+            "grp-dev",
+            MEMBER,
+            "alice",
+            source_id="run-2",
+            at=NOW,
+            drop_source=lambda: demo.remove_grant("activation", "run-2"),
+        )
     assert raised.value.non_retryable is False  # Temporal retries it, without limit for close_activation
     assert raised.value.type == "directory_forbidden" and "Insufficient privileges" in raised.value.message
     # Nothing was forgotten: the source stays until the removal succeeds.

@@ -25,10 +25,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from pim.durations import parse_duration
-from pim.mfa import current_code
-from pim.models import MAX_DURATION, AccessType, ActivationRequest, Extend, State
-from pim.status import ActivationStatus
+from pim.domain.durations import parse_duration
+from pim.domain.models import MAX_DURATION, AccessType, ActivationRequest, Extend, State
+from pim.domain.status import ActivationStatus
+from pim.identity.totp import current_code
 from tests.conftest import running_worker
 from tests.polling import settled
 
@@ -40,8 +40,12 @@ PROMPT = 15.0  # seconds: every hostile request must have ended by then
 async def temporal(address: str, *args: str) -> str:
     """The `temporal` CLI in a subprocess, without blocking the worker's loop."""
     process = await asyncio.create_subprocess_exec(
-        TEMPORAL, *args, env={**os.environ, "TEMPORAL_ADDRESS": address},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        TEMPORAL,
+        *args,
+        env={**os.environ, "TEMPORAL_ADDRESS": address},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, f"temporal {' '.join(a[:80] for a in args)}: {err.decode()[:500]}"
     return out.decode()
@@ -85,11 +89,20 @@ async def test_hostile_requests_end_rejected_promptly_naming_the_field(dev_env, 
     address = dev_env.client.service_client.config.target_host
     run = uuid.uuid4().hex[:8]
     async with running_worker(dev_env, demo) as pim:
+
         async def start(name: str, payload) -> tuple[str, float]:
             workflow_id = f"hostile/{run}/{name}"
             text = json.dumps(payload, ensure_ascii=False)
-            args = ["workflow", "start", "--type", "GroupActivation", "--task-queue", pim.task_queue,
-                    "--workflow-id", workflow_id]
+            args = [
+                "workflow",
+                "start",
+                "--type",
+                "GroupActivation",
+                "--task-queue",
+                pim.task_queue,
+                "--workflow-id",
+                workflow_id,
+            ]
             if len(text) > 100_000:  # one argv string holds at most 128 kB on Linux
                 (tmp_path / f"{name}.json").write_text(text)
                 args += ["--input-file", str(tmp_path / f"{name}.json")]
@@ -107,7 +120,7 @@ async def test_hostile_requests_end_rejected_promptly_naming_the_field(dev_env, 
             return result, time.monotonic() - began
 
         results = await asyncio.gather(*(ended(*s) for s in started))
-        for (name, (_, field)), (workflow_id, _), (final, took) in zip(PAYLOADS.items(), started, results):
+        for (name, (_, field)), (_workflow_id, _), (final, took) in zip(PAYLOADS.items(), started, results):
             assert took < PROMPT, f"{name}: took {took:.1f} s"
             assert final.state == State.rejected, f"{name}: {final.state}"
             assert final.end_reason == "malformed request"
@@ -137,12 +150,28 @@ async def test_hostile_requests_end_rejected_promptly_naming_the_field(dev_env, 
 async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_working(dev_env, demo):
     address = dev_env.client.service_client.config.target_host
     async with running_worker(dev_env, demo) as pim:
-        request = {"group_id": "grp-ops", "access": "member", "principal_id": "alice", "duration": "PT2H",
-                   "justification": "INC-42 database failover",
-                   "mfa": {"method": "totp", "code": current_code(await demo.mfa_secret("alice"))}}
+        request = {
+            "group_id": "grp-ops",
+            "access": "member",
+            "principal_id": "alice",
+            "duration": "PT2H",
+            "justification": "INC-42 database failover",
+            "mfa": {"method": "totp", "code": current_code(await demo.mfa_secret("alice"))},
+        }
         workflow_id = f"activation/grp-ops/member/alice-{uuid.uuid4().hex[:6]}"  # any id: admission keys on the request
-        await temporal(address, "workflow", "start", "--type", "GroupActivation", "--task-queue", pim.task_queue,
-                       "--workflow-id", workflow_id, "--input", json.dumps(request))
+        await temporal(
+            address,
+            "workflow",
+            "start",
+            "--type",
+            "GroupActivation",
+            "--task-queue",
+            pim.task_queue,
+            "--workflow-id",
+            workflow_id,
+            "--input",
+            json.dumps(request),
+        )
 
         async def signal(name: str, *inputs: str) -> None:
             args = ["workflow", "signal", "-w", workflow_id, "--name", name]
@@ -155,16 +184,19 @@ async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_wor
 
         await settled(pim, workflow_id, State.pending_approval, PROMPT)
         while_pending = [
-            ("hack", ["{}"], None),                                       # unknown name: ignored
-            ("approve", [], "expected one argument, got 0"),              # no input
+            ("hack", ["{}"], None),  # unknown name: ignored
+            ("approve", [], "expected one argument, got 0"),  # no input
             ("approve", ['{"approver_id": "bob", "justification": "ok"}', '"extra"'], "got 2"),
             ("approve", ['{"approver_id": 5, "justification": "ok"}'], "approver_id"),
             ("approve", ["null"], "valid dictionary"),
             ("deny", ['["bob", "no"]'], "valid dictionary"),
             ("approve", ['{"approver_id": "b\u043eb", "justification": "ok"}'], "approver_id"),  # Cyrillic o
             ("deactivate", ['{"by": "alice", "reason": "done"}'], "cannot deactivate in state pending_approval"),
-            ("extend", ['{"by": "alice", "duration": "PT1H", "justification": "more"}'],
-             "cannot extend in state pending_approval"),
+            (
+                "extend",
+                ['{"by": "alice", "duration": "PT1H", "justification": "more"}'],
+                "cannot extend in state pending_approval",
+            ),
             ("cancel", ['{"by": "alice", "reason": "x", "force": true}'], "force"),
         ]
         for name, inputs, _ in while_pending:
@@ -189,8 +221,11 @@ async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_wor
         while_active = [
             ("hack", ['{"approver_id": "bob"}'], None),
             ("approve", ['{"approver_id": "bob", "justification": "again"}'], "not pending approval"),
-            ("extend", ['{"by": "alice", "duration": "P99999999D", "justification": "forever"}'],
-             "duration: must be at most P3660D"),
+            (
+                "extend",
+                ['{"by": "alice", "duration": "P99999999D", "justification": "forever"}'],
+                "duration: must be at most P3660D",
+            ),
             ("extend", ['{"by": "alice", "duration": "-PT1H", "justification": "back"}'], "duration"),
             ("extend", ['{"by": "alice", "duration": 3600, "justification": "an hour"}', "{}"], "got 2"),
             ("cancel", ['{"by": "alice", "reason": "oops"}'], "cannot cancel in state active"),
@@ -200,7 +235,7 @@ async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_wor
         await signal("extend", '{"by": "alice", "duration": "PT1H", "justification": "failover takes longer"}')
         await asyncio.sleep(0.5)
         status = await settled(pim, workflow_id, State.active, PROMPT)
-        notes = refused(status)[len(pending_refusals):]
+        notes = refused(status)[len(pending_refusals) :]
         active_refusals = [(name, reason) for name, _, reason in while_active if reason]
         assert len(notes) == len(active_refusals), notes
         for note, (name, reason) in zip(notes, active_refusals):
@@ -219,8 +254,9 @@ async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_wor
 INSTANTS = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC))
 DURATIONS = st.one_of(st.timedeltas(), st.timedeltas(min_value=-MAX_DURATION, max_value=MAX_DURATION * 2))
 NUMBERS = st.one_of(st.integers(min_value=0, max_value=10**40).map(str), st.text("0123456789", min_size=1, max_size=40))
-ISO = st.builds(lambda sign, d, h, m, s: f"{sign}P{d}DT{h}H{m}M{s}S", st.sampled_from(["", "-"]), NUMBERS, NUMBERS,
-                NUMBERS, NUMBERS)
+ISO = st.builds(
+    lambda sign, d, h, m, s: f"{sign}P{d}DT{h}H{m}M{s}S", st.sampled_from(["", "-"]), NUMBERS, NUMBERS, NUMBERS, NUMBERS
+)
 
 
 def validated(model, **fields):
@@ -238,8 +274,7 @@ def test_validated_durations_never_overflow_instants_between_2000_and_2200(durat
     """Whatever a payload holds, validation either refuses it (a ValidationError on
     `duration`, never an OverflowError that would fail the workflow task) or yields
     a duration whose sums with any instant of 2000..2200 stay representable."""
-    request = validated(ActivationRequest, group_id="grp-dev", access="member", principal_id="alice",
-                        duration=duration)
+    request = validated(ActivationRequest, group_id="grp-dev", access="member", principal_id="alice", duration=duration)
     extend = validated(Extend, by="alice", duration=extra, justification="more time")
     if request is not None:
         assert timedelta(0) < request.duration <= MAX_DURATION
@@ -251,9 +286,11 @@ def test_validated_durations_never_overflow_instants_between_2000_and_2200(durat
             assert moved - granted_at == request.duration + extend.duration
 
 
-SHORT = st.lists(st.tuples(st.one_of(NUMBERS, st.text("0123456789", min_size=41, max_size=400)),
-                           st.sampled_from("dhmsDHMS")), min_size=1, max_size=4).map(
-    lambda parts: "".join(n + u for n, u in parts))
+SHORT = st.lists(
+    st.tuples(st.one_of(NUMBERS, st.text("0123456789", min_size=41, max_size=400)), st.sampled_from("dhmsDHMS")),
+    min_size=1,
+    max_size=4,
+).map(lambda parts: "".join(n + u for n, u in parts))
 
 
 @given(text=st.one_of(SHORT, st.text(max_size=40), ISO))

@@ -17,12 +17,12 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import ValidationError
 
 from activities.admission import AdmissionActivities
-from pim.models import AccessType, ActivationRequest, MfaEvidence, violations_from_validation_error
-from pim.oidc import ASYMMETRIC, JwksCache, JwksUnavailable, OidcConfig, OidcVerifier, configured_verifier, parse_jwks
-from pim.policy import ActivationSettings, Policy
-from pim.rules import EligibilityFacts, check_mfa_presence
-from pim.settings import PimSettings
-from pim.status import AdmitInput
+from pim.domain.activation_rules import EligibilityFacts, check_mfa_presence
+from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, violations_from_validation_error
+from pim.domain.policy import ActivationSettings, Policy
+from pim.domain.status import AdmitInput
+from pim.identity.oidc import ASYMMETRIC, JwksCache, JwksUnavailable, OidcConfig, OidcVerifier, configured_verifier, parse_jwks
+from pim.runtime.settings import PimSettings
 from tests.oidc_idp import AUDIENCE, DROP, FakeIdp, b64, private_key, public_jwk
 
 POLICY = ActivationSettings(require_mfa=True)
@@ -85,8 +85,7 @@ async def test_keys_are_found_through_oidc_discovery(idp):
 
 
 async def test_the_principal_can_be_named_by_another_claim(idp):
-    config = OidcConfig(issuer=idp.issuer, audiences=(AUDIENCE,), jwks_url=idp.jwks_url,
-                        principal_claim="preferred_username")
+    config = OidcConfig(issuer=idp.issuer, audiences=(AUDIENCE,), jwks_url=idp.jwks_url, principal_claim="preferred_username")
     verifier = OidcVerifier(config)
     assert await verdict_code(verifier, idp.token(sub="00u1abc", preferred_username="alice")) is None
     assert await verdict_code(verifier, idp.token(sub="alice", preferred_username="bob")) == "mfa_wrong_subject"
@@ -101,19 +100,22 @@ async def test_the_same_token_without_jti_is_keyed_by_its_hash(verifier, idp):
 # --- what is refused ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("overrides", "code"), [
-    ({"exp": int(time.time()) - 120}, "mfa_token_expired"),
-    ({"nbf": int(time.time()) + 600}, "mfa_token_not_yet_valid"),
-    ({"iss": "https://idp.example.com"}, "mfa_wrong_issuer"),
-    ({"aud": "another-app"}, "mfa_wrong_audience"),
-    ({"aud": DROP}, "mfa_invalid"),
-    ({"exp": DROP}, "mfa_invalid"),
-    ({"amr": ["pwd"]}, "mfa_insufficient"),
-    ({"amr": DROP}, "mfa_insufficient"),
-    ({"auth_time": int(time.time()) - 11 * 60}, "mfa_stale"),
-    ({"auth_time": DROP}, "mfa_stale"),
-    ({"auth_time": int(time.time()) + 600}, "mfa_invalid"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "code"),
+    [
+        ({"exp": int(time.time()) - 120}, "mfa_token_expired"),
+        ({"nbf": int(time.time()) + 600}, "mfa_token_not_yet_valid"),
+        ({"iss": "https://idp.example.com"}, "mfa_wrong_issuer"),
+        ({"aud": "another-app"}, "mfa_wrong_audience"),
+        ({"aud": DROP}, "mfa_invalid"),
+        ({"exp": DROP}, "mfa_invalid"),
+        ({"amr": ["pwd"]}, "mfa_insufficient"),
+        ({"amr": DROP}, "mfa_insufficient"),
+        ({"auth_time": int(time.time()) - 11 * 60}, "mfa_stale"),
+        ({"auth_time": DROP}, "mfa_stale"),
+        ({"auth_time": int(time.time()) + 600}, "mfa_invalid"),
+    ],
+)
 async def test_a_token_that_breaks_a_rule_is_refused_with_its_code(verifier, idp, overrides, code):
     assert await verdict_code(verifier, idp.token(**overrides)) == code
 
@@ -125,8 +127,10 @@ async def test_a_token_issued_to_someone_else_is_refused(verifier, idp):
 async def test_the_policy_sets_how_old_the_sign_in_may_be(verifier, idp):
     token = idp.token(auth_time=int(time.time()) - 20 * 60)
     assert await verdict_code(verifier, token) == "mfa_stale"
-    assert await verdict_code(verifier, token, settings=POLICY.model_copy(
-        update={"mfa_max_auth_age": timedelta(minutes=30)})) is None
+    assert (
+        await verdict_code(verifier, token, settings=POLICY.model_copy(update={"mfa_max_auth_age": timedelta(minutes=30)}))
+        is None
+    )
 
 
 async def test_a_required_authentication_context_must_be_the_acr(verifier, idp):
@@ -137,12 +141,15 @@ async def test_a_required_authentication_context_must_be_the_acr(verifier, idp):
     assert await verdict_code(verifier, idp.token(acrs=["c1", "c3"]), settings=strict) is None
 
 
-@pytest.mark.parametrize("token", [
-    "a.b.c",
-    f"{b64({'alg': ['RS256'], 'kid': 'rsa-1'})}.{b64({'sub': 'alice'})}.c2ln",
-    f"{b64({'alg': 'RS256', 'kid': 'rsa-1'})}.{b64(b'[1, 2]')}.c2ln",
-    f"{b64({'alg': 'RS256', 'kid': ['rsa-1']})}.{b64({'sub': 'alice'})}.c2ln",
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "a.b.c",
+        f"{b64({'alg': ['RS256'], 'kid': 'rsa-1'})}.{b64({'sub': 'alice'})}.c2ln",
+        f"{b64({'alg': 'RS256', 'kid': 'rsa-1'})}.{b64(b'[1, 2]')}.c2ln",
+        f"{b64({'alg': 'RS256', 'kid': ['rsa-1']})}.{b64({'sub': 'alice'})}.c2ln",
+    ],
+)
 async def test_garbage_is_refused_as_invalid_never_an_error(verifier, token):
     assert await verdict_code(verifier, token) == "mfa_invalid"
 
@@ -162,8 +169,11 @@ async def test_an_unsigned_token_alg_none_is_refused(verifier, idp):
 
 async def test_hs256_signed_with_the_published_rsa_key_is_refused(verifier, idp):
     """The key-confusion attack: the public key (PEM) used as an HMAC secret."""
-    pem = private_key("rsa-1").public_key().public_bytes(serialization.Encoding.PEM,
-                                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = (
+        private_key("rsa-1")
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     signing_input = f"{b64({'alg': 'HS256', 'typ': 'JWT', 'kid': 'rsa-1'})}.{b64(idp.claims())}"
     signature = b64(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())
     forged = f"{signing_input}.{signature}"
@@ -181,14 +191,18 @@ async def test_a_key_never_verifies_an_algorithm_its_type_does_not_allow(verifie
 
 
 def test_symmetric_and_foreign_keys_in_a_jwks_are_never_used():
-    keys = parse_jwks({"keys": [
-        {"kty": "oct", "kid": "h", "k": b64(b"secret")},
-        {"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"},
-        {"kty": "EC", "kid": "weird", "crv": "P-256", "alg": "HS256", "x": "", "y": ""},
-        {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
-        {"kty": "EC", "kid": "odd", "crv": ["P-256"], "x": "", "y": ""},
-        "not a key",
-    ]})
+    keys = parse_jwks(
+        {
+            "keys": [
+                {"kty": "oct", "kid": "h", "k": b64(b"secret")},
+                {"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"},
+                {"kty": "EC", "kid": "weird", "crv": "P-256", "alg": "HS256", "x": "", "y": ""},
+                {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
+                {"kty": "EC", "kid": "odd", "crv": ["P-256"], "x": "", "y": ""},
+                "not a key",
+            ]
+        }
+    )
     assert keys == []
     [rsa] = parse_jwks({"keys": [public_jwk("rsa-1")]})
     assert set(rsa.algorithms) <= ASYMMETRIC and not any(a.startswith("HS") for a in rsa.algorithms)
@@ -257,8 +271,9 @@ def test_no_issuer_means_no_verifier_and_an_issuer_needs_an_audience():
     assert configured_verifier(PimSettings()) is None
     with pytest.raises(ValueError, match="PIM_OIDC_AUDIENCE"):
         configured_verifier(PimSettings(oidc_issuer="https://idp.example.com"))
-    verifier = configured_verifier(PimSettings(oidc_issuer="https://idp.example.com", oidc_audience="a, b",
-                                               oidc_principal_claim="upn"))
+    verifier = configured_verifier(
+        PimSettings(oidc_issuer="https://idp.example.com", oidc_audience="a, b", oidc_principal_claim="upn")
+    )
     assert verifier.config.audiences == ("a", "b") and verifier.config.principal_claim == "upn"
 
 
@@ -281,16 +296,19 @@ def refusal(mfa: dict) -> list[str]:
     return [v.message for v in violations_from_validation_error(caught.value)]
 
 
-@pytest.mark.parametrize(("mfa", "field"), [
-    ({"method": "oidc"}, "mfa.token"),
-    ({"method": "oidc", "code": "123456SECRET"}, "mfa.token"),
-    ({"method": "oidc", "token": "a.b.SECRET", "code": "123456"}, "mfa.code"),
-    ({"method": "oidc", "token": "SECRET"}, "mfa.token"),
-    ({"method": "oidc", "token": "a.b.c" + "SECRET" * 3000}, "mfa.token"),
-    ({"method": "oidc", "token": "a.b.SECRET", "sealed": True}, "mfa.sealed"),
-    ({"method": "totp", "token": "a.b.SECRET"}, "mfa.code"),
-    ({"method": "totp", "code": "123456", "token": "a.b.SECRET"}, "mfa.token"),
-])
+@pytest.mark.parametrize(
+    ("mfa", "field"),
+    [
+        ({"method": "oidc"}, "mfa.token"),
+        ({"method": "oidc", "code": "123456SECRET"}, "mfa.token"),
+        ({"method": "oidc", "token": "a.b.SECRET", "code": "123456"}, "mfa.code"),
+        ({"method": "oidc", "token": "SECRET"}, "mfa.token"),
+        ({"method": "oidc", "token": "a.b.c" + "SECRET" * 3000}, "mfa.token"),
+        ({"method": "oidc", "token": "a.b.SECRET", "sealed": True}, "mfa.sealed"),
+        ({"method": "totp", "token": "a.b.SECRET"}, "mfa.code"),
+        ({"method": "totp", "code": "123456", "token": "a.b.SECRET"}, "mfa.token"),
+    ],
+)
 def test_each_method_needs_its_own_field_and_errors_name_it(mfa, field):
     messages = refusal(mfa)
     assert [m.split(":", 1)[0] for m in messages] == [field]
@@ -331,19 +349,26 @@ def test_the_rules_refuse_a_method_the_policy_does_not_allow_and_oidc_needs_no_t
 
 async def admit(activities: AdmissionActivities, token: str, *, validate_only: bool = False):
     run_key = f"activation/grp-ops/member/alice#{uuid.uuid4()}"
-    request = ActivationRequest(group_id="grp-ops", access=AccessType.member, principal_id="alice",
-                                justification="INC-42 database failover", validate_only=validate_only,
-                                mfa=MfaEvidence(method="oidc", token=token))
-    admission = await activities.admit_request(AdmitInput(request_id=run_key.split("#")[0], run_key=run_key,
-                                                          request=request, at=datetime.now(UTC)))
+    request = ActivationRequest(
+        group_id="grp-ops",
+        access=AccessType.member,
+        principal_id="alice",
+        justification="INC-42 database failover",
+        validate_only=validate_only,
+        mfa=MfaEvidence(method="oidc", token=token),
+    )
+    admission = await activities.admit_request(
+        AdmitInput(request_id=run_key.split("#")[0], run_key=run_key, request=request, at=datetime.now(UTC))
+    )
     if admission.admitted and not validate_only:
         await activities.store.release_activation(run_key)  # let the next attempt claim again
     return [v.code for v in admission.violations], run_key
 
 
 async def test_a_token_is_used_once_and_a_dry_run_does_not_use_it(demo, verifier, idp):
-    await demo.set_policy("grp-ops", AccessType.member, Policy(activation=ActivationSettings(
-        require_mfa=True, mfa_methods=["oidc"])), by="test")
+    await demo.set_policy(
+        "grp-ops", AccessType.member, Policy(activation=ActivationSettings(require_mfa=True, mfa_methods=["oidc"])), by="test"
+    )
     activities = AdmissionActivities(demo, mfa_seal_key=None, oidc_verifier=verifier)
     token = idp.token()
     with structlog.testing.capture_logs() as logged:
@@ -355,15 +380,15 @@ async def test_a_token_is_used_once_and_a_dry_run_does_not_use_it(demo, verifier
     assert (await admit(activities, token))[0] == ["mfa_replayed"]
     assert (await admit(activities, idp.token(jti=DROP)))[0] == []  # another token, keyed by its hash
     # An activity retry of the same run presents the same token again: still its own.
-    assert await demo.consume_mfa_token("alice", (await verifier.verify(token, "alice", POLICY)).replay_key,
-                                        run_key, datetime.now(UTC))
+    assert await demo.consume_mfa_token(
+        "alice", (await verifier.verify(token, "alice", POLICY)).replay_key, run_key, datetime.now(UTC)
+    )
     used = [row for row in await demo.audit(principal_id="alice") if row.action == "mfa_token_used"]
     assert len(used) == 2 and all(token not in str(row.details) for row in used)
 
 
 async def test_a_token_without_a_configured_issuer_is_refused_as_not_configured(demo, idp):
-    await demo.set_policy("grp-ops", AccessType.member, Policy(activation=ActivationSettings(require_mfa=True)),
-                          by="test")
+    await demo.set_policy("grp-ops", AccessType.member, Policy(activation=ActivationSettings(require_mfa=True)), by="test")
     codes, _ = await admit(AdmissionActivities(demo, mfa_seal_key=None, oidc_verifier=None), idp.token())
     assert codes == ["mfa_not_configured"]
 

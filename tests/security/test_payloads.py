@@ -21,12 +21,12 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from pim import mfa
 from pim.client import PimClient
-from pim.codec import ENCODING, EncryptionCodec, PayloadKeyError, data_converter, parse_keys
-from pim.models import AccessType, ActivationRequest, MfaEvidence, State
-from pim.settings import PimSettings
-from pim.status import ActivationStatus
+from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State
+from pim.domain.status import ActivationStatus
+from pim.identity import totp as mfa
+from pim.runtime.codec import ENCODING, EncryptionCodec, PayloadKeyError, data_converter, parse_keys
+from pim.runtime.settings import PimSettings
 from tests.conftest import running_worker
 from worker.app import build_worker
 from workflows.registry import WORKFLOWS
@@ -92,15 +92,18 @@ async def test_a_wrong_key_or_an_altered_payload_is_refused():
         await codec.decode([altered])
 
 
-@pytest.mark.parametrize("setting, message", [
-    ("", "entry 1 must be KEY_ID:BASE64KEY"),
-    ("k1", "entry 1 must be KEY_ID:BASE64KEY"),
-    (":AAAA", "entry 1 must be KEY_ID:BASE64KEY"),
-    ("k1:not base64!", "the key of 'k1' is not valid base64"),
-    ("k1:" + base64.b64encode(b"x" * 16).decode(), "must be 256 bits"),
-    ("k1:{key},k1:{key}", "key id 'k1' is listed twice"),
-    ("k1:{key},", "entry 2 must be KEY_ID:BASE64KEY"),
-])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("", "entry 1 must be KEY_ID:BASE64KEY"),
+        ("k1", "entry 1 must be KEY_ID:BASE64KEY"),
+        (":AAAA", "entry 1 must be KEY_ID:BASE64KEY"),
+        ("k1:not base64!", "the key of 'k1' is not valid base64"),
+        ("k1:" + base64.b64encode(b"x" * 16).decode(), "must be 256 bits"),
+        ("k1:{key},k1:{key}", "key id 'k1' is listed twice"),
+        ("k1:{key},", "entry 2 must be KEY_ID:BASE64KEY"),
+    ],
+)
 def test_a_malformed_key_setting_is_refused_naming_the_setting(setting, message):
     with pytest.raises(ValueError, match=message) as error:
         parse_keys(setting.format(key=new_key()))
@@ -118,9 +121,9 @@ def test_the_data_converter_encrypts_only_when_keys_are_set():
 
 
 def test_the_spec_evidence_is_still_valid_and_a_seal_replaces_the_code():
-    request = ActivationRequest.model_validate({
-        "group_id": "grp-ops", "access": "member", "principal_id": "alice",
-        "mfa": {"method": "totp", "code": "123456"}})
+    request = ActivationRequest.model_validate(
+        {"group_id": "grp-ops", "access": "member", "principal_id": "alice", "mfa": {"method": "totp", "code": "123456"}}
+    )
     assert request.mfa is not None and not request.mfa.sealed
     key = base64.b64decode(new_key())
     sealed = mfa.seal_request(request, key)
@@ -144,8 +147,15 @@ async def history_text(client: Client, workflow_id: str) -> str:
 
 
 def request(code: str, **fields) -> ActivationRequest:
-    return ActivationRequest(group_id="grp-ops", access=AccessType.member, principal_id="alice",
-                             duration=timedelta(hours=1), justification=WHY, mfa=MfaEvidence(code=code), **fields)
+    return ActivationRequest(
+        group_id="grp-ops",
+        access=AccessType.member,
+        principal_id="alice",
+        duration=timedelta(hours=1),
+        justification=WHY,
+        mfa=MfaEvidence(code=code),
+        **fields,
+    )
 
 
 async def settle(env, pim: PimClient, rid: str) -> ActivationStatus:
@@ -239,8 +249,9 @@ async def test_a_plain_code_still_works_and_a_seal_without_a_worker_key_is_refus
         code = mfa.current_code(secret)
         raw = request(code).model_dump(mode="json", exclude={"mfa": {"sealed"}})
         assert raw["mfa"] == {"method": "totp", "code": code}
-        handle = await time_env.client.start_workflow("GroupActivation", raw, id=request(code).workflow_id,
-                                                      task_queue=pim.task_queue, result_type=ActivationStatus)
+        handle = await time_env.client.start_workflow(
+            "GroupActivation", raw, id=request(code).workflow_id, task_queue=pim.task_queue, result_type=ActivationStatus
+        )
         async with started(pim, handle.id):
             status = await settle(time_env, pim, handle.id)
             assert status.state == State.pending_approval, status.violations

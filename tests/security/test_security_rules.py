@@ -15,11 +15,11 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
-from activities import build_activities
+from activities.registry import build_activities
 from pim.client import PimClient, RPCError
-from pim.mfa import current_code
-from pim.models import AccessType, ActivationRequest, MfaEvidence, ReviewDecision, State
-from pim.policy import ActivationSettings, ApprovalStage, Policy
+from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, ReviewDecision, State
+from pim.domain.policy import ActivationSettings, ApprovalStage, Policy
+from pim.identity.totp import current_code
 from tests.conftest import running_worker
 from tests.workflows.test_approval import (
     JUSTIFICATION,
@@ -43,6 +43,7 @@ async def refused_update(pim, rid: str, approver: str, justification: str = "loo
 
 
 # --- self-approval, by every path ------------------------------------------------
+
 
 async def test_the_requester_cannot_approve_by_signal_or_by_update(time_env, demo):
     async with running_worker(time_env, demo) as pim:
@@ -88,6 +89,7 @@ async def test_an_id_differing_only_by_case_is_another_principal_and_not_an_appr
 
 # --- approvals after the deadline ------------------------------------------------
 
+
 async def test_an_approval_arriving_after_the_deadline_is_not_applied(time_env, demo):
     async with running_worker(time_env, demo) as pim:
         rid = await request_ops(pim, demo)
@@ -106,8 +108,9 @@ async def worker_on(time_env, store, task_queue: str):
     """A worker without a workflow cache: no sticky queue, so the next worker on the
     task queue gets the pending workflow task at once (the test server holds its
     clock while a task waits, so a sticky queue's timeout would never pass)."""
-    async with Worker(time_env.client, task_queue=task_queue, workflows=WORKFLOWS,
-                      activities=build_activities(store), max_cached_workflows=0):
+    async with Worker(
+        time_env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=build_activities(store), max_cached_workflows=0
+    ):
         yield PimClient(time_env.client, task_queue)
 
 
@@ -145,6 +148,7 @@ async def test_an_approval_sent_after_the_deadline_timer_fired_is_not_applied(ti
 
 # --- replay of an old approval -----------------------------------------------------
 
+
 async def test_an_old_approval_does_not_carry_over_to_a_new_request_under_the_same_id(time_env, demo):
     async with running_worker(time_env, demo) as pim:
         first = await request_ops(pim, demo)
@@ -169,9 +173,11 @@ async def test_an_old_approval_does_not_carry_over_to_a_new_request_under_the_sa
         # Sending to the finished run does nothing; re-sending bob's payload is a new approval by bob, now.
         with pytest.raises(RPCError):
             await time_env.client.get_workflow_handle(first, run_id=old_run).signal(
-                "approve", {"approver_id": "bob", "justification": "failover approved"})
+                "approve", {"approver_id": "bob", "justification": "failover approved"}
+            )
         await time_env.client.get_workflow_handle(second).signal(
-            "approve", {"approver_id": "bob", "justification": "failover approved"})
+            "approve", {"approver_id": "bob", "justification": "failover approved"}
+        )
         st = await after_signal(time_env, pim, second)
         assert st.state == State.active
         assert decisions(st) == [("bob", ReviewDecision.approve, "failover approved")]
@@ -182,6 +188,7 @@ async def test_an_old_approval_does_not_carry_over_to_a_new_request_under_the_sa
 
 # --- who may activate --------------------------------------------------------------
 
+
 async def test_a_user_cannot_activate_for_someone_else_with_their_own_mfa_code(time_env, demo):
     """carol names alice as the principal and proves her own identity (carol's TOTP
     code): MFA is checked against the principal's secret, so it is rejected
@@ -191,9 +198,16 @@ async def test_a_user_cannot_activate_for_someone_else_with_their_own_mfa_code(t
     workers, to reach the Temporal namespace."""
     async with running_worker(time_env, demo) as pim:
         carols = current_code(await demo.mfa_secret("carol"))
-        rid = await pim.start(ActivationRequest(group_id="grp-ops", access=AccessType.member, principal_id="alice",
-                                                duration=timedelta(hours=2), justification=JUSTIFICATION,
-                                                mfa=MfaEvidence(code=carols)))
+        rid = await pim.start(
+            ActivationRequest(
+                group_id="grp-ops",
+                access=AccessType.member,
+                principal_id="alice",
+                duration=timedelta(hours=2),
+                justification=JUSTIFICATION,
+                mfa=MfaEvidence(code=carols),
+            )
+        )
         final = await finish(time_env, pim, rid)
         assert final.state == State.rejected
         assert [v.code for v in final.violations] == ["mfa_invalid"]
@@ -204,8 +218,15 @@ async def test_a_user_cannot_activate_for_someone_else_with_their_own_mfa_code(t
 async def test_a_group_cannot_activate_even_where_it_is_eligible(time_env, demo):
     # grp-sre is an eligible member of grp-dev: its members activate, each for themselves.
     async with running_worker(time_env, demo) as pim:
-        rid = await pim.start(ActivationRequest(group_id="grp-dev", access=AccessType.member, principal_id="grp-sre",
-                                                duration=timedelta(hours=1), justification=JUSTIFICATION))
+        rid = await pim.start(
+            ActivationRequest(
+                group_id="grp-dev",
+                access=AccessType.member,
+                principal_id="grp-sre",
+                duration=timedelta(hours=1),
+                justification=JUSTIFICATION,
+            )
+        )
         final = await finish(time_env, pim, rid)
         assert final.state == State.rejected
         assert [v.code for v in final.violations] == ["principal_not_user"]
@@ -215,6 +236,7 @@ async def test_a_group_cannot_activate_even_where_it_is_eligible(time_env, demo)
 
 # --- policy change while pending ----------------------------------------------------
 
+
 async def test_a_pending_request_keeps_the_approvers_it_was_admitted_with(time_env, demo):
     """The rule: a request is judged under the policy snapshot taken at admission.
     An approver removed from the policy while the request is pending may still
@@ -223,9 +245,16 @@ async def test_a_pending_request_keeps_the_approvers_it_was_admitted_with(time_e
     pending requests (deny or cancel), not by the policy change alone."""
     async with running_worker(time_env, demo) as pim:
         rid = await request_ops(pim, demo)
-        await demo.set_policy("grp-ops", AccessType.member, Policy(activation=ActivationSettings(
-            require_mfa=True, max_duration=timedelta(hours=8),
-            approval=[ApprovalStage(approvers=["carol"])])), by="admin")
+        await demo.set_policy(
+            "grp-ops",
+            AccessType.member,
+            Policy(
+                activation=ActivationSettings(
+                    require_mfa=True, max_duration=timedelta(hours=8), approval=[ApprovalStage(approvers=["carol"])]
+                )
+            ),
+            by="admin",
+        )
 
         assert "carol is not an approver of the current stage" in await refused_update(pim, rid, "carol")
         await pim.approve(rid, "carol", "the new policy names me")
@@ -237,4 +266,3 @@ async def test_a_pending_request_keeps_the_approvers_it_was_admitted_with(time_e
         st = await pim.review(rid, "bob", ReviewDecision.approve, "approved under the policy it was made under")
         assert decisions(st) == [("bob", ReviewDecision.approve, "approved under the policy it was made under")]
         assert (await settled(pim, rid)).state == State.active and await is_member(demo)
-

@@ -12,8 +12,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 
 async def test_the_store_refuses_to_change_or_delete_audit_lines(store):
-    await store.append_audit(at=datetime.now(UTC), action="assignment_created", actor="admin", group_id="grp-ops",
-                             details={"assignment_id": "asg-1"})
+    await store.append_audit(
+        at=datetime.now(UTC), action="assignment_created", actor="admin", group_id="grp-ops", details={"assignment_id": "asg-1"}
+    )
     for statement in ("UPDATE audit_log SET action = 'nothing_happened'", "DELETE FROM audit_log"):
         with pytest.raises((IntegrityError, DBAPIError), match="append-only"):
             async with store.engine.begin() as connection:

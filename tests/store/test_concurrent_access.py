@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pim.directory import StoreDirectory, confer, withdraw
-from pim.models import AccessType
+from pim.directories.sources import confer, withdraw
+from pim.directories.store_directory import StoreDirectory
+from pim.domain.models import AccessType
 from pim.store import Store
 
 MEMBER = AccessType.member
@@ -32,14 +33,29 @@ async def workers(store):
 
 
 async def grant(worker: Store, source: str) -> None:
-    await confer(worker, StoreDirectory(worker), "grp-ops", MEMBER, "alice",
-                 record_source=lambda: worker.add_grant("grp-ops", MEMBER, "alice", source_kind="activation",
-                                                        source_id=source, starts_at=datetime.now(UTC)))
+    await confer(
+        worker,
+        StoreDirectory(worker),
+        "grp-ops",
+        MEMBER,
+        "alice",
+        record_source=lambda: worker.add_grant(
+            "grp-ops", MEMBER, "alice", source_kind="activation", source_id=source, starts_at=datetime.now(UTC)
+        ),
+    )
 
 
 async def revoke(worker: Store, source: str) -> None:
-    await withdraw(worker, StoreDirectory(worker), "grp-ops", MEMBER, "alice", source_id=source,
-                   at=datetime.now(UTC), drop_source=lambda: worker.remove_grant("activation", source))
+    await withdraw(
+        worker,
+        StoreDirectory(worker),
+        "grp-ops",
+        MEMBER,
+        "alice",
+        source_id=source,
+        at=datetime.now(UTC),
+        drop_source=lambda: worker.remove_grant("activation", source),
+    )
 
 
 async def state(store: Store) -> tuple[bool, list[str]]:

@@ -8,20 +8,33 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from pim.dispatch import NotificationDispatcher, dispatching, retry_delay
-from pim.notify import LogChannel, Notification, PermanentDeliveryError, Recipient
+from pim.notifications.channels.log import LogChannel
+from pim.notifications.dispatcher import NotificationDispatcher, dispatching, retry_delay
+from pim.notifications.model import Notification, PermanentDeliveryError, Recipient
 
 AT = datetime(2026, 11, 29, 9, tzinfo=UTC)
 
 
 def note(key: str, event: str = "activation_active") -> Notification:
-    return Notification(key=key, event=event, at=AT, subject=f"subject {key}", request_id=f"req-{key}",
-                        recipients=[Recipient(principal_id="alice", role="requestor")])
+    return Notification(
+        key=key,
+        event=event,
+        at=AT,
+        subject=f"subject {key}",
+        request_id=f"req-{key}",
+        recipients=[Recipient(principal_id="alice", role="requestor")],
+    )
 
 
 async def audit_with(store, key: str, channels=("log",), notes=None) -> None:
-    await store.append_audit(at=AT, action="access_granted", actor="alice", dedupe_key=key,
-                             notifications=notes if notes is not None else [note(key)], channels=list(channels))
+    await store.append_audit(
+        at=AT,
+        action="access_granted",
+        actor="alice",
+        dedupe_key=key,
+        notifications=notes if notes is not None else [note(key)],
+        channels=list(channels),
+    )
 
 
 class FlakyChannel:

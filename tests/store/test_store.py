@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pyotp
-from alembic.script import ScriptDirectory
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-from pim import mfa
-from pim.directory import StoreDirectory
-from pim.models import AccessType
-from pim.policy import ActivationSettings, ApprovalStage, Policy
-from pim.seed import seed_demo
+from pim.directories.store_directory import StoreDirectory
+from pim.domain.models import AccessType
+from pim.domain.policy import ActivationSettings, ApprovalStage, Policy
+from pim.identity import totp as mfa
+from pim.operations.seed import seed_demo
 from pim.store.admin import StoreError
 from pim.store.database import Store, alembic_config, upgrade
 from pim.store.tables import Base
@@ -311,8 +311,9 @@ async def test_ending_an_activation_keeps_access_given_by_an_assignment(store):
     await _user(store, "carol")
     start = _now() - timedelta(minutes=1)
     assignment_id = await store.assign("grp-a", "carol", kind="active", starts_at=start, by="admin")
-    await store.add_grant("grp-a", MEMBER, "carol", source_kind="activation", source_id="req-1",
-                          starts_at=start, ends_at=start + timedelta(hours=1))
+    await store.add_grant(
+        "grp-a", MEMBER, "carol", source_kind="activation", source_id="req-1", starts_at=start, ends_at=start + timedelta(hours=1)
+    )
     now = _now()
 
     sources = await store.live_grants("grp-a", MEMBER, now, "carol")
@@ -356,10 +357,18 @@ async def test_ending_an_activation_drops_its_grant_and_its_claim_and_nothing_el
 async def test_add_grant_is_idempotent_per_source(store):
     start = _now()
     for _ in range(3):
-        await store.add_grant("grp-a", MEMBER, "alice", source_kind="activation", source_id="req-1",
-                              starts_at=start, ends_at=start + timedelta(hours=1))
-    await store.add_grant("grp-a", MEMBER, "alice", source_kind="activation", source_id="req-2",
-                          starts_at=start, ends_at=start + timedelta(hours=1))
+        await store.add_grant(
+            "grp-a",
+            MEMBER,
+            "alice",
+            source_kind="activation",
+            source_id="req-1",
+            starts_at=start,
+            ends_at=start + timedelta(hours=1),
+        )
+    await store.add_grant(
+        "grp-a", MEMBER, "alice", source_kind="activation", source_id="req-2", starts_at=start, ends_at=start + timedelta(hours=1)
+    )
 
     grants = await store.live_grants("grp-a", MEMBER, start)
     assert sorted(g.source_id for g in grants) == ["req-1", "req-2"]
@@ -389,8 +398,9 @@ async def test_a_time_bound_grant_is_live_only_between_its_start_and_end(store):
 
 async def test_grant_instants_come_back_in_utc_whatever_zone_was_given(store):
     paris = datetime(2030, 6, 1, 14, 0, tzinfo=ZoneInfo("Europe/Paris"))
-    await store.add_grant("grp-a", MEMBER, "alice", source_kind="activation", source_id="req-1",
-                          starts_at=paris, ends_at=paris + timedelta(hours=1))
+    await store.add_grant(
+        "grp-a", MEMBER, "alice", source_kind="activation", source_id="req-1", starts_at=paris, ends_at=paris + timedelta(hours=1)
+    )
     # 14:00-15:00 in Paris (summer) is 12:00-13:00 UTC: live at 12:30 UTC.
     (grant,) = await store.live_grants("grp-a", MEMBER, datetime(2030, 6, 1, 12, 30, tzinfo=UTC))
     assert grant.starts_at == paris and grant.starts_at.tzinfo is not None
@@ -399,8 +409,9 @@ async def test_grant_instants_come_back_in_utc_whatever_zone_was_given(store):
 
 async def test_naive_datetimes_are_refused(store):
     with pytest.raises(Exception, match="naive"):
-        await store.add_grant("grp-a", MEMBER, "alice", source_kind="activation", source_id="req-1",
-                              starts_at=datetime(2030, 1, 1))
+        await store.add_grant(
+            "grp-a", MEMBER, "alice", source_kind="activation", source_id="req-1", starts_at=datetime(2030, 1, 1)
+        )
 
 
 # --- claims on running activations ------------------------------------------------------
@@ -488,11 +499,11 @@ async def test_a_totp_step_is_accepted_once(store):
     await store.enroll_mfa("alice", mfa.new_secret(), T0)
 
     assert await store.consume_totp_step("alice", 1000, "req-1") is True
-    assert await store.consume_totp_step("alice", 1000, "req-1") is True   # an activity retry
+    assert await store.consume_totp_step("alice", 1000, "req-1") is True  # an activity retry
     assert await store.consume_totp_step("alice", 1000, "req-2") is False  # a replay by another request
-    assert await store.consume_totp_step("alice", 999, "req-1") is False   # an older step
+    assert await store.consume_totp_step("alice", 999, "req-1") is False  # an older step
     assert await store.consume_totp_step("alice", 999, "req-3") is False
-    assert await store.consume_totp_step("alice", 1001, "req-2") is True   # the next step is fresh
+    assert await store.consume_totp_step("alice", 1001, "req-2") is True  # the next step is fresh
     assert await store.consume_totp_step("alice", 1000, "req-1") is False  # and the old one is now older
 
 
@@ -518,8 +529,9 @@ async def test_concurrent_uses_of_one_step_accept_only_one_request(store):
     await store.enroll_mfa("alice", mfa.new_secret(), T0)
     await _warm_pool(store)
     for step in range(1000, 1003):
-        results = await asyncio.gather(*(store.consume_totp_step("alice", step, f"req-{step}-{i}") for i in range(10)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(store.consume_totp_step("alice", step, f"req-{step}-{i}") for i in range(10)), return_exceptions=True
+        )
         assert results.count(True) == 1, (step, results)
 
 
@@ -555,26 +567,44 @@ def test_matching_step_rejects_wrong_or_non_digit_codes():
 
 async def test_audit_dedupe_key_writes_one_row(store):
     for _ in range(3):
-        await store.append_audit(at=T0, action="activation.granted", actor="alice", request_id="req-1",
-                                 group_id="grp-a", access="member", principal_id="alice", dedupe_key="req-1/granted")
+        await store.append_audit(
+            at=T0,
+            action="activation.granted",
+            actor="alice",
+            request_id="req-1",
+            group_id="grp-a",
+            access="member",
+            principal_id="alice",
+            dedupe_key="req-1/granted",
+        )
     await store.append_audit(at=T0, action="note", group_id="grp-a")
     await store.append_audit(at=T0, action="note", group_id="grp-a")  # no key: both written
 
     rows = await store.audit()
     assert [(r.action, r.dedupe_key) for r in rows] == [
-        ("activation.granted", "req-1/granted"), ("note", None), ("note", None),
+        ("activation.granted", "req-1/granted"),
+        ("note", None),
+        ("note", None),
     ]
     assert rows[0].details == {}
 
 
 async def test_audit_filters_and_order(store):
-    await store.append_audit(at=T0 + timedelta(minutes=5), action="requested", group_id="grp-a", principal_id="alice",
-                             request_id="req-1", details={"duration": "PT1H"})
+    await store.append_audit(
+        at=T0 + timedelta(minutes=5),
+        action="requested",
+        group_id="grp-a",
+        principal_id="alice",
+        request_id="req-1",
+        details={"duration": "PT1H"},
+    )
     await store.append_audit(at=T0, action="requested", group_id="grp-b", principal_id="bob", request_id="req-2")
-    await store.append_audit(at=T0 + timedelta(minutes=10), action="granted", group_id="grp-a", principal_id="alice",
-                             request_id="req-1")
-    await store.append_audit(at=T0 + timedelta(minutes=1), action="approved", actor="bob", group_id="grp-a",
-                             principal_id="carol", request_id="req-3")
+    await store.append_audit(
+        at=T0 + timedelta(minutes=10), action="granted", group_id="grp-a", principal_id="alice", request_id="req-1"
+    )
+    await store.append_audit(
+        at=T0 + timedelta(minutes=1), action="approved", actor="bob", group_id="grp-a", principal_id="carol", request_id="req-3"
+    )
 
     # Insertion order, not time order.
     assert [r.action for r in await store.audit()] == ["requested", "requested", "granted", "approved"]
@@ -582,7 +612,9 @@ async def test_audit_filters_and_order(store):
     assert [r.action for r in await store.audit(principal_id="alice")] == ["requested", "granted"]
     assert [r.action for r in await store.audit(request_id="req-1")] == ["requested", "granted"]
     assert [r.request_id for r in await store.audit(since=T0 + timedelta(minutes=5))] == ["req-1", "req-1"]
-    assert [r.action for r in await store.audit(group_id="grp-a", principal_id="alice", since=T0 + timedelta(minutes=6))] == ["granted"]
+    assert [r.action for r in await store.audit(group_id="grp-a", principal_id="alice", since=T0 + timedelta(minutes=6))] == [
+        "granted"
+    ]
     first = (await store.audit())[0]
     assert first.details == {"duration": "PT1H"}
     assert first.at == T0 + timedelta(minutes=5) and first.at.tzinfo is not None
@@ -590,8 +622,9 @@ async def test_audit_filters_and_order(store):
 
 async def test_concurrent_audit_with_one_dedupe_key_writes_one_row(store):
     await _warm_pool(store)
-    outcomes = await asyncio.gather(*(store.append_audit(at=T0, action="granted", dedupe_key="k") for _ in range(10)),
-                                    return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *(store.append_audit(at=T0, action="granted", dedupe_key="k") for _ in range(10)), return_exceptions=True
+    )
     assert [o for o in outcomes if isinstance(o, BaseException)] == []
     assert len(await store.audit()) == 1
 
@@ -626,9 +659,12 @@ async def test_concurrent_directory_adds_of_one_membership(store):
 async def test_concurrent_add_grant_for_one_source(store):
     start = _now()
     await _warm_pool(store)
-    outcomes = await asyncio.gather(*(
-        store.add_grant("grp-a", MEMBER, "alice", source_kind="activation", source_id="req-1", starts_at=start)
-        for _ in range(10)
-    ), return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *(
+            store.add_grant("grp-a", MEMBER, "alice", source_kind="activation", source_id="req-1", starts_at=start)
+            for _ in range(10)
+        ),
+        return_exceptions=True,
+    )
     assert [o for o in outcomes if isinstance(o, BaseException)] == []
     assert len(await store.live_grants("grp-a", MEMBER, start)) == 1

@@ -1,4 +1,4 @@
-"""The directory comparison (pim.directory_sync), the LDAP DN templates and the
+"""The directory comparison (pim.directories.sync), the LDAP DN templates and the
 choice of directory from the settings: pure, no server."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from pydantic import SecretStr
 
 from pim.directories import DirectoryNotAvailable, build_directory
 from pim.directories.ldap import DnTemplate, LdapDirectory, dn_key, escape_value, unescape_value
-from pim.directory import StoreDirectory
-from pim.directory_sync import compare
-from pim.models import AccessType
-from pim.settings import PimSettings
+from pim.directories.store_directory import StoreDirectory
+from pim.directories.sync import compare
+from pim.domain.models import AccessType
+from pim.runtime.settings import PimSettings
 
 BASE = "dc=pim,dc=test"
 
@@ -28,8 +28,19 @@ def test_compare_in_sync_and_empty():
     assert empty.in_sync and empty.ok == [] and empty.access is AccessType.member
 
 
-ODD_IDS = ["o'brien", "a,b", "x+y=z", " lead", "trail ", "#hash", "back\\slash", 'quote"d', "semi;colon<>",
-           "café", "dots.and@at-sign_1"]
+ODD_IDS = [
+    "o'brien",
+    "a,b",
+    "x+y=z",
+    " lead",
+    "trail ",
+    "#hash",
+    "back\\slash",
+    'quote"d',
+    "semi;colon<>",
+    "café",
+    "dots.and@at-sign_1",
+]
 
 
 @pytest.mark.parametrize("ident", ODD_IDS)
@@ -73,10 +84,17 @@ def test_dn_key_folds_case_spaces_and_escapes():
 def test_build_directory_follows_the_setting():
     store = object()
     assert isinstance(build_directory(PimSettings(directory="store"), store), StoreDirectory)
-    ldap = build_directory(PimSettings(directory="ldap", ldap_url="ldaps://ldap.example:636", ldap_base_dn=BASE,
-                                       ldap_bind_dn="cn=pim,dc=pim,dc=test",
-                                       ldap_bind_password=SecretStr("hunter2-not-logged"),
-                                       ldap_flavor="ad"), store)
+    ldap = build_directory(
+        PimSettings(
+            directory="ldap",
+            ldap_url="ldaps://ldap.example:636",
+            ldap_base_dn=BASE,
+            ldap_bind_dn="cn=pim,dc=pim,dc=test",
+            ldap_bind_password=SecretStr("hunter2-not-logged"),
+            ldap_flavor="ad",
+        ),
+        store,
+    )
     assert isinstance(ldap, LdapDirectory)
     assert ldap.flavor.group_class == "group" and ldap.flavor.owner_attribute == "managedBy"
     assert ldap.groups.render("grp-ops") == "cn=grp-ops,ou=groups,dc=pim,dc=test"

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from pim.models import (
+from pim.domain.models import (
     AccessType,
     ActivationRequest,
     Cancel,
@@ -26,7 +26,7 @@ from pim.models import (
     activation_workflow_id,
     violations_from_validation_error,
 )
-from pim.policy import ActivationSettings, ApprovalStage, Policy
+from pim.domain.policy import ActivationSettings, ApprovalStage, Policy
 
 SPEC_EXAMPLE = """
 {"group_id": "grp-ops", "access": "member", "principal_id": "alice",
@@ -244,7 +244,9 @@ def test_the_spec_signal_payloads_are_accepted():
     assert Review.model_validate_json('{"approver_id": "bob", "decision": "deny", "justification": "ok"}').decision == "deny"
     assert Cancel.model_validate_json('{"by": "alice", "reason": "not needed"}').by == "alice"
     assert Deactivate.model_validate_json('{"by": "alice", "reason": "done"}').reason == "done"
-    assert Extend.model_validate_json('{"by": "alice", "duration": "PT1H", "justification": "..."}').duration == timedelta(hours=1)
+    assert Extend.model_validate_json('{"by": "alice", "duration": "PT1H", "justification": "..."}').duration == timedelta(
+        hours=1
+    )
 
 
 def test_a_review_decision_is_approve_or_deny():
@@ -276,7 +278,13 @@ def test_bad_signal_payloads_name_the_field(model, payload, field):
 
 def test_terminal_states_are_those_of_the_spec():
     assert {s.value for s in State if s.terminal} == {
-        "rejected", "denied", "approval_expired", "canceled", "expired", "deactivated", "failed",
+        "rejected",
+        "denied",
+        "approval_expired",
+        "canceled",
+        "expired",
+        "deactivated",
+        "failed",
     }
     assert len(State) == 13
 

@@ -15,9 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from pim.models import ActivationRequest, ReviewDecision, Violation
-from pim.policy import ActivationSettings, ApprovalStage, Policy
-from pim.rules import (
+from pim.domain.activation_rules import (
     EARLY_DEACTIVATION_WINDOW,
     EligibilityFacts,
     _iso,
@@ -37,7 +35,9 @@ from pim.rules import (
     refuse_review,
     requested_duration,
 )
-from pim.status import StageDecision, StageStatus
+from pim.domain.models import ActivationRequest, ReviewDecision, Violation
+from pim.domain.policy import ActivationSettings, ApprovalStage, Policy
+from pim.domain.status import StageDecision, StageStatus
 
 AT = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 REQUEST_ID = "activation/grp-ops/member/alice"
@@ -223,7 +223,9 @@ def test_a_missing_or_blank_justification_is_required(text):
     assert v.message.startswith("justification:")
 
 
-@pytest.mark.parametrize("text", ["n/a", "N/A", "  TBD  ", "need access", "Need   Access", "aaaaaaa", "a a a a a a a a a a", "..........", "?"])
+@pytest.mark.parametrize(
+    "text", ["n/a", "N/A", "  TBD  ", "need access", "Need   Access", "aaaaaaa", "a a a a a a a a a a", "..........", "?"]
+)
 def test_a_placeholder_justification_is_refused(text):
     v = only(check_justification(text, ActivationSettings()), "justification_placeholder")
     assert v.message.startswith("justification:")
@@ -294,12 +296,18 @@ MFA = {"method": "totp", "code": "123456"}
 
 
 def test_mfa_evidence_is_required_when_the_policy_says_so():
-    v = only(check_mfa_presence(a_request(mfa=None), ActivationSettings(require_mfa=True), eligible_facts(mfa_enrolled=True)), "mfa_required")
+    v = only(
+        check_mfa_presence(a_request(mfa=None), ActivationSettings(require_mfa=True), eligible_facts(mfa_enrolled=True)),
+        "mfa_required",
+    )
     assert v.message.startswith("mfa:")
 
 
 def test_mfa_evidence_from_someone_without_an_enrolled_method_is_refused():
-    v = only(check_mfa_presence(a_request(mfa=MFA), ActivationSettings(require_mfa=True), eligible_facts(mfa_enrolled=False)), "mfa_not_enrolled")
+    v = only(
+        check_mfa_presence(a_request(mfa=MFA), ActivationSettings(require_mfa=True), eligible_facts(mfa_enrolled=False)),
+        "mfa_not_enrolled",
+    )
     assert v.message.startswith("mfa:")
 
 
@@ -467,7 +475,9 @@ GRANTED = AT
 
 
 def deactivate(by: str, after: timedelta, administrators=("root",)) -> str | None:
-    return refuse_deactivation(by=by, requester_id="alice", administrators=list(administrators), granted_at=GRANTED, at=GRANTED + after)
+    return refuse_deactivation(
+        by=by, requester_id="alice", administrators=list(administrators), granted_at=GRANTED, at=GRANTED + after
+    )
 
 
 @pytest.mark.parametrize("after", [timedelta(0), timedelta(minutes=1), timedelta(minutes=4, seconds=59)])
@@ -514,9 +524,15 @@ def test_someone_else_may_not_cancel():
 # --- refuse_extension -------------------------------------------------------------------------
 
 
-def extend(by: str = "alice", extra: timedelta = timedelta(hours=1), justification: str | None = "the migration runs late",
-           approvers=("bob",), administrators=("root",), settings: ActivationSettings | None = None,
-           active_for: timedelta = timedelta(hours=2)) -> str | None:
+def extend(
+    by: str = "alice",
+    extra: timedelta = timedelta(hours=1),
+    justification: str | None = "the migration runs late",
+    approvers=("bob",),
+    administrators=("root",),
+    settings: ActivationSettings | None = None,
+    active_for: timedelta = timedelta(hours=2),
+) -> str | None:
     return refuse_extension(
         by=by,
         extra=extra,

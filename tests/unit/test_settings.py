@@ -1,4 +1,4 @@
-from pim.settings import PimSettings
+from pim.runtime.settings import PimSettings
 
 
 def test_settings_come_from_the_environment(monkeypatch):

@@ -11,11 +11,11 @@ from datetime import timedelta
 import pytest
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from pim.directory import StoreDirectory
-from pim.mfa import current_code
-from pim.models import AccessType, ActivationRequest, MfaEvidence, State, Ticket
-from pim.policy import ActivationSettings, ApprovalStage, Policy
-from pim.status import ActivationStatus
+from pim.directories.store_directory import StoreDirectory
+from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State, Ticket
+from pim.domain.policy import ActivationSettings, ApprovalStage, Policy
+from pim.domain.status import ActivationStatus
+from pim.identity.totp import current_code
 from tests.conftest import running_worker
 
 MEMBER = AccessType.member
@@ -60,8 +60,9 @@ async def start_raw(env, pim, payload):
     """Start `GroupActivation` the way the `temporal` CLI would: any JSON, any workflow id."""
     workflow_id = f"raw-{uuid.uuid4().hex[:8]}"
     pim.started.append(workflow_id)
-    return await env.client.start_workflow("GroupActivation", payload, id=workflow_id, task_queue=pim.task_queue,
-                                           result_type=ActivationStatus)
+    return await env.client.start_workflow(
+        "GroupActivation", payload, id=workflow_id, task_queue=pim.task_queue, result_type=ActivationStatus
+    )
 
 
 async def finish(env, pim, rid: str) -> ActivationStatus:
@@ -189,8 +190,12 @@ async def test_the_requester_cannot_extend_past_the_maximum(time_env, demo):
 
 
 async def test_an_approver_may_extend_past_the_maximum(time_env, demo):
-    await demo.set_policy("grp-dev", MEMBER, Policy(activation=ActivationSettings(
-        approval=[ApprovalStage(approvers=["bob"])], max_duration=timedelta(hours=4))), by="admin")
+    await demo.set_policy(
+        "grp-dev",
+        MEMBER,
+        Policy(activation=ActivationSettings(approval=[ApprovalStage(approvers=["bob"])], max_duration=timedelta(hours=4))),
+        by="admin",
+    )
     async with worker(time_env, demo) as pim:
         rid, st = await start(time_env, pim, req("grp-dev", "alice", duration=timedelta(hours=4)))
         assert st.state == State.pending_approval
@@ -268,8 +273,9 @@ async def test_mfa_is_required_verified_and_never_accepted_twice(time_env, demo)
 # --- 5. justification and ticket ---------------------------------------------
 
 
-@pytest.mark.parametrize("text, code", [("   ", "justification_required"), ("n/a", "justification_placeholder"),
-                                        ("hotfix", "justification_too_short")])
+@pytest.mark.parametrize(
+    "text, code", [("   ", "justification_required"), ("n/a", "justification_placeholder"), ("hotfix", "justification_too_short")]
+)
 async def test_a_poor_justification_is_rejected(time_env, demo, text, code):
     async with worker(time_env, demo) as pim:
         final = await outcome(time_env, pim, req("grp-dev", "alice", justification=text))
@@ -279,8 +285,12 @@ async def test_a_poor_justification_is_rejected(time_env, demo, text, code):
 
 
 async def test_a_policy_may_require_a_ticket_of_a_given_form(time_env, demo):
-    await demo.set_policy("grp-dev", MEMBER, Policy(activation=ActivationSettings(
-        max_duration=timedelta(hours=4), require_ticket=True, ticket_pattern=r"DEV-\d+")), by="admin")
+    await demo.set_policy(
+        "grp-dev",
+        MEMBER,
+        Policy(activation=ActivationSettings(max_duration=timedelta(hours=4), require_ticket=True, ticket_pattern=r"DEV-\d+")),
+        by="admin",
+    )
     async with worker(time_env, demo) as pim:
         missing = await outcome(time_env, pim, req("grp-dev", "alice"))
         assert codes(missing) == ["ticket_required"]
@@ -379,8 +389,7 @@ async def test_revocation_is_retried_until_the_directory_accepts_it(time_env, de
 async def test_a_permanent_member_keeps_membership_when_an_activation_ends(time_env, demo):
     await demo.assign("grp-ops", "carol", kind="eligible", justification="incident commander", by="admin")
     async with worker(time_env, demo) as pim:
-        rid, st = await start(time_env, pim, req("grp-ops", "carol", duration=timedelta(hours=1),
-                                                 mfa=await mfa(demo, "carol")))
+        rid, st = await start(time_env, pim, req("grp-ops", "carol", duration=timedelta(hours=1), mfa=await mfa(demo, "carol")))
         assert st.state == State.pending_approval, st.violations
         await pim.approve(rid, "bob", "incident INC-7")
         await settle(time_env)
@@ -398,8 +407,9 @@ async def test_a_permanent_member_keeps_membership_when_an_activation_ends(time_
 
 async def test_a_malformed_request_is_rejected_promptly_naming_the_fields(time_env, demo):
     async with worker(time_env, demo) as pim:
-        handle = await start_raw(time_env, pim, {"group_id": "grp-dev", "access": "admin", "principal_id": "alice",
-                                                 "duration": "-PT1H"})
+        handle = await start_raw(
+            time_env, pim, {"group_id": "grp-dev", "access": "admin", "principal_id": "alice", "duration": "-PT1H"}
+        )
         final = await finish(time_env, pim, handle.id)
         assert final.state == State.rejected
         messages = " | ".join(v.message for v in final.violations)

@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-
 from pim.client import RPCError
-from pim.mfa import current_code
-from pim.models import AccessType, ActivationRequest, MfaEvidence, ReviewDecision, State
-from pim.policy import ActivationSettings, ApprovalStage, Policy
-from pim.status import ActivationStatus
+from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, ReviewDecision, State
+from pim.domain.policy import ActivationSettings, ApprovalStage, Policy
+from pim.domain.status import ActivationStatus
+from pim.identity.totp import current_code
 from tests.conftest import running_worker
 
 JUSTIFICATION = "INC-42 database failover"
@@ -22,8 +21,13 @@ TRANSIENT = (State.validating, State.activating, State.revoking)
 async def request_ops(pim, demo, **overrides) -> str:
     """alice asks for membership of grp-ops (PT2H, justified, with a fresh MFA code
     unless `mfa` is given) and the request has settled after admission."""
-    fields = dict(group_id="grp-ops", access=AccessType.member, principal_id="alice", duration=timedelta(hours=2),
-                  justification=JUSTIFICATION)
+    fields = dict(
+        group_id="grp-ops",
+        access=AccessType.member,
+        principal_id="alice",
+        duration=timedelta(hours=2),
+        justification=JUSTIFICATION,
+    )
     fields.update(overrides)
     if "mfa" not in overrides:
         fields["mfa"] = MfaEvidence(code=current_code(await demo.mfa_secret(fields["principal_id"])))
@@ -58,9 +62,16 @@ async def finish(time_env, pim, rid: str) -> ActivationStatus:
 async def set_ops_approval(store, *stages: tuple[list[str], int], **settings) -> None:
     """Replace the grp-ops member policy (MFA off unless asked) with these approval stages."""
     settings.setdefault("require_mfa", False)
-    await store.set_policy("grp-ops", AccessType.member, Policy(activation=ActivationSettings(
-        approval=[ApprovalStage(approvers=approvers, required=required) for approvers, required in stages],
-        **settings)), by="admin")
+    await store.set_policy(
+        "grp-ops",
+        AccessType.member,
+        Policy(
+            activation=ActivationSettings(
+                approval=[ApprovalStage(approvers=approvers, required=required) for approvers, required in stages], **settings
+            )
+        ),
+        by="admin",
+    )
 
 
 async def is_member(store, principal: str = "alice") -> bool:
@@ -69,8 +80,9 @@ async def is_member(store, principal: str = "alice") -> bool:
 
 def refusals(status: ActivationStatus, signal: str, actor: str | None = ...) -> list[str]:
     """Notes of the events that record a refused `signal` (by `actor`, when given)."""
-    return [e.note for e in status.events if e.note and e.note.startswith(f"{signal} refused")
-            and (actor is ... or e.actor == actor)]
+    return [
+        e.note for e in status.events if e.note and e.note.startswith(f"{signal} refused") and (actor is ... or e.actor == actor)
+    ]
 
 
 def decisions(status: ActivationStatus, stage: int = 0) -> list[tuple[str, ReviewDecision, str | None]]:
@@ -82,6 +94,7 @@ async def audit_actions(store, rid: str) -> list[str]:
 
 
 # --- 1. approved, granted from the approval, revoked at expiry ----------------
+
 
 async def test_approved_request_is_granted_at_approval_and_revoked_exactly_at_expiry(time_env, demo):
     async with running_worker(time_env, demo) as pim:
@@ -113,8 +126,7 @@ async def test_approved_request_is_granted_at_approval_and_revoked_exactly_at_ex
         assert not await is_member(demo)
         assert await demo.live_grants("grp-ops", AccessType.member, final.ended_at, "alice") == []
         states = [e.state for e in final.events]
-        lifecycle = [State.validating, State.pending_approval, State.activating, State.active, State.revoking,
-                     State.expired]
+        lifecycle = [State.validating, State.pending_approval, State.activating, State.active, State.revoking, State.expired]
         assert list(dict.fromkeys(states)) == lifecycle
         actions = await audit_actions(demo, rid)
         for action in ("activation_requested", "request_approved", "access_granted", "activation_ended"):
@@ -124,6 +136,7 @@ async def test_approved_request_is_granted_at_approval_and_revoked_exactly_at_ex
 
 
 # --- 2. denial ---------------------------------------------------------------
+
 
 async def test_denial_by_the_approver_ends_the_request_without_access(time_env, demo):
     async with running_worker(time_env, demo) as pim:
@@ -141,6 +154,7 @@ async def test_denial_by_the_approver_ends_the_request_without_access(time_env, 
 
 
 # --- 3. approval expiry ------------------------------------------------------
+
 
 async def test_request_without_decision_expires_after_24_hours(time_env, demo):
     async with running_worker(time_env, demo) as pim:
@@ -168,6 +182,7 @@ async def test_request_without_decision_expires_after_24_hours(time_env, demo):
 
 # --- 4. cancel ---------------------------------------------------------------
 
+
 async def test_requester_cancels_while_pending_but_a_stranger_cannot(time_env, demo):
     async with running_worker(time_env, demo) as pim:
         rid = await request_ops(pim, demo)
@@ -184,6 +199,7 @@ async def test_requester_cancels_while_pending_but_a_stranger_cannot(time_env, d
 
 
 # --- 5. two stages -------------------------------------------------------------
+
 
 async def test_two_stage_approval_needs_two_then_one_and_an_approver_counts_once(time_env, demo):
     # bob is listed in both stages, so his second approval is refused only because he already decided.
@@ -218,6 +234,7 @@ async def test_two_stage_approval_needs_two_then_one_and_an_approver_counts_once
 
 # --- 6. refusals recorded while pending ---------------------------------------
 
+
 async def test_self_approval_non_approver_and_missing_justification_are_refused(time_env, demo):
     async with running_worker(time_env, demo) as pim:
         rid = await request_ops(pim, demo)
@@ -230,8 +247,7 @@ async def test_self_approval_non_approver_and_missing_justification_are_refused(
         assert st.state == State.pending_approval and decisions(st) == []
         assert refusals(st, "approve", "alice") == ["approve refused: nobody approves their own request"]
         assert refusals(st, "approve", "carol") == ["approve refused: carol is not an approver of the current stage"]
-        assert refusals(st, "approve", "bob") == [
-            "approve refused: justification: an approver's justification is required"] * 2
+        assert refusals(st, "approve", "bob") == ["approve refused: justification: an approver's justification is required"] * 2
         assert all(e.state == State.pending_approval for e in st.events if e.note and "refused" in e.note)
         assert not await is_member(demo)
 
@@ -255,6 +271,7 @@ async def test_duplicate_approval_counts_once(time_env, demo):
 
 
 # --- 7. approver groups -------------------------------------------------------
+
 
 async def test_approver_group_member_approves_but_requester_in_the_group_cannot(time_env, demo):
     await set_ops_approval(demo, (["grp-sre"], 1))  # grp-sre: alice and dave
@@ -287,6 +304,7 @@ async def test_approver_group_of_only_the_requester_is_unsatisfiable(time_env, d
 
 
 # --- 8. malformed payloads -----------------------------------------------------
+
 
 async def test_malformed_decisions_are_refused_and_a_valid_approval_still_grants(time_env, demo):
     async with running_worker(time_env, demo) as pim:

@@ -10,10 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from pim.assignment_models import AssignmentStatus, assignment_workflow_id
-from pim.mfa import current_code
-from pim.models import AccessType, ActivationRequest, MfaEvidence, State
-from pim.notify import LogChannel
+from pim.domain.assignments import AssignmentStatus, assignment_workflow_id
+from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State
+from pim.identity.totp import current_code
+from pim.notifications.channels.log import LogChannel
 from pim.operations import AdminContext, Refused
 from pim.operations.assignments import create_assignment, extend_assignment, remove_assignment, renew_assignment
 from tests.conftest import running_worker
@@ -47,8 +47,7 @@ async def admin_context(time_env, demo, pim, actor: str = "admin") -> tuple[Admi
 
 
 async def lifecycle(time_env, aid: str) -> AssignmentStatus:
-    return await time_env.client.get_workflow_handle(assignment_workflow_id(aid)).query(
-        "status", result_type=AssignmentStatus)
+    return await time_env.client.get_workflow_handle(assignment_workflow_id(aid)).query("status", result_type=AssignmentStatus)
 
 
 async def until_started(time_env, aid: str) -> AssignmentStatus:
@@ -93,9 +92,16 @@ async def activate(pim, demo, principal: str, *, mfa_offset: float = 0.0) -> str
     """`principal` asks for grp-ops membership with a fresh MFA code (a later TOTP step when
     `mfa_offset` is 30: a code is accepted once)."""
     code = current_code(await demo.mfa_secret(principal), time.time() + mfa_offset)
-    return await pim.start(ActivationRequest(
-        group_id="grp-ops", access=AccessType.member, principal_id=principal, duration=timedelta(hours=2),
-        justification="INC-77 storage outage", mfa=MfaEvidence(code=code)))
+    return await pim.start(
+        ActivationRequest(
+            group_id="grp-ops",
+            access=AccessType.member,
+            principal_id=principal,
+            duration=timedelta(hours=2),
+            justification="INC-77 storage outage",
+            mfa=MfaEvidence(code=code),
+        )
+    )
 
 
 async def member(demo, principal: str, group: str) -> bool:
@@ -104,13 +110,21 @@ async def member(demo, principal: str, group: str) -> bool:
 
 # --- 1. a time-bound eligible assignment takes effect, reminds and expires ---
 
+
 async def test_time_bound_eligible_assignment_takes_effect_reminds_and_expires(time_env, demo):
     channel = LogChannel()
     async with running_worker(time_env, demo, channels=[channel]) as pim:
         ctx, clock = await admin_context(time_env, demo, pim)
         created = clock.now
-        aid = await create_assignment(ctx, "grp-ops", "dave", access=AccessType.member, kind="eligible",
-                                      duration=timedelta(days=20), justification="covering the on-call rotation")
+        aid = await create_assignment(
+            ctx,
+            "grp-ops",
+            "dave",
+            access=AccessType.member,
+            kind="eligible",
+            duration=timedelta(days=20),
+            justification="covering the on-call rotation",
+        )
         started = await until_started(time_env, aid)
         assert started.state == "active" and started.kind == "eligible"
         assert started.ends_at == created + timedelta(days=20) and started.reminders_sent == []
@@ -157,20 +171,34 @@ async def test_time_bound_eligible_assignment_takes_effect_reminds_and_expires(t
 
 # --- 2. a time-bound active assignment: membership from start to end -------
 
+
 async def test_time_bound_active_assignment_grants_at_start_and_revokes_exactly_at_end(time_env, demo):
     async with running_worker(time_env, demo) as pim:
         ctx, clock = await admin_context(time_env, demo, pim)
         assert not await member(demo, "bob", "grp-dev") and not await member(demo, "carol", "grp-dev")
-        bob = await create_assignment(ctx, "grp-dev", "bob", access=AccessType.member, kind="active",
-                                      duration=timedelta(days=3), justification="release week")
-        carol = await create_assignment(ctx, "grp-dev", "carol", access=AccessType.member, kind="active",
-                                        duration=timedelta(days=3), justification="release week")
+        bob = await create_assignment(
+            ctx,
+            "grp-dev",
+            "bob",
+            access=AccessType.member,
+            kind="active",
+            duration=timedelta(days=3),
+            justification="release week",
+        )
+        carol = await create_assignment(
+            ctx,
+            "grp-dev",
+            "carol",
+            access=AccessType.member,
+            kind="active",
+            duration=timedelta(days=3),
+            justification="release week",
+        )
         await until_started(time_env, bob)
         await until_started(time_env, carol)
         assert await member(demo, "bob", "grp-dev") and await member(demo, "carol", "grp-dev")
         # carol also holds a permanent active assignment (recorded straight in the store, as the seed does).
-        await demo.assign("grp-dev", "carol", kind="active", starts_at=clock.now, justification="team lead",
-                          by="admin")
+        await demo.assign("grp-dev", "carol", kind="active", starts_at=clock.now, justification="team lead", by="admin")
 
         await clock.sleep(timedelta(days=2, hours=23))
         assert await member(demo, "bob", "grp-dev")  # still there just before the end
@@ -188,12 +216,20 @@ async def test_time_bound_active_assignment_grants_at_start_and_revokes_exactly_
 
 # --- 3. extend and renew ------------------------------------------------------
 
+
 async def test_extend_moves_the_end_keeps_membership_and_rearms_reminders(time_env, demo):
     channel = LogChannel()
     async with running_worker(time_env, demo, channels=[channel]) as pim:
         ctx, clock = await admin_context(time_env, demo, pim)
-        aid = await create_assignment(ctx, "grp-dev", "bob", access=AccessType.member, kind="active",
-                                      duration=timedelta(days=20), justification="release train")
+        aid = await create_assignment(
+            ctx,
+            "grp-dev",
+            "bob",
+            access=AccessType.member,
+            kind="active",
+            duration=timedelta(days=20),
+            justification="release train",
+        )
         old_end = (await until_started(time_env, aid)).ends_at
         await clock.sleep(timedelta(days=7))
         await eventually(lambda: len(expiring(channel)) == 1, "the 14-day reminder of the old end")
@@ -207,8 +243,7 @@ async def test_extend_moves_the_end_keeps_membership_and_rearms_reminders(time_e
         assert (await lifecycle(time_env, aid)).state == "active"
         assert await member(demo, "bob", "grp-dev")
         # The reminders follow the new end: 14 days before it (day 16); the old end's 1-day one never came.
-        notes = await eventually(lambda: len(expiring(channel)) == 2 and expiring(channel),
-                                 "the 14-day reminder of the new end")
+        notes = await eventually(lambda: len(expiring(channel)) == 2 and expiring(channel), "the 14-day reminder of the new end")
         assert notes[1].details["ends_at"] == new_end.isoformat()
 
         final = await run_to_end(time_env, clock, aid)
@@ -225,10 +260,24 @@ async def test_extend_moves_the_end_keeps_membership_and_rearms_reminders(time_e
 async def test_renew_within_30_days_of_expiry_and_refused_after(time_env, demo):
     async with running_worker(time_env, demo) as pim:
         ctx, clock = await admin_context(time_env, demo, pim)
-        bob = await create_assignment(ctx, "grp-dev", "bob", access=AccessType.member, kind="active",
-                                      duration=timedelta(days=1), justification="release day")
-        carol = await create_assignment(ctx, "grp-dev", "carol", access=AccessType.member, kind="active",
-                                        duration=timedelta(days=1), justification="release day")
+        bob = await create_assignment(
+            ctx,
+            "grp-dev",
+            "bob",
+            access=AccessType.member,
+            kind="active",
+            duration=timedelta(days=1),
+            justification="release day",
+        )
+        carol = await create_assignment(
+            ctx,
+            "grp-dev",
+            "carol",
+            access=AccessType.member,
+            kind="active",
+            duration=timedelta(days=1),
+            justification="release day",
+        )
         for aid in (bob, carol):
             assert (await run_to_end(time_env, clock, aid)).state == "expired"
         assert not await member(demo, "bob", "grp-dev")
@@ -256,11 +305,19 @@ async def test_renew_within_30_days_of_expiry_and_refused_after(time_env, demo):
 
 # --- 4. remove ----------------------------------------------------------------
 
+
 async def test_removal_refused_in_the_first_5_minutes_then_ends_the_workflow(time_env, demo):
     async with running_worker(time_env, demo) as pim:
         ctx, clock = await admin_context(time_env, demo, pim)
-        aid = await create_assignment(ctx, "grp-dev", "bob", access=AccessType.member, kind="active",
-                                      duration=timedelta(days=30), justification="contract work")
+        aid = await create_assignment(
+            ctx,
+            "grp-dev",
+            "bob",
+            access=AccessType.member,
+            kind="active",
+            duration=timedelta(days=30),
+            justification="contract work",
+        )
         await until_started(time_env, aid)
         assert await member(demo, "bob", "grp-dev")
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from pim.models import AccessType, ActivationRequest, State
+from pim.domain.models import AccessType, ActivationRequest, State
 from pim.operations import AdminContext, Refused
 from pim.operations.assignments import create_assignment, remove_assignment
 from tests.conftest import running_worker
@@ -18,15 +18,15 @@ from tests.workflows.test_assignment_lifecycle import Clock, lifecycle, until_st
 
 # (action, actor) of every line about dave, in order.
 EXPECTED = [
-    ("refused", "carol"),                # carol may not manage grp-dev: she tries to assign dave
-    ("assignment_created", "admin"),     # admin assigns dave eligible for 30 days
-    ("assignment_started", "admin"),     # ... and its lifecycle takes effect
-    ("refused", "admin"),                # admin tries to remove it in its first 5 minutes
-    ("activation_requested", "dave"),    # dave activates grp-dev (no approval)
+    ("refused", "carol"),  # carol may not manage grp-dev: she tries to assign dave
+    ("assignment_created", "admin"),  # admin assigns dave eligible for 30 days
+    ("assignment_started", "admin"),  # ... and its lifecycle takes effect
+    ("refused", "admin"),  # admin tries to remove it in its first 5 minutes
+    ("activation_requested", "dave"),  # dave activates grp-dev (no approval)
     ("access_granted", "dave"),
-    ("refused", "bob"),                  # bob tries to deactivate dave's activation
-    ("activation_ended", "dave"),        # dave deactivates after 6 minutes: one line per end (state deactivated)
-    ("assignment_removed", "admin"),     # admin removes the assignment: one removal, one line
+    ("refused", "bob"),  # bob tries to deactivate dave's activation
+    ("activation_ended", "dave"),  # dave deactivates after 6 minutes: one line per end (state deactivated)
+    ("assignment_removed", "admin"),  # admin removes the assignment: one removal, one line
 ]
 
 
@@ -38,20 +38,41 @@ async def test_scripted_scenario_audit_lines_equal_the_expected_list(time_env, d
         carol = AdminContext(demo, "carol", temporal=time_env.client, task_queue=pim.task_queue, clock=clock)
 
         with pytest.raises(Refused) as not_allowed:
-            await create_assignment(carol, "grp-dev", "dave", access=AccessType.member, kind="eligible",
-                                    duration=timedelta(days=30), justification="I think he needs it")
+            await create_assignment(
+                carol,
+                "grp-dev",
+                "dave",
+                access=AccessType.member,
+                kind="eligible",
+                duration=timedelta(days=30),
+                justification="I think he needs it",
+            )
         assert not_allowed.value.code == "not_authorized"
 
-        aid = await create_assignment(admin, "grp-dev", "dave", access=AccessType.member, kind="eligible",
-                                      duration=timedelta(days=30), justification="dev rotation for Q4")
+        aid = await create_assignment(
+            admin,
+            "grp-dev",
+            "dave",
+            access=AccessType.member,
+            kind="eligible",
+            duration=timedelta(days=30),
+            justification="dev rotation for Q4",
+        )
         await until_started(time_env, aid)
 
         with pytest.raises(Refused) as too_early:
             await remove_assignment(admin, aid, reason="oops")
         assert too_early.value.code == "removal_too_early"
 
-        rid = await pim.start(ActivationRequest(group_id="grp-dev", access=AccessType.member, principal_id="dave",
-                                                duration=timedelta(hours=1), justification="deploy hotfix 1.2.3"))
+        rid = await pim.start(
+            ActivationRequest(
+                group_id="grp-dev",
+                access=AccessType.member,
+                principal_id="dave",
+                duration=timedelta(hours=1),
+                justification="deploy hotfix 1.2.3",
+            )
+        )
         active = await settled(pim, rid)
         assert active.state == State.active, active.violations
 
@@ -84,6 +105,8 @@ async def test_scripted_scenario_audit_lines_equal_the_expected_list(time_env, d
         assert by_action["assignment_removed"].details["reason"] == "rotation over"
         assert by_action["activation_ended"].details["state"] == "deactivated"
         assert [row.details.get("code") for row in lines if row.action == "refused"][:2] == [
-            "not_authorized", "removal_too_early"]
+            "not_authorized",
+            "removal_too_early",
+        ]
         assert {row.request_id for row in lines if row.action.startswith(("activation", "access"))} == {rid}
         assert got == EXPECTED, f"audit lines about dave: {got}"

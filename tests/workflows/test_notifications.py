@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from pim.models import AccessType, State
-from pim.notify import LogChannel
+from pim.domain.models import AccessType, State
+from pim.notifications.channels.log import LogChannel
 from tests.conftest import running_worker
 from tests.store.test_outbox import FlakyChannel
 from tests.workflows.test_approval import finish, request_ops, set_ops_approval, settled
@@ -70,9 +70,18 @@ async def test_the_approver_gets_the_exact_commands_and_the_requestor_hears_the_
 async def test_a_mail_server_that_is_down_delays_the_message_never_the_grant(time_env, demo):
     await set_ops_approval(demo)
     email = FlakyChannel("email", failures=10**6)
-    await demo.set_policy("grp-ops", MEMBER, (await demo.policy("grp-ops", MEMBER))[0].model_copy(
-        update={"notifications": (await demo.policy("grp-ops", MEMBER))[0].notifications.model_copy(
-            update={"channels": ["log", "email"]})}), by="admin")
+    await demo.set_policy(
+        "grp-ops",
+        MEMBER,
+        (await demo.policy("grp-ops", MEMBER))[0].model_copy(
+            update={
+                "notifications": (await demo.policy("grp-ops", MEMBER))[0].notifications.model_copy(
+                    update={"channels": ["log", "email"]}
+                )
+            }
+        ),
+        by="admin",
+    )
     log = LogChannel()
     async with running_worker(time_env, demo, channels=[log, email]) as pim:
         rid = await request_ops(pim, demo)

@@ -9,9 +9,9 @@ import time
 from contextlib import suppress
 from datetime import timedelta
 
-from pim.mfa import current_code
-from pim.models import AccessType, ActivationRequest, MfaEvidence, State
-from pim.policy import ActivationSettings, Policy
+from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State
+from pim.domain.policy import ActivationSettings, Policy
+from pim.identity.totp import current_code
 from tests.conftest import running_worker
 from tests.oidc_idp import AUDIENCE, FakeIdp
 
@@ -19,13 +19,23 @@ MEMBER = AccessType.member
 
 
 def request(principal: str, mfa: MfaEvidence) -> ActivationRequest:
-    return ActivationRequest(group_id="grp-dev", access=MEMBER, principal_id=principal, duration=timedelta(hours=1),
-                             justification="deploy the 1.4 hotfix to staging", mfa=mfa)
+    return ActivationRequest(
+        group_id="grp-dev",
+        access=MEMBER,
+        principal_id=principal,
+        duration=timedelta(hours=1),
+        justification="deploy the 1.4 hotfix to staging",
+        mfa=mfa,
+    )
 
 
 async def test_a_valid_token_activates_and_a_bad_one_is_rejected(time_env, demo, monkeypatch):
-    await demo.set_policy("grp-dev", MEMBER, Policy(activation=ActivationSettings(
-        require_mfa=True, mfa_methods=["oidc"], max_duration=timedelta(hours=4))), by="admin")
+    await demo.set_policy(
+        "grp-dev",
+        MEMBER,
+        Policy(activation=ActivationSettings(require_mfa=True, mfa_methods=["oidc"], max_duration=timedelta(hours=4))),
+        by="admin",
+    )
     with FakeIdp() as idp:
         idp.publish("rsa-1")
         # The worker reads PIM_OIDC_* when it is built, as `pim worker` does.
@@ -50,9 +60,11 @@ async def test_a_valid_token_activates_and_a_bad_one_is_rejected(time_env, demo,
                 assert token not in status.model_dump_json()
 
                 # dave presents a token issued to alice (or one that has expired, or is unsigned).
-                for bad, code in ((token, "mfa_wrong_subject"),
-                                  (idp.token("dave", exp=int(time.time()) - 300), "mfa_token_expired"),
-                                  (idp.token("dave", amr=["pwd"]), "mfa_insufficient")):
+                for bad, code in (
+                    (token, "mfa_wrong_subject"),
+                    (idp.token("dave", exp=int(time.time()) - 300), "mfa_token_expired"),
+                    (idp.token("dave", amr=["pwd"]), "mfa_insufficient"),
+                ):
                     status = await outcome(request("dave", MfaEvidence(method="oidc", token=bad)))
                     assert status.state == State.rejected
                     assert [v.code for v in status.violations] == [code]
@@ -80,8 +92,9 @@ async def settled(env, pim, rid: str):
 
 
 async def test_an_identity_provider_that_is_briefly_down_is_retried_not_a_rejection(time_env, demo, monkeypatch):
-    await demo.set_policy("grp-dev", MEMBER, Policy(activation=ActivationSettings(
-        require_mfa=True, max_duration=timedelta(hours=4))), by="admin")
+    await demo.set_policy(
+        "grp-dev", MEMBER, Policy(activation=ActivationSettings(require_mfa=True, max_duration=timedelta(hours=4))), by="admin"
+    )
     with FakeIdp() as idp:
         idp.publish("rsa-1")
         monkeypatch.setenv("PIM_OIDC_ISSUER", idp.issuer)

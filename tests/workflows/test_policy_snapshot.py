@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from pim.mfa import current_code
-from pim.models import AccessType, ActivationRequest, MfaEvidence, ReviewDecision, State
+from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, ReviewDecision, State
+from pim.identity.totp import current_code
 from pim.operations import AdminContext
 from pim.operations.policies import set_policy
 from tests.conftest import running_worker
@@ -20,9 +20,16 @@ NEW_APPROVERS = 'activation.approval=[{"approvers":["carol"]}]'
 async def alice_requests_ops(pim, demo, *, mfa_offset: float = 0.0) -> str:
     # A second request in the same 30 s uses the next TOTP step (a code is accepted once).
     code = current_code(await demo.mfa_secret("alice"), time.time() + mfa_offset)
-    rid = await pim.start(ActivationRequest(group_id="grp-ops", access=AccessType.member, principal_id="alice",
-                                            duration=timedelta(hours=2), justification=JUSTIFICATION,
-                                            mfa=MfaEvidence(code=code)))
+    rid = await pim.start(
+        ActivationRequest(
+            group_id="grp-ops",
+            access=AccessType.member,
+            principal_id="alice",
+            duration=timedelta(hours=2),
+            justification=JUSTIFICATION,
+            mfa=MfaEvidence(code=code),
+        )
+    )
     await settled(pim, rid)
     return rid
 
@@ -44,7 +51,9 @@ async def test_running_request_keeps_its_policy_version_and_the_next_one_uses_th
         changed = [r for r in await demo.audit(group_id="grp-ops") if r.action == "policy_changed"]
         assert [(r.actor, r.details["version"]) for r in changed] == [("admin", 3)]
         assert changed[0].details["changes"]["activation.approval"] == {
-            "old": [{"approvers": ["bob"], "required": 1}], "new": [{"approvers": ["carol"], "required": 1}]}
+            "old": [{"approvers": ["bob"], "required": 1}],
+            "new": [{"approvers": ["carol"], "required": 1}],
+        }
 
         during = await after_signal(time_env, pim, rid)
         assert during.state == State.pending_approval
@@ -55,8 +64,7 @@ async def test_running_request_keeps_its_policy_version_and_the_next_one_uses_th
         await pim.approve(rid, "carol", "the new policy names me")
         refused = await after_signal(time_env, pim, rid)
         assert refused.state == State.pending_approval and decisions(refused) == []
-        assert refusals(refused, "approve", "carol") == [
-            "approve refused: carol is not an approver of the current stage"]
+        assert refusals(refused, "approve", "carol") == ["approve refused: carol is not an approver of the current stage"]
         assert not await demo.has_membership("grp-ops", AccessType.member, "alice")
 
         # bob, the approver of version 2, still decides it.

@@ -21,9 +21,15 @@ HISTORIES = sorted([*HERE.glob("group_activation.*.json"), *HERE.glob("assignmen
 # Per workflow (the file name's prefix), the final state of each recorded path.
 EXPECTED_END = {
     "group_activation": {
-        "approved_and_expired": "expired", "denied": "denied", "approval_expired": "approval_expired",
-        "canceled": "canceled", "deactivated": "deactivated", "extended": "expired", "rejected": "rejected",
-        "scheduled": "expired", "malformed": "rejected",
+        "approved_and_expired": "expired",
+        "denied": "denied",
+        "approval_expired": "approval_expired",
+        "canceled": "canceled",
+        "deactivated": "deactivated",
+        "extended": "expired",
+        "rejected": "rejected",
+        "scheduled": "expired",
+        "malformed": "rejected",
     },
     "assignment_lifecycle": {"expired": "expired", "extended": "expired", "removed": "removed", "renewed": "expired"},
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pim.assignment_models import AssignmentStatus, assignment_workflow_id
+from pim.domain.assignments import AssignmentStatus, assignment_workflow_id
 from pim.operations import AdminContext
 from pim.operations.assignments import start_missing_lifecycles
 from tests.conftest import running_worker

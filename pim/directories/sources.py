@@ -1,0 +1,84 @@
+"""Sources of access: a membership is held while at least one source (an
+assignment or an activation) gives it. `confer` and `withdraw` keep the
+directory in step with the sources, under the target's lock."""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+from temporalio.exceptions import ApplicationError
+
+from pim.directories.interface import GROUP_NOT_FOUND, Directory
+from pim.domain.models import AccessType
+from pim.runtime.logging import get_logger
+from pim.store import Store
+
+log = get_logger("pim.directory")
+
+
+async def source_already_recorded() -> None:
+    """For `confer` when the source was written with something else (an assignment row)."""
+
+
+async def confer(
+    store: Store,
+    directory: Directory,
+    group_id: str,
+    access: AccessType,
+    principal_id: str,
+    *,
+    record_source: Callable[[], Awaitable[None]],
+) -> None:
+    """One source of access begins: record it, then make sure the directory holds
+    the membership. Under the target's lock, so that a concurrent last revoke
+    cannot take the membership away after this source was counted. Idempotent."""
+    async with store.access_lock(group_id, AccessType(access).value, principal_id):
+        await record_source()
+        await directory.add(group_id, access, principal_id)
+
+
+async def withdraw(
+    store: Store,
+    directory: Directory,
+    group_id: str,
+    access: AccessType,
+    principal_id: str,
+    *,
+    source_id: str,
+    at,
+    drop_source: Callable[[], Awaitable[None]],
+) -> list:
+    """One source of access ends: take the membership out of the directory unless
+    another live source still gives it, then drop the source. Under the target's
+    lock, so that two sources ending together cannot each see the other and both
+    leave the membership behind. Returns the sources that keep it. Idempotent."""
+    async with store.access_lock(group_id, AccessType(access).value, principal_id):
+        others = await store.other_live_sources(group_id, access, principal_id, source_id=source_id, at=at)
+        if not others:
+            await _remove_until_gone(directory, group_id, access, principal_id)
+        await drop_source()
+    return others
+
+
+async def _remove_until_gone(directory: Directory, group_id: str, access: AccessType, principal_id: str) -> None:
+    """A revocation never gives up: a directory's permanent refusal (forbidden, bad
+    request) is retried like an outage, so it keeps alerting until someone fixes
+    it. A group the directory no longer has holds nobody: that is revoked."""
+    try:
+        await directory.remove(group_id, access, principal_id)
+    except ApplicationError as error:
+        if error.type == GROUP_NOT_FOUND:
+            log.warning(
+                "revoking from a group the directory no longer has: nothing to remove",
+                group_id=group_id,
+                access=AccessType(access).value,
+                principal_id=principal_id,
+            )
+            return
+        if error.non_retryable:
+            raise ApplicationError(
+                f"revocation refused by the directory (retried until it succeeds): {error.message}",
+                type=error.type,
+                non_retryable=False,
+            ) from error
+        raise

@@ -1,0 +1,110 @@
+"""Policy settings of SPEC section 2, one `Policy` per (group, access type)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+MIN_ACTIVATION = timedelta(minutes=5)
+MAX_ACTIVATION_LOWER = timedelta(minutes=30)
+MAX_ACTIVATION_UPPER = timedelta(hours=24)
+MfaMethod = Literal["totp", "oidc"]
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ApprovalStage(Settings):
+    approvers: list[Annotated[str, StringConstraints(min_length=1)]] = Field(min_length=1)
+    required: int = Field(default=1, ge=1)
+
+
+class ActivationSettings(Settings):
+    max_duration: timedelta = timedelta(hours=8)
+    min_duration: timedelta = MIN_ACTIVATION
+    require_mfa: bool = False
+    # Which MFA evidence a request may carry when MFA is required (pim/mfa.py, pim/oidc.py).
+    mfa_methods: list[MfaMethod] = Field(default_factory=lambda: ["totp", "oidc"], min_length=1)
+    # OIDC only: the `acr` the token must carry (e.g. an Entra authentication context);
+    # None: the token's `amr` must contain "mfa" instead.
+    mfa_auth_context: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    # OIDC only: how long ago the user may have signed in (the token's `auth_time`).
+    mfa_max_auth_age: timedelta = timedelta(minutes=10)
+    require_justification: bool = True
+    justification_min_length: int = Field(default=10, ge=0, le=500)
+    require_ticket: bool = False
+    ticket_pattern: str | None = None
+    approval: list[ApprovalStage] = Field(default_factory=list)
+    approval_timeout: timedelta = timedelta(hours=24)
+    approver_justification_required: bool = True
+
+    @field_validator("ticket_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"not a regular expression: {error}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _durations_in_range(self) -> "ActivationSettings":
+        if not MAX_ACTIVATION_LOWER <= self.max_duration <= MAX_ACTIVATION_UPPER:
+            raise ValueError("activation.max_duration must be between PT30M and PT24H")
+        if not MIN_ACTIVATION <= self.min_duration <= self.max_duration:
+            raise ValueError("activation.min_duration must be between PT5M and activation.max_duration")
+        if not timedelta(minutes=5) <= self.approval_timeout <= timedelta(days=30):
+            raise ValueError("activation.approval_timeout must be between PT5M and P30D")
+        if not timedelta(minutes=1) <= self.mfa_max_auth_age <= timedelta(hours=1):
+            raise ValueError("activation.mfa_max_auth_age must be between PT1M and PT1H")
+        return self
+
+
+class AssignmentSettings(Settings):
+    allow_permanent: bool = False
+    max_duration: timedelta = Field(gt=timedelta(minutes=5), le=timedelta(days=3660))
+    require_justification: bool = False
+    require_mfa: bool = False
+
+
+def _eligible_defaults() -> AssignmentSettings:
+    return AssignmentSettings(max_duration=timedelta(days=365))
+
+
+def _active_defaults() -> AssignmentSettings:
+    return AssignmentSettings(max_duration=timedelta(days=180), require_justification=True)
+
+
+NOTIFICATION_EVENTS = (
+    "activation_requested",
+    "request_approved",
+    "request_denied",
+    "activation_active",
+    "activation_ended",
+    "assignment_eligible",
+    "assignment_active",
+    "assignment_expiring_soon",
+    "assignment_ended",
+)
+
+
+class NotificationRule(Settings):
+    """Who is told (pim/audience.py has the table), of which events, through which channels."""
+
+    recipients: list[Literal["admins", "requestor", "approvers"]] = Field(
+        default_factory=lambda: ["admins", "requestor", "approvers"]
+    )
+    channels: list[Literal["log", "email", "webhook"]] = Field(default_factory=lambda: ["log"])
+    events: list[Literal[NOTIFICATION_EVENTS]] = Field(default_factory=lambda: list(NOTIFICATION_EVENTS))
+
+
+class Policy(Settings):
+    activation: ActivationSettings = Field(default_factory=ActivationSettings)
+    eligible_assignment: AssignmentSettings = Field(default_factory=_eligible_defaults)
+    active_assignment: AssignmentSettings = Field(default_factory=_active_defaults)
+    notifications: NotificationRule = Field(default_factory=NotificationRule)

@@ -1,0 +1,133 @@
+"""What a running activation reports (`status` query, workflow result) and what it
+learns from the store when it starts (`Admission`)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, Field
+
+from pim.domain.models import AccessType, ActivationRequest, ReviewDecision, State, Ticket, Violation
+from pim.domain.policy import NotificationRule, Policy
+
+
+class StageDecision(BaseModel):
+    approver_id: str
+    decision: ReviewDecision
+    justification: str | None = None
+    at: datetime
+
+
+class StageStatus(BaseModel):
+    approvers: list[str]
+    required: int
+    decisions: list[StageDecision] = Field(default_factory=list)
+
+    @property
+    def approvals(self) -> int:
+        return sum(1 for d in self.decisions if d.decision == ReviewDecision.approve)
+
+    @property
+    def satisfied(self) -> bool:
+        return self.approvals >= self.required
+
+
+class StatusEvent(BaseModel):
+    at: datetime
+    state: State
+    actor: str | None = None
+    note: str | None = None
+
+
+class ActivationStatus(BaseModel):
+    request_id: str
+    state: State
+    group_id: str | None = None
+    access: AccessType | None = None
+    principal_id: str | None = None
+    justification: str | None = None
+    ticket: Ticket | None = None
+    requested_duration: timedelta | None = None
+    requested_at: datetime
+    approval_deadline: datetime | None = None
+    stages: list[StageStatus] = Field(default_factory=list)
+    starts_at: datetime | None = None
+    granted_at: datetime | None = None
+    expires_at: datetime | None = None
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    violations: list[Violation] = Field(default_factory=list)
+    events: list[StatusEvent] = Field(default_factory=list)
+    # Additions to the SPEC fields: which policy version the request runs under,
+    # and whether it was only a dry run.
+    policy_version: int | None = None
+    validate_only: bool = False
+
+
+class Admission(BaseModel):
+    """The verdict of the `admit_request` activity, and the policy snapshot the
+    workflow keeps for its whole life (a later policy change never affects it)."""
+
+    violations: list[Violation] = Field(default_factory=list)
+    policy: Policy | None = None
+    policy_version: int | None = None
+    duration: timedelta | None = None
+    # Per stage, the users who may decide (approver groups expanded, requester removed).
+    stage_deciders: list[list[str]] = Field(default_factory=list)
+    # Users who may deactivate within the first 5 minutes and cancel anyone's request.
+    administrators: list[str] = Field(default_factory=list)
+
+    @property
+    def admitted(self) -> bool:
+        return not self.violations
+
+
+class AccessChange(BaseModel):
+    """Input of `grant_access` and `close_activation`."""
+
+    request_id: str
+    run_key: str
+    group_id: str
+    access: AccessType
+    principal_id: str
+    at: datetime
+    expires_at: datetime | None = None
+    granted: bool = False
+    final_state: State | None = None
+    reason: str | None = None
+    # Who hears of the grant and the end (the policy snapshot taken at admission);
+    # absent in inputs recorded before notifications moved into these activities.
+    notifications: NotificationRule | None = None
+    administrators: list[str] = Field(default_factory=list)
+
+
+class AuditRecord(BaseModel):
+    """Input of `record_event`: one line of the append-only audit log, and the
+    notification it may cause."""
+
+    at: datetime
+    action: str
+    actor: str | None = None
+    request_id: str | None = None
+    group_id: str | None = None
+    access: AccessType | None = None
+    principal_id: str | None = None
+    details: dict[str, str] = Field(default_factory=dict)
+    # Legacy (histories from before the outbox): who heard about it. Ignored now: the
+    # group's notification rule decides (activities/audit.py).
+    notify: list[str] = Field(default_factory=list)
+    # Approvers to ask now (the next stage, once one is approved).
+    ask: list[str] = Field(default_factory=list)
+    # The same record sent twice (an activity retry) is written once.
+    dedupe_key: str | None = None
+
+
+class AdmitInput(BaseModel):
+    """Input of `admit_request`: the request as received plus the workflow's clock.
+    `run_key` (workflow id and run id) keys the claim and the MFA code, so a
+    reused workflow id is a new request."""
+
+    request_id: str
+    run_key: str
+    request: ActivationRequest
+    at: datetime

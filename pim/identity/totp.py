@@ -1,0 +1,150 @@
+"""TOTP enrolment and verification (pyotp). A code is accepted once.
+
+MFA codes never reach the Temporal history in clear, even without payload
+encryption (pim/codec.py). The workflow input is written to the history when
+the workflow starts, before any worker sees it, so a code cannot be verified
+first and stripped afterwards: it is sealed before it leaves the client.
+
+- Sealing. `PimClient.start` (and so `pim request --mfa-code`) replaces
+  `mfa.code` with `base64url(HMAC-SHA256(seal key, "pim-mfa-seal-v1" || principal_id || code))`
+  and sets `mfa.sealed: true`. The seal key (setting `PIM_MFA_SEAL_KEY`, base64
+  of 32 bytes or more) is a secret shared by the clients that start requests and
+  the workers, and by nothing else: the store does not hold it, and whoever only
+  reads Temporal (UI, `temporal` CLI, history exports) cannot turn a seal back
+  into its code. `pim dev` generates one into `.pim/mfa-seal.key`, which every
+  `pim` command run from the same directory uses when the setting is unset.
+- Verifying. The admission activity recomputes the seal of each code of the
+  TOTP window (one step either side) for the request's principal and compares in
+  constant time; the matching step is then used up as before, so a seal (like a
+  code) is accepted once, only for the principal it was made for, and only
+  within about a minute and a half.
+- Unsealed codes. A request that carries a plain code (`{"method": "totp",
+  "code": "123456"}`, the SPEC example: the `temporal` CLI, or a client without
+  a seal key) is still accepted, so the wire contract is unchanged, but that
+  code is then in the history, written there by whoever sent it: it is used up
+  when verified and expires within the window. Every deployment that wants the
+  guarantee sets `PIM_MFA_SEAL_KEY` on its workers and clients; rotating it means
+  changing both at once (a request sealed with the old key in between fails MFA
+  and is simply asked again).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import time
+from pathlib import Path
+
+import pyotp
+
+from pim.domain.models import ActivationRequest, MfaEvidence, Violation
+from pim.runtime.settings import PimSettings, load_settings
+
+TOTP_INTERVAL = 30
+VALID_WINDOW = 1  # one step either side, for clock drift
+SEAL_SETTING = "PIM_MFA_SEAL_KEY"
+SEAL_CONTEXT = b"pim-mfa-seal-v1"
+DEV_SEAL_KEY_FILE = Path(".pim") / "mfa-seal.key"  # written by `pim dev`, next to its store
+
+
+def new_secret() -> str:
+    return pyotp.random_base32()
+
+
+def current_code(secret: str, at: float | None = None) -> str:
+    return pyotp.TOTP(secret, interval=TOTP_INTERVAL).at(at if at is not None else time.time())
+
+
+def _window(secret: str, at: float | None):
+    """(code, time step) for each step of the drift window."""
+    totp = pyotp.TOTP(secret, interval=TOTP_INTERVAL)
+    now = at if at is not None else time.time()
+    for offset in range(-VALID_WINDOW, VALID_WINDOW + 1):
+        moment = now + offset * TOTP_INTERVAL
+        yield totp.at(moment), totp.timecode(_as_datetime(moment))
+
+
+def matching_step(secret: str, code: str, at: float | None = None) -> int | None:
+    """The time step whose code is `code`, within the drift window, or None."""
+    if not code.isdigit():
+        return None
+    for candidate, step in _window(secret, at):
+        if pyotp.utils.strings_equal(candidate, code):
+            return step
+    return None
+
+
+def matching_sealed_step(secret: str, key: bytes, principal_id: str, sealed: str, at: float | None = None) -> int | None:
+    """The time step whose code, sealed for `principal_id`, is `sealed`, or None."""
+    for candidate, step in _window(secret, at):
+        if hmac.compare_digest(seal(key, principal_id, candidate), sealed):
+            return step
+    return None
+
+
+def _as_datetime(moment: float):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(moment, UTC)
+
+
+# --- sealing (see the module docstring) -------------------------------------------
+
+
+def seal(key: bytes, principal_id: str, code: str) -> str:
+    message = b"\0".join((SEAL_CONTEXT, principal_id.encode(), code.encode()))
+    digest = hmac.new(key, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def seal_request(request: ActivationRequest, key: bytes | None) -> ActivationRequest:
+    """The request as it may enter Temporal: its MFA code sealed (unchanged without a key)."""
+    evidence = request.mfa
+    # An OIDC token is not sealed: the worker must see it to verify its signature.
+    if key is None or evidence is None or evidence.sealed or evidence.method != "totp":
+        return request
+    sealed = MfaEvidence(method=evidence.method, code=seal(key, request.principal_id, evidence.code), sealed=True)
+    return request.model_copy(update={"mfa": sealed})
+
+
+def parse_seal_key(text: str, source: str = SEAL_SETTING) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{source}: not valid base64") from None
+    if len(key) < 32:
+        raise ValueError(f"{source}: the seal key must be at least 32 bytes, got {len(key)}")
+    return key
+
+
+def seal_key(settings: PimSettings) -> bytes | None:
+    """PIM_MFA_SEAL_KEY, else the key `pim dev` wrote into .pim/mfa-seal.key, else None."""
+    if settings.mfa_seal_key:
+        return parse_seal_key(settings.mfa_seal_key)
+    if DEV_SEAL_KEY_FILE.is_file():
+        return parse_seal_key(DEV_SEAL_KEY_FILE.read_text(), str(DEV_SEAL_KEY_FILE.resolve()))
+    return None
+
+
+def configured_seal_key() -> bytes | None:
+    return seal_key(load_settings())
+
+
+def ensure_dev_seal_key(path: Path = DEV_SEAL_KEY_FILE) -> Path:
+    """Generate the development seal key once (owner-only file); later runs keep it."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+    return path
+
+
+MFA_INVALID = Violation(code="mfa_invalid", message="mfa.code: the code is wrong or expired")
+MFA_REPLAYED = Violation(code="mfa_replayed", message="mfa.code: this code was already used")
+MFA_UNSEALABLE = Violation(
+    code="mfa_invalid", message=f"mfa.code: the code is sealed but the workers have no seal key ({SEAL_SETTING})"
+)
