@@ -195,7 +195,7 @@ async def bench_env(n_users: int, n_approval_users: int = 0, *, max_concurrent_w
     from pim.store import Store
     from pim.store.database import upgrade_async
     from worker.app import build_worker, serving
-    from workflows.options import SEARCH_ATTRIBUTES
+    from workflows.search_attributes import SEARCH_ATTRIBUTES
 
     # MFA codes are sealed by the client, as in production (pim/mfa.py).
     os.environ.setdefault("PIM_MFA_SEAL_KEY", base64.b64encode(os.urandom(32)).decode())

@@ -21,7 +21,7 @@ from pim.domain.status import ActivationStatus
 from pim.identity import totp as mfa
 from pim.runtime.settings import PimSettings
 from pim.runtime.temporal import connect_with
-from workflows.options import PIM_ACCESS, PIM_GROUP_ID, PIM_PRINCIPAL_ID, PIM_STATE
+from workflows.search_attributes import PIM_ACCESS, PIM_GROUP_ID, PIM_PRINCIPAL_ID, PIM_STATE
 
 WORKFLOW_TYPE = "GroupActivation"
 

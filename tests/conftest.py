@@ -21,7 +21,7 @@ from pim.store import Store
 from pim.store.database import upgrade_async
 from tests import postgres
 from worker.app import serving
-from workflows.options import SEARCH_ATTRIBUTES
+from workflows.search_attributes import SEARCH_ATTRIBUTES
 
 _exit_status: dict[str, int] = {}
 

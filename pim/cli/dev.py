@@ -26,7 +26,7 @@ from pim.store import Store
 from pim.store.database import upgrade_async
 from worker.app import run_worker, serving
 from worker.telemetry import MetricsUnavailable, metrics_runtime
-from workflows.options import SEARCH_ATTRIBUTES
+from workflows.search_attributes import SEARCH_ATTRIBUTES
 
 log = get_logger("pim.dev")
 

@@ -19,8 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from pim.runtime.codec import data_converter
 from pim.runtime.settings import PimSettings
 from pim.runtime.tracing import tracing_interceptors
-
-SEARCH_ATTRIBUTE_NAMES = ("PimState", "PimGroupId", "PimAccess", "PimPrincipalId")
+from workflows.search_attributes import SEARCH_ATTRIBUTE_NAMES
 
 
 async def connect(address: str, namespace: str, runtime: Runtime | None = None) -> Client:

@@ -45,7 +45,7 @@ from pim.runtime.temporal import SEARCH_ATTRIBUTE_NAMES, connect, find_binary
 from pim.store import Store
 from pim.store.tables import GrantRow
 from tests.integration.processes import free_port, http_status
-from workflows.options import PIM_STATE
+from workflows.search_attributes import PIM_STATE
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMBER = AccessType.member
