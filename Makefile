@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install dev test test-fast test-quick lint clean bench slapd
+.PHONY: install dev test test-fast test-quick lint typecheck clean bench slapd
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,17 +18,24 @@ install: $(STAMP)
 dev: install
 	$(BIN)/pim dev --seed demo
 
-## Lint (errors only), then the whole suite: unit, store and workflow tests on
-## real Temporal servers, on SQLite and PostgreSQL.
-test: install lint slapd
+## Lint, format check, import contracts and type check, then the whole suite:
+## unit, store and workflow tests on real Temporal servers, on SQLite and PostgreSQL.
+test: install lint typecheck slapd
 	$(BIN)/pytest
 
 ## OpenLDAP's slapd (Debian package) for the LDAP directory tests, installed once.
 slapd:
 	@bash .ci/install-slapd
 
+## ruff's checks, ruff's formatting and the import contracts (pyproject.toml, docs/architecture.md).
 lint: install
-	$(BIN)/ruff check pim workflows activities worker tests
+	$(BIN)/ruff check pim workflows activities worker tests bench
+	$(BIN)/ruff format --check pim workflows activities worker tests bench
+	$(BIN)/lint-imports
+
+## mypy on pim, workflows, activities and worker (settings in pyproject.toml): 0 errors.
+typecheck: install
+	$(BIN)/mypy
 
 ## Only the tests that need no Temporal server.
 test-fast: install

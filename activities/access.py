@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from temporalio import activity
 
+from activities.interfaces import AccessInterface
 from pim.directories.interface import Directory
 from pim.directories.sources import confer, withdraw
 from pim.domain.models import State
@@ -24,11 +25,11 @@ SOURCE_KIND = "activation"
 
 
 @dataclass
-class AccessActivities:
+class AccessActivities(AccessInterface):
     store: Store
     directory: Directory
 
-    @activity.defn(name="grant_access")
+    @activity.defn
     async def grant_access(self, change: AccessChange) -> None:
         await confer(
             self.store,
@@ -67,7 +68,7 @@ class AccessActivities:
             principal_id=change.principal_id,
         )
 
-    @activity.defn(name="close_activation")
+    @activity.defn
     async def close_activation(self, change: AccessChange) -> None:
         """Revoke (when granted) and release the claim. Retried until it succeeds;
         every step is idempotent, so a retry after a partial success is safe."""

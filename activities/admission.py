@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from temporalio import activity
 
+from activities.interfaces import AdmissionInterface
 from pim.domain.activation_rules import evaluate_request, requested_duration, violation
 from pim.domain.durations import format_duration
 from pim.domain.models import ActivationRequest, Violation
@@ -16,6 +18,7 @@ from pim.domain.status import Admission, AdmitInput
 from pim.identity import oidc
 from pim.identity import totp as mfa
 from pim.notifications.compose import compose, describe
+from pim.notifications.model import Notification
 from pim.runtime.logging import get_logger
 from pim.store import Store
 
@@ -23,14 +26,14 @@ log = get_logger("pim.activities")
 
 
 @dataclass
-class AdmissionActivities:
+class AdmissionActivities(AdmissionInterface):
     store: Store
     # The key that clients seal MFA codes with (pim/mfa.py): PIM_MFA_SEAL_KEY or `pim dev`'s.
     mfa_seal_key: bytes | None = field(default_factory=mfa.configured_seal_key)
     # Step-up MFA with the identity provider (pim/oidc.py): PIM_OIDC_*, None when unset.
     oidc_verifier: oidc.OidcVerifier | None = field(default_factory=oidc.configured_verifier)
 
-    @activity.defn(name="admit_request")
+    @activity.defn
     async def admit_request(self, data: AdmitInput) -> Admission:
         """Idempotent: a retry with the same run key finds its own claim and its own MFA step."""
         request = data.request
@@ -57,17 +60,18 @@ class AdmissionActivities:
                         "an activation for the same group and access is already running: " + holder.split("#")[0],
                     )
                 ]
+        duration = requested_duration(request, policy.activation)
         admission = Admission(
             violations=violations,
             policy=policy if found else None,
             policy_version=policy_version,
-            duration=requested_duration(request, policy.activation),
+            duration=duration,
             stage_deciders=deciders,
             administrators=await self.store.group_administrators(request.group_id, data.at),
         )
         key = f"{data.run_key}:requested"
         notifications = (
-            await self._requested_notifications(data, policy, admission, key)
+            await self._requested_notifications(data, policy, admission, duration, key)
             if admission.admitted and not request.validate_only
             else []
         )
@@ -82,7 +86,7 @@ class AdmissionActivities:
             details={
                 "violations": [v.model_dump() for v in violations],
                 "validate_only": request.validate_only,
-                "duration": format_duration(admission.duration),
+                "duration": format_duration(duration),
                 "justification": request.justification or "",
                 "policy_version": policy_version,
             },
@@ -101,11 +105,13 @@ class AdmissionActivities:
         )
         return admission
 
-    async def _requested_notifications(self, data: AdmitInput, policy: Policy, admission: Admission, key: str):
+    async def _requested_notifications(
+        self, data: AdmitInput, policy: Policy, admission: Admission, duration: timedelta, key: str
+    ) -> list[Notification]:
         request = data.request
         approval = policy.activation.approval
         details = {
-            "duration": format_duration(admission.duration),
+            "duration": format_duration(duration),
             "justification": request.justification or "",
             "ticket": f"{request.ticket.system}:{request.ticket.number}" if request.ticket else "",
             "state": "pending_approval" if approval else "activating",
@@ -137,28 +143,32 @@ class AdmissionActivities:
         assert request.mfa is not None  # presence, and an allowed method, were checked by the rules
         evidence = request.mfa
         if evidence.method == "oidc":
-            # An unreachable identity provider raises JwksUnavailable: the activity retries.
-            if self.oidc_verifier is None:
-                return [oidc.NOT_CONFIGURED]
-            verdict = await self.oidc_verifier.verify(evidence.token, request.principal_id, policy.activation)
-            if verdict.violations or request.validate_only:
-                return verdict.violations  # a dry run does not use the token up
-            if not await self.store.consume_mfa_token(request.principal_id, verdict.replay_key, data.run_key, data.at):
-                return [oidc.TOKEN_REPLAYED]
-            return []
+            return await self._verify_oidc(evidence.token or "", request, data, policy)
+        code, seal_key = evidence.code or "", self.mfa_seal_key
         secret = await self.store.mfa_secret(request.principal_id)
-        if evidence.sealed and self.mfa_seal_key is None:
+        if evidence.sealed and seal_key is None:
             return [mfa.MFA_UNSEALABLE]
         if not secret:
             step = None
-        elif evidence.sealed:
-            step = mfa.matching_sealed_step(secret, self.mfa_seal_key, request.principal_id, evidence.code, time.time())
+        elif evidence.sealed and seal_key is not None:
+            step = mfa.matching_sealed_step(secret, seal_key, request.principal_id, code, time.time())
         else:
-            step = mfa.matching_step(secret, evidence.code, time.time())
+            step = mfa.matching_step(secret, code, time.time())
         if step is None:
             return [mfa.MFA_INVALID]
         if request.validate_only:
             return []  # a dry run does not use the code up
         if not await self.store.consume_totp_step(request.principal_id, step, data.run_key):
             return [mfa.MFA_REPLAYED]
+        return []
+
+    async def _verify_oidc(self, token: str, request: ActivationRequest, data: AdmitInput, policy: Policy) -> list[Violation]:
+        # An unreachable identity provider raises JwksUnavailable: the activity retries.
+        if self.oidc_verifier is None:
+            return [oidc.NOT_CONFIGURED]
+        verdict = await self.oidc_verifier.verify(token, request.principal_id, policy.activation)
+        if verdict.violations or request.validate_only or verdict.replay_key is None:
+            return verdict.violations  # a dry run does not use the token up
+        if not await self.store.consume_mfa_token(request.principal_id, verdict.replay_key, data.run_key, data.at):
+            return [oidc.TOKEN_REPLAYED]
         return []

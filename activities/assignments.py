@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from temporalio import activity
 
+from activities.interfaces import AssignmentInterface
 from pim.directories.interface import Directory
 from pim.directories.sources import confer, source_already_recorded, withdraw
 from pim.domain.assignments import AssignmentEnd, AssignmentWindow
@@ -17,11 +18,11 @@ log = get_logger("pim.activities")
 
 
 @dataclass
-class AssignmentActivities:
+class AssignmentActivities(AssignmentInterface):
     store: Store
     directory: Directory
 
-    @activity.defn(name="assignment_took_effect")
+    @activity.defn
     async def assignment_took_effect(self, event: AssignmentEnd) -> None:
         plan = event.plan
         if plan.kind == "active":  # the source (its grant row) was written with the assignment
@@ -42,13 +43,13 @@ class AssignmentActivities:
             **await self._notify(event, key, f"assignment_{plan.kind}", details),
         )
 
-    @activity.defn(name="assignment_window_changed")
+    @activity.defn
     async def assignment_window_changed(self, window: AssignmentWindow) -> None:
         await self.store.change_assignment_window(
             window.assignment_id, starts_at=window.starts_at, ends_at=window.ends_at, by=window.by, at=window.at
         )
 
-    @activity.defn(name="assignment_end")
+    @activity.defn
     async def assignment_end(self, event: AssignmentEnd) -> None:
         """Retried until it succeeds; every step is idempotent."""
         plan = event.plan

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from temporalio import activity
 
+from activities.interfaces import AuditInterface
 from pim.domain.status import AuditRecord
 from pim.notifications.compose import compose, describe, group_rule
+from pim.notifications.model import Notification, Role
 from pim.store import Store
 
 # Audit actions that tell someone, and the notification event they become. Other
@@ -21,46 +23,12 @@ EVENTS = {
 
 
 @dataclass
-class AuditActivities:
+class AuditActivities(AuditInterface):
     store: Store
 
-    @activity.defn(name="record_event")
+    @activity.defn
     async def record_event(self, record: AuditRecord) -> None:
-        notifications, channels = [], []
-        event = EVENTS.get(record.action)
-        if event and record.group_id and record.access and record.principal_id:
-            rule, admins = await group_rule(self.store, record.group_id, record.access.value, record.at)
-            common = dict(
-                at=record.at,
-                rule=rule,
-                request_id=record.request_id,
-                group_id=record.group_id,
-                access=record.access.value,
-                principal_id=record.principal_id,
-            )
-            what = describe(record.access.value, record.group_id, record.principal_id)
-            key = record.dedupe_key or f"{record.request_id}:{record.action}:{record.at.isoformat()}"
-            decision = _decision_facts(record) if event.startswith("request_") else record.details
-            notifications = await compose(
-                self.store,
-                key=key,
-                event=event,
-                subject=f"{_headline(event)}: {what}",
-                people={"requestor": [record.principal_id], "admins": admins},
-                details=decision,
-                **common,
-            )
-            if event == "request_approved" and record.ask:  # the next stage's approvers are asked now
-                notifications += await compose(
-                    self.store,
-                    key=f"{key}:next",
-                    event="activation_requested",
-                    subject=f"Approval needed: {what}",
-                    people={"approvers": record.ask},
-                    details=_next_stage_facts(record),
-                    **common,
-                )
-            channels = rule.channels
+        notifications, channels = await self._notifications(record)
         await self.store.append_audit(
             at=record.at,
             action=record.action,
@@ -74,6 +42,44 @@ class AuditActivities:
             notifications=notifications,
             channels=channels,
         )
+
+    async def _notifications(self, record: AuditRecord) -> tuple[list[Notification], list[str]]:
+        """What the record tells whom, through which channels (nothing for most actions)."""
+        event = EVENTS.get(record.action)
+        group_id, access, principal_id = record.group_id, record.access, record.principal_id
+        if not (event and group_id and access and principal_id):
+            return [], []
+        rule, admins = await group_rule(self.store, group_id, access.value, record.at)
+        what = describe(access.value, group_id, principal_id)
+        key = record.dedupe_key or f"{record.request_id}:{record.action}:{record.at.isoformat()}"
+
+        async def tell(
+            key: str, event: str, subject: str, people: dict[Role, list[str]], details: dict[str, str]
+        ) -> list[Notification]:
+            return await compose(
+                self.store,
+                key=key,
+                event=event,
+                at=record.at,
+                rule=rule,
+                people=people,
+                subject=subject,
+                request_id=record.request_id,
+                group_id=group_id,
+                access=access.value,
+                principal_id=principal_id,
+                details=details,
+            )
+
+        decision = _decision_facts(record) if event.startswith("request_") else record.details
+        people: dict[Role, list[str]] = {"requestor": [principal_id], "admins": admins}
+        notifications = await tell(key, event, f"{_headline(event)}: {what}", people, decision)
+        if event == "request_approved" and record.ask:  # the next stage's approvers are asked now
+            facts = _next_stage_facts(record)
+            notifications += await tell(
+                f"{key}:next", "activation_requested", f"Approval needed: {what}", {"approvers": record.ask}, facts
+            )
+        return notifications, list(rule.channels)
 
 
 def _headline(event: str) -> str:

@@ -4,6 +4,7 @@ workflow is gone, take it away, and say why."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import select
 from temporalio import activity
@@ -11,6 +12,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.interfaces import ReconcileInterface
 from pim.directories.interface import GROUP_NOT_FOUND, Directory
 from pim.directories.sources import withdraw
 from pim.directories.sync import compare
@@ -24,7 +26,7 @@ log = get_logger("pim.reconcile")
 
 
 @dataclass
-class ReconcileActivities:
+class ReconcileActivities(ReconcileInterface):
     store: Store
     directory: Directory
 
@@ -48,7 +50,7 @@ class ReconcileActivities:
             return None
         return f"its workflow is {description.status.name.lower()}" if description.status else "its workflow ended"
 
-    @activity.defn(name="reconcile_access")
+    @activity.defn
     async def reconcile_access(self, data: ReconcileInput) -> ReconcileReport:
         report = ReconcileReport(at=data.at)
         seen: dict[str, str | None] = {}
@@ -81,7 +83,7 @@ class ReconcileActivities:
                 grant.principal_id,
                 source_id=grant.source_id,
                 at=data.at,
-                drop_source=lambda g=grant: self.store.remove_grant(g.source_kind, g.source_id),
+                drop_source=partial(self.store.remove_grant, grant.source_kind, grant.source_id),
             )
             await self._audit(data, "access_reconciled", finding)
             report.revoked.append(finding)

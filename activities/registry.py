@@ -1,30 +1,39 @@
-"""Every side effect of the product: store lookups, checks, grant and revoke,
-audit and notifications. Activities never import workflows."""
+"""The worker's activities: one implementation of each interface in
+activities/interfaces.py, bound to the store and the directory."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from activities.access import AccessActivities
 from activities.admission import AdmissionActivities
 from activities.assignments import AssignmentActivities
 from activities.audit import AuditActivities
+from activities.interfaces import INTERFACES
 from activities.reconcile import ReconcileActivities
 from pim.directories.interface import Directory
 from pim.directories.store_directory import StoreDirectory
 from pim.store import Store
 
 
-def build_activities(store: Store, directory: Directory | None = None) -> list:
-    """All activity callables for a worker; tests pass a fault-injecting directory."""
+def interface_activities(interface: type) -> list[str]:
+    """The activity names an interface declares (its public async methods)."""
+    return [name for name, value in vars(interface).items() if not name.startswith("_") and callable(value)]
+
+
+def build_activities(store: Store, directory: Directory | None = None) -> list[Callable[..., Any]]:
+    """Every activity of every interface, implemented; tests pass a fault-injecting directory."""
     directory = directory or StoreDirectory(store)
-    access = AccessActivities(store, directory)
-    assignments = AssignmentActivities(store, directory)
-    return [
-        assignments.assignment_took_effect,
-        assignments.assignment_window_changed,
-        assignments.assignment_end,
-        AdmissionActivities(store).admit_request,
-        access.grant_access,
-        access.close_activation,
-        AuditActivities(store).record_event,
-        ReconcileActivities(store, directory).reconcile_access,
+    implementations: list[object] = [
+        AdmissionActivities(store),
+        AccessActivities(store, directory),
+        AuditActivities(store),
+        AssignmentActivities(store, directory),
+        ReconcileActivities(store, directory),
     ]
+    activities = []
+    for interface in INTERFACES:
+        (implementation,) = [i for i in implementations if isinstance(i, interface)]
+        activities += [getattr(implementation, name) for name in interface_activities(interface)]
+    return activities

@@ -1,5 +1,5 @@
 """`GroupActivation`: one eligible principal's request for membership or
-ownership of a group, from validation to revocation (SPEC section 3).
+ownership of a group, from validation to revocation (docs/wire-contract.md).
 
 validating -> [pending_approval] -> [scheduled] -> activating -> active -> revoking -> expired | deactivated
 Every other way out ends in rejected, denied, approval_expired, canceled or failed,
@@ -9,16 +9,20 @@ and once access was granted the workflow never ends without revoking it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
+    from pydantic import BaseModel, ValidationError
 
+    from activities.interfaces import AccessInterface, AdmissionInterface, AuditInterface
     from pim.domain import activation_rules as rules
+    from pim.domain.approval import Approval, all_approvers
+    from pim.domain.durations import format_duration
     from pim.domain.models import (
         ActivationRequest,
         Cancel,
@@ -30,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         State,
         violations_from_validation_error,
     )
+    from pim.domain.policy import Policy
     from pim.domain.status import (
         AccessChange,
         ActivationStatus,
@@ -39,28 +44,28 @@ with workflow.unsafe.imports_passed_through():
         StageStatus,
         StatusEvent,
     )
-    from workflows.options import ADMIT, GRANT, PIM_ACCESS, PIM_GROUP_ID, PIM_PRINCIPAL_ID, PIM_STATE, RECORD, REVOKE
 
 from workflows import metrics
-from workflows.approval import ApprovalBookkeeping
+from workflows.options import ADMIT, GRANT, RECORD, REVOKE
+from workflows.search_attributes import PIM_ACCESS, PIM_GROUP_ID, PIM_PRINCIPAL_ID, PIM_STATE
 
 MAX_EVENTS = 500  # a flood of refused signals must not grow the status without bound
+Payload = TypeVar("Payload", bound=BaseModel)
 
 
 @workflow.defn(name="GroupActivation")
-class GroupActivation(ApprovalBookkeeping):
+class GroupActivation:
     @workflow.init
     def __init__(self, raw_request: Any) -> None:
         info = workflow.info()
         self.run_key = f"{info.workflow_id}#{info.run_id}"
         self.request: ActivationRequest | None = None
         self.admission = Admission()
+        self.approval: Approval | None = None  # while and after the request waits for approval
         self.granted = False
         self.end_requested: State | None = None  # canceled or deactivated, by signal
         self.expiry_moved = False
-        self.deadline_enforced = False
-        self.lean = False  # patch "lean-history": local admission, notifications queued by the activities
-        self.records: list[asyncio.Future] = []  # audit and notification activities under way
+        self.records: list[workflow.ActivityHandle[None]] = []  # audit activities under way
         self.status = ActivationStatus(request_id=info.workflow_id, state=State.validating, requested_at=workflow.now())
         try:
             self.request = ActivationRequest.model_validate(raw_request)
@@ -80,7 +85,7 @@ class GroupActivation(ApprovalBookkeeping):
                 )
             )
 
-    # --- the lifecycle ---------------------------------------------------------
+    # --- the lifecycle: request -> checks -> approval -> grant -> sleep -> revoke ---
 
     @workflow.run
     async def run(self, raw_request: Any) -> ActivationStatus:
@@ -100,90 +105,85 @@ class GroupActivation(ApprovalBookkeeping):
         return self.status
 
     async def _lifecycle(self, request: ActivationRequest) -> None:
-        # Admission only reads the store and takes a claim: as a local activity it
-        # costs one marker in the history instead of three events and a workflow task.
-        self.lean = workflow.patched("lean-history")
-        admit = workflow.execute_local_activity if self.lean else workflow.execute_activity
+        policy = await self._admit(request)
+        if policy is None:
+            return
+        if policy.activation.approval and not await self._await_approval(request, policy):
+            return
+        if request.start_at and request.start_at > workflow.now():
+            self.status.starts_at = request.start_at
+            self._set_state(State.scheduled, note=f"starts at {request.start_at.isoformat()}")
+            self._record("activation_scheduled", starts_at=request.start_at.isoformat())
+            if await self._wait_or_end(request.start_at):
+                await self._close(State.canceled, self.status.end_reason)
+                return
+        await self._grant_and_hold()
+
+    async def _admit(self, request: ActivationRequest) -> Policy | None:
+        """The checks and the claim, in one local activity (one marker in the history).
+        Returns the policy snapshot when the request goes on; otherwise it has ended."""
+        data = AdmitInput(request_id=self.status.request_id, run_key=self.run_key, request=request, at=workflow.now())
         try:
-            self.admission = await admit(
-                "admit_request",
-                AdmitInput(request_id=self.status.request_id, run_key=self.run_key, request=request, at=workflow.now()),
-                result_type=Admission,
-                **ADMIT,
-            )
+            self.admission = await workflow.execute_local_activity_method(AdmissionInterface.admit_request, data, **ADMIT)
         except ActivityError as error:
             # Fails closed. The claim, if one was taken, is released.
             await self._close(State.failed, f"admission failed: {_cause(error)}")
-            return
+            return None
         self.status.policy_version = self.admission.policy_version
         self.status.requested_duration = self.admission.duration
         if not self.admission.admitted:
             self.status.violations = self.admission.violations
             self.status.end_reason = "rejected: " + ", ".join(v.code for v in self.admission.violations)
             self._end(State.rejected)
-            return
+            return None
         if request.validate_only:
             self.status.end_reason = "validate_only: every check passed, nothing granted"
             self._end(State.canceled)
-            return
-        policy = self.admission.policy
-        assert policy is not None
-        if not self.lean:  # histories from before admit_request queued its own notifications
-            self._record("activation_requested", notify=self._approvers(), dedupe_key=f"{self.run_key}:requested")
+            return None
+        assert self.admission.policy is not None  # an admitted request always has its policy
+        return self.admission.policy
 
-        if policy.activation.approval and not await self._await_approval():
-            return
-        if request.start_at and request.start_at > workflow.now():
-            self.status.starts_at = request.start_at
-            self._set_state(State.scheduled, note=f"starts at {request.start_at.isoformat()}")
-            self._audit_transition("activation_scheduled", starts_at=request.start_at.isoformat())
-            if await self._wait_or_end(request.start_at):
-                await self._close(State.canceled, self.status.end_reason)
-                return
-        await self._grant_and_hold()
-
-    async def _await_approval(self) -> bool:
+    async def _await_approval(self, request: ActivationRequest, policy: Policy) -> bool:
         """True when every stage approved; otherwise the request has ended."""
-        policy = self.admission.policy
-        assert policy is not None
-        self.status.stages = [StageStatus(approvers=s.approvers, required=s.required) for s in policy.activation.approval]
         deadline = self.status.requested_at + policy.activation.approval_timeout
+        self.status.stages = [StageStatus(approvers=s.approvers, required=s.required) for s in policy.activation.approval]
         self.status.approval_deadline = deadline
-        # A decision that reaches the workflow together with the deadline's timer (say,
-        # after a worker outage) must not count: handlers run before timers in a task.
-        self.deadline_enforced = workflow.patched("refuse-decisions-past-deadline")
+        approval = self.approval = Approval(
+            stages=self.status.stages,
+            deciders=self.admission.stage_deciders,
+            requester_id=request.principal_id,
+            deadline=deadline,
+            justification_required=policy.activation.approver_justification_required,
+        )
         self._set_state(State.pending_approval, note=f"{len(self.status.stages)} stage(s) to approve")
-        self._audit_transition("activation_pending_approval", approval_deadline=deadline.isoformat())
-        ended = await self._wait_or_end(deadline, until=lambda: self._current_stage() is None or self._denied())
-        if self._denied():
+        self._record("activation_pending_approval", approval_deadline=deadline.isoformat())
+        ended = await self._wait_or_end(deadline, until=approval.decided)
+        if approval.denied():
             await self._close(State.denied, "denied by an approver")
             return False
         if ended:
             await self._close(State.canceled, self.status.end_reason)
             return False
-        if self._current_stage() is not None:
+        if approval.current_stage() is not None:
             await self._close(State.approval_expired, "no decision before the approval deadline")
             return False
-        metrics.approved(
-            self.status.requested_at, max((d.at for s in self.status.stages for d in s.decisions), default=workflow.now())
-        )
+        metrics.approved(self.status.requested_at, approval.last_decision_at() or workflow.now())
         return True
 
     async def _grant_and_hold(self) -> None:
-        assert self.request is not None and self.admission.duration is not None
+        assert self.admission.duration is not None
         self._set_state(State.activating)
         granted_at = workflow.now()
-        self.status.granted_at, self.status.expires_at = granted_at, granted_at + self.admission.duration
+        self.status.granted_at = granted_at
+        expires_at = self.status.expires_at = granted_at + self.admission.duration
         self.granted = True  # from here on, closing revokes (the grant may be partly written)
         try:
-            await workflow.execute_activity("grant_access", self._change(granted_at), **GRANT)
+            await workflow.execute_activity_method(AccessInterface.grant_access, self._change(granted_at), **GRANT)
         except ActivityError as error:
             await self._close(State.failed, f"grant failed: {_cause(error)}")
             return
-        self._set_state(State.active, note=f"expires at {self.status.expires_at.isoformat()}")
+        self._set_state(State.active, note=f"expires at {expires_at.isoformat()}")
         metrics.granted(self.status.starts_at or self.status.requested_at, workflow.now())
-        if not self.lean:  # histories from before grant_access queued its own notifications
-            self._record("access_granted", notify=[self.request.principal_id], dedupe_key=f"{self.run_key}:granted")
         # A durable timer that `deactivate` ends early and `extend` moves.
         while True:
             self.expiry_moved = False
@@ -194,7 +194,7 @@ class GroupActivation(ApprovalBookkeeping):
                 break
         await self._close(State.expired, "the activation reached its end")
 
-    async def _wait_or_end(self, until_time: datetime, until=lambda: False) -> bool:
+    async def _wait_or_end(self, until_time: datetime, until: Callable[[], bool] = lambda: False) -> bool:
         """Wait until `until_time` or `until()`; True when cancel or deactivate ended the wait."""
         timeout = until_time - workflow.now()
         if timeout > timedelta(0):
@@ -207,21 +207,13 @@ class GroupActivation(ApprovalBookkeeping):
     async def _close(self, final: State, reason: str | None) -> None:
         """Revoke when granted, release the claim and end. Retried until it succeeds,
         and shielded so that cancelling the workflow cannot interrupt it."""
-        assert self.request is not None
         self.status.end_reason = reason
         if self.granted:
             self._set_state(State.revoking, note=reason)
         change = self._change(workflow.now(), final_state=final, reason=reason)
-        await asyncio.shield(asyncio.ensure_future(workflow.execute_activity("close_activation", change, **REVOKE)))
+        await asyncio.shield(workflow.start_activity_method(AccessInterface.close_activation, change, **REVOKE))
         self.granted = False
         self._end(final)
-        if not self.lean:  # histories from before close_activation queued its own notifications
-            self._record(
-                f"activation_{final.value}",
-                notify=[self.request.principal_id],
-                reason=reason or "",
-                dedupe_key=f"{self.run_key}:ended",
-            )
 
     def _end(self, final: State) -> None:
         self.status.ended_at = workflow.now()
@@ -229,7 +221,7 @@ class GroupActivation(ApprovalBookkeeping):
         if not self.status.validate_only:  # a dry run is no activation
             metrics.activation_ended(final.value)
 
-    # --- signals, update and query -------------------------------------------
+    # --- query, signals and update -------------------------------------------
 
     @workflow.query(name="status")
     def get_status(self) -> ActivationStatus:
@@ -245,7 +237,7 @@ class GroupActivation(ApprovalBookkeeping):
     def deny(self, *args: Any) -> None:
         self._signal_decision(args, ReviewDecision.deny)
 
-    def _signal_decision(self, args: tuple, decision: ReviewDecision) -> None:
+    def _signal_decision(self, args: tuple[Any, ...], decision: ReviewDecision) -> None:
         payload = self._parse(Decision, args, decision.value)
         if payload is None:
             return
@@ -261,12 +253,12 @@ class GroupActivation(ApprovalBookkeeping):
         refusal = self._review_refusal(payload.approver_id, payload.decision, payload.justification)
         if refusal:  # the state moved between validation and now
             raise ApplicationError(refusal, type="review_refused", non_retryable=True)
-        stage = self._current_stage()
         self._apply_decision(payload.approver_id, payload.decision, payload.justification)
-        # Answer once the decision has taken effect: next stage, or the request moved on.
-        await workflow.wait_condition(
-            lambda: self.status.state != State.pending_approval or self._current_stage() not in (stage, None)
-        )
+        # Answer once the decision has taken effect: the request waits for more
+        # decisions, or it has moved on (granted, scheduled or denied).
+        approval = self.approval
+        assert approval is not None
+        await workflow.wait_condition(lambda: not approval.decided() or self.status.state != State.pending_approval)
         return self.status
 
     @review.validator
@@ -280,6 +272,37 @@ class GroupActivation(ApprovalBookkeeping):
         refusal = self._review_refusal(payload.approver_id, payload.decision, payload.justification)
         if refusal:
             raise ValueError(refusal)
+
+    def _review_refusal(self, approver_id: str, decision: ReviewDecision, justification: str | None) -> str | None:
+        if self.approval is None:
+            return "the request is not pending approval"
+        pending = self.status.state == State.pending_approval
+        return self.approval.refusal(approver_id, decision, justification, at=workflow.now(), pending=pending)
+
+    def _apply_decision(self, approver_id: str, decision: ReviewDecision, justification: str | None) -> None:
+        assert self.approval is not None
+        recorded = self.approval.record(approver_id, decision, justification, at=workflow.now())
+        self._event(State.pending_approval, approver_id, f"stage {recorded.stage + 1}: {decision.value}")
+        # The next stage's approvers decide from their message alone: it carries the request's facts.
+        facts: dict[str, str] = {}
+        if recorded.ask_next and recorded.next_stage is not None:
+            duration = self.admission.duration
+            facts = dict(
+                duration=format_duration(duration) if duration else "",
+                request_justification=self.status.justification or "",
+                approval_deadline=self.approval.deadline.isoformat(),
+                next_stage=f"{recorded.next_stage + 1} of {len(self.approval.stages)}",
+            )
+        action = "request_approved" if decision == ReviewDecision.approve else "request_denied"
+        # record_event tells the requestor and the admins, and asks the next stage's approvers.
+        self._record(
+            action,
+            actor=approver_id,
+            ask=recorded.ask_next,
+            stage=str(recorded.stage + 1),
+            justification=justification or "",
+            **facts,
+        )
 
     @workflow.signal(name="cancel")
     def cancel(self, *args: Any) -> None:
@@ -328,39 +351,37 @@ class GroupActivation(ApprovalBookkeeping):
         payload = self._parse(Extend, args, "extend")
         if payload is None or self.request is None:
             return
-        if self.status.state != State.active or self.status.expires_at is None or self.status.granted_at is None:
+        granted_at, expires_at, policy = self.status.granted_at, self.status.expires_at, self.admission.policy
+        if self.status.state != State.active or granted_at is None or expires_at is None or policy is None:
             self._refuse("extend", payload.by, f"cannot extend in state {self.status.state.value}")
             return
-        policy = self.admission.policy
-        assert policy is not None
         refusal = rules.refuse_extension(
             by=payload.by,
             extra=payload.duration,
             justification=payload.justification,
             requester_id=self.request.principal_id,
-            approvers=self._approvers(),
+            approvers=all_approvers(self.admission.stage_deciders),
             administrators=self.admission.administrators,
             settings=policy.activation,
-            granted_at=self.status.granted_at,
-            expires_at=self.status.expires_at,
+            granted_at=granted_at,
+            expires_at=expires_at,
         )
         if refusal:
             self._refuse("extend", payload.by, refusal)
             return
-        self.status.expires_at = self.status.expires_at + payload.duration
+        self.status.expires_at = expires_at + payload.duration
         self.expiry_moved = True
         self._event(State.active, payload.by, f"extended to {self.status.expires_at.isoformat()}")
         self._record(
             "activation_extended",
             actor=payload.by,
-            notify=[self.request.principal_id],
             expires_at=self.status.expires_at.isoformat(),
             justification=payload.justification or "",
         )
 
     # --- helpers -------------------------------------------------------------
 
-    def _parse(self, model, args: tuple, name: str):
+    def _parse(self, model: type[Payload], args: tuple[Any, ...], name: str) -> Payload | None:
         if len(args) != 1:
             self._refuse(name, None, f"malformed payload: expected one argument, got {len(args)}")
             return None
@@ -369,9 +390,8 @@ class GroupActivation(ApprovalBookkeeping):
             return model.model_validate(raw)
         except ValidationError as error:
             reasons = "; ".join(v.message for v in violations_from_validation_error(error))
-            self._refuse(
-                name, raw.get("by") or raw.get("approver_id") if isinstance(raw, dict) else None, f"malformed payload: {reasons}"
-            )
+            actor = (raw.get("by") or raw.get("approver_id")) if isinstance(raw, dict) else None
+            self._refuse(name, actor, f"malformed payload: {reasons}")
             return None
 
     def _refuse(self, signal: str, actor: Any, reason: str) -> None:
@@ -379,13 +399,7 @@ class GroupActivation(ApprovalBookkeeping):
         workflow.logger.warning("signal refused", extra={"signal": signal, "actor": actor, "reason": reason})
         self._event(self.status.state, actor, f"{signal} refused: {reason}")
         if self.request is not None:
-            self._audit_transition("refused", actor=actor or "unknown", attempted=signal, reason=reason)
-
-    def _audit_transition(self, action: str, actor: str | None = None, **details: str) -> None:
-        """Audit lines added after the first recorded histories: behind a patch, so
-        workflows that started before it replay as they ran."""
-        if workflow.patched("audit-every-transition"):
-            self._record(action, actor=actor, **details)
+            self._record("refused", actor=actor or "unknown", attempted=signal, reason=reason)
 
     def _event(self, state: State, actor: str | None, note: str | None) -> None:
         if len(self.status.events) < MAX_EVENTS:
@@ -420,20 +434,12 @@ class GroupActivation(ApprovalBookkeeping):
             granted=self.granted,
             final_state=final_state,
             reason=reason,
-            notifications=policy.notifications if policy and self.lean else None,
-            administrators=self.admission.administrators if self.lean else [],
+            notifications=policy.notifications if policy else None,
+            administrators=self.admission.administrators,
         )
 
-    def _record(
-        self,
-        action: str,
-        actor: str | None = None,
-        notify: list[str] = (),
-        dedupe_key: str | None = None,
-        ask: list[str] = (),
-        **details: str,
-    ) -> None:
-        """Audit and notify without waiting: a slow mail server never delays access."""
+    def _record(self, action: str, actor: str | None = None, ask: list[str] | None = None, **details: str) -> None:
+        """Audit (and, for decisions, notify) without waiting: a slow mail server never delays access."""
         assert self.request is not None
         record = AuditRecord(
             at=workflow.now(),
@@ -444,11 +450,10 @@ class GroupActivation(ApprovalBookkeeping):
             access=self.request.access,
             principal_id=self.request.principal_id,
             details=details,
-            notify=list(notify),
-            ask=list(ask),
-            dedupe_key=dedupe_key or f"{self.run_key}:{len(self.status.events)}:{action}",
+            ask=ask or [],
+            dedupe_key=f"{self.run_key}:{len(self.status.events)}:{action}",
         )
-        self.records.append(workflow.start_activity("record_event", record, **RECORD))
+        self.records.append(workflow.start_activity_method(AuditInterface.record_event, record, **RECORD))
 
 
 def _cause(error: ActivityError) -> str:

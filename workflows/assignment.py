@@ -7,14 +7,17 @@ day before the end, and ends exactly at the end; `extend` moves the end and
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.interfaces import AssignmentInterface, AuditInterface
     from pim.domain.assignments import AssignmentChange, AssignmentEnd, AssignmentPlan, AssignmentStatus, AssignmentWindow
     from pim.domain.status import AuditRecord
-    from workflows.options import RECORD, REVOKE
+
+from workflows.options import RECORD, REVOKE
 
 REMINDERS_BEFORE_END = (timedelta(days=14), timedelta(days=1))
 
@@ -28,7 +31,7 @@ class AssignmentLifecycle:
         self.window_moved = False
         self.ending = False
         self.reminded: set[str] = set()  # "<end>/<days before>": an extension arms new reminders
-        self.records: list[asyncio.Future] = []
+        self.records: list[workflow.ActivityHandle[None]] = []
         self.status = AssignmentStatus(
             assignment_id=plan.assignment_id, kind=plan.kind, state="scheduled", starts_at=plan.starts_at, ends_at=plan.ends_at
         )
@@ -37,7 +40,8 @@ class AssignmentLifecycle:
     async def run(self, plan: AssignmentPlan) -> AssignmentStatus:
         try:
             if not await self._wait_until(lambda: self.plan.starts_at):
-                await self._effect("assignment_took_effect")
+                event = AssignmentEnd(plan=self.plan, at=workflow.now())
+                await workflow.execute_activity_method(AssignmentInterface.assignment_took_effect, event, **REVOKE)
                 self.status.state = "active"
                 while not await self._wait_until(self._next_moment):
                     if workflow.now() >= self.plan.ends_at:
@@ -70,8 +74,8 @@ class AssignmentLifecycle:
                 self.reminded.add(key)
                 self.status.reminders_sent.append(workflow.now())
                 self.records.append(
-                    workflow.start_activity(
-                        "record_event",
+                    workflow.start_activity_method(
+                        AuditInterface.record_event,
                         AuditRecord(
                             at=workflow.now(),
                             action="assignment_expiring",
@@ -80,14 +84,13 @@ class AssignmentLifecycle:
                             access=self.plan.access,
                             principal_id=self.plan.principal_id,
                             details={"assignment_id": self.plan.assignment_id, "ends_at": self.plan.ends_at.isoformat()},
-                            notify=[self.plan.principal_id, self.plan.created_by],
                             dedupe_key=f"{self.plan.assignment_id}:{key}:reminder",
                         ),
                         **RECORD,
                     )
                 )
 
-    async def _wait_until(self, moment) -> bool:
+    async def _wait_until(self, moment: Callable[[], datetime]) -> bool:
         """Wait until `moment()` (re-read when the window moves); True when removed."""
         while True:
             self.window_moved = False
@@ -102,9 +105,6 @@ class AssignmentLifecycle:
             if not self.window_moved:
                 return False
 
-    async def _effect(self, activity: str) -> None:
-        await workflow.execute_activity(activity, AssignmentEnd(plan=self.plan, at=workflow.now()), **REVOKE)
-
     async def _end(self) -> None:
         self.ending = True
         removal = self.removal
@@ -115,7 +115,7 @@ class AssignmentLifecycle:
             reason=removal.reason if removal else "the assignment reached its end",
         )
         # Shielded: cancelling the workflow must not interrupt the revocation.
-        await asyncio.shield(asyncio.ensure_future(workflow.execute_activity("assignment_end", event, **REVOKE)))
+        await asyncio.shield(workflow.start_activity_method(AssignmentInterface.assignment_end, event, **REVOKE))
         self.status.state = "removed" if removal else "expired"
         self.status.ended_at, self.status.end_reason = workflow.now(), event.reason
 
@@ -131,8 +131,8 @@ class AssignmentLifecycle:
         self.plan = self.plan.model_copy(update={"ends_at": change.ends_at})
         self.status.ends_at = change.ends_at
         self.window_moved = True
-        await workflow.execute_activity(
-            "assignment_window_changed",
+        await workflow.execute_activity_method(
+            AssignmentInterface.assignment_window_changed,
             AssignmentWindow(
                 assignment_id=self.plan.assignment_id,
                 starts_at=self.plan.starts_at,

@@ -5,25 +5,18 @@ access that the store holds without any source."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.interfaces import ReconcileInterface
     from pim.domain.reconcile import ReconcileInput, ReconcileReport
+
+from workflows.options import RECONCILE
 
 
 @workflow.defn(name="Reconcile")
 class Reconcile:
     @workflow.run
     async def run(self) -> ReconcileReport:
-        return await workflow.execute_activity(
-            "reconcile_access",
-            ReconcileInput(at=workflow.now()),
-            result_type=ReconcileReport,
-            start_to_close_timeout=timedelta(minutes=4),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=1), maximum_attempts=5
-            ),
-        )
+        data = ReconcileInput(at=workflow.now())
+        return await workflow.execute_activity_method(ReconcileInterface.reconcile_access, data, **RECONCILE)

@@ -9,11 +9,13 @@ the store; the workflow calls the decision rules with its policy snapshot.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from pim.domain.durations import format_duration
 from pim.domain.models import ActivationRequest, ReviewDecision, Violation, is_blank
 from pim.domain.policy import ActivationSettings, Policy
 from pim.domain.status import StageStatus
@@ -120,12 +122,12 @@ def check_not_running(facts: EligibilityFacts, request_id: str) -> list[Violatio
 
 def check_duration(duration: timedelta, settings: ActivationSettings) -> list[Violation]:
     if duration < settings.min_duration:
-        return [violation("duration_too_short", f"duration: at least {_iso(settings.min_duration)}")]
+        return [violation("duration_too_short", f"duration: at least {format_duration(settings.min_duration)}")]
     if duration > settings.max_duration:
         return [
             violation(
                 "duration_exceeds_max",
-                f"duration: {_iso(duration)} exceeds the maximum of {_iso(settings.max_duration)}",
+                f"duration: {format_duration(duration)} exceeds the maximum of {format_duration(settings.max_duration)}",
             )
         ]
     return []
@@ -241,7 +243,7 @@ def refuse_review(
     stage: StageStatus | None,
     deciders: list[str],
     justification_required: bool,
-    decided_earlier: list[str] = (),
+    decided_earlier: Sequence[str] = (),
 ) -> str | None:
     """Why an approval or denial cannot be accepted, or None when it can.
     `decided_earlier` are approvers of earlier stages: the same approver counts once."""
@@ -299,17 +301,7 @@ def refuse_extension(
     total = expires_at + extra - granted_at
     if total > settings.max_duration and not privileged:
         return (
-            f"duration: the activation would last {_iso(total)}, more than the maximum of "
-            f"{_iso(settings.max_duration)}; an approver may extend beyond it"
+            f"duration: the activation would last {format_duration(total)}, more than the maximum of "
+            f"{format_duration(settings.max_duration)}; an approver may extend beyond it"
         )
     return None
-
-
-def _iso(value: timedelta) -> str:
-    days, rest = divmod(value, timedelta(days=1))
-    hours, rest = divmod(rest, timedelta(hours=1))
-    minutes, rest = divmod(rest, timedelta(minutes=1))
-    secs = rest.total_seconds()
-    secs_text = f"{secs:g}" if secs != int(secs) else str(int(secs))
-    time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (secs_text, "S")) if n not in (0, "0"))
-    return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "") if (days or time) else "PT0S"

@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from pim.domain.activation_rules import _iso, violation
+from pim.domain.activation_rules import violation
+from pim.domain.durations import format_duration
 from pim.domain.models import Violation, is_blank
 from pim.domain.policy import AssignmentSettings
 
@@ -68,12 +69,12 @@ def check_window(
         return [violation("ends_in_past", "end: must be in the future")]
     length = ends_at - starts_at
     if length < MIN_ASSIGNMENT:
-        return [violation("duration_too_short", f"duration: an assignment lasts at least {_iso(MIN_ASSIGNMENT)}")]
+        return [violation("duration_too_short", f"duration: an assignment lasts at least {format_duration(MIN_ASSIGNMENT)}")]
     if length > settings.max_duration:
         return [
             violation(
                 "duration_exceeds_max",
-                f"duration: {_iso(length)} exceeds the maximum of {_iso(settings.max_duration)} for {kind} assignments",
+                f"duration: {format_duration(length)} exceeds the maximum of {format_duration(settings.max_duration)} for {kind} assignments",
             )
         ]
     return []

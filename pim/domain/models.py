@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from pim.domain.durations import MAX_DURATION, Duration
+
 # Ids are plain, printable and short: they end up in workflow ids, search
 # attributes and log lines. Unicode look-alikes and control characters are refused.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
@@ -140,9 +142,6 @@ class MfaEvidence(Contract):
     __str__ = __repr__
 
 
-# Longer than any policy allows, and far from datetime's limits: arithmetic on
-# instants never overflows, whatever a caller sends.
-MAX_DURATION = timedelta(days=3660)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
@@ -168,7 +167,7 @@ class ActivationRequest(Contract):
     group_id: GroupId
     access: AccessType
     principal_id: PrincipalId
-    duration: timedelta | None = None
+    duration: Duration | None = None
     justification: Annotated[str, StringConstraints(max_length=MAX_TEXT)] | None = None
     ticket: Ticket | None = None
     mfa: MfaEvidence | None = None
@@ -222,7 +221,7 @@ class Deactivate(Contract):
 
 class Extend(Contract):
     by: PrincipalId
-    duration: timedelta
+    duration: Duration
     justification: Text | None = None
 
     _positive = field_validator("duration")(positive_duration)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from pim.domain.durations import Duration
 
 MIN_ACTIVATION = timedelta(minutes=5)
 MAX_ACTIVATION_LOWER = timedelta(minutes=30)
 MAX_ACTIVATION_UPPER = timedelta(hours=24)
 MfaMethod = Literal["totp", "oidc"]
+
+
+def _both_mfa_methods() -> list[MfaMethod]:
+    return ["totp", "oidc"]
 
 
 class Settings(BaseModel):
@@ -24,22 +30,22 @@ class ApprovalStage(Settings):
 
 
 class ActivationSettings(Settings):
-    max_duration: timedelta = timedelta(hours=8)
-    min_duration: timedelta = MIN_ACTIVATION
+    max_duration: Duration = timedelta(hours=8)
+    min_duration: Duration = MIN_ACTIVATION
     require_mfa: bool = False
-    # Which MFA evidence a request may carry when MFA is required (pim/mfa.py, pim/oidc.py).
-    mfa_methods: list[MfaMethod] = Field(default_factory=lambda: ["totp", "oidc"], min_length=1)
+    # Which MFA evidence a request may carry when MFA is required (pim/identity).
+    mfa_methods: list[MfaMethod] = Field(default_factory=_both_mfa_methods, min_length=1)
     # OIDC only: the `acr` the token must carry (e.g. an Entra authentication context);
     # None: the token's `amr` must contain "mfa" instead.
     mfa_auth_context: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
     # OIDC only: how long ago the user may have signed in (the token's `auth_time`).
-    mfa_max_auth_age: timedelta = timedelta(minutes=10)
+    mfa_max_auth_age: Duration = timedelta(minutes=10)
     require_justification: bool = True
     justification_min_length: int = Field(default=10, ge=0, le=500)
     require_ticket: bool = False
     ticket_pattern: str | None = None
     approval: list[ApprovalStage] = Field(default_factory=list)
-    approval_timeout: timedelta = timedelta(hours=24)
+    approval_timeout: Duration = timedelta(hours=24)
     approver_justification_required: bool = True
 
     @field_validator("ticket_pattern")
@@ -67,7 +73,7 @@ class ActivationSettings(Settings):
 
 class AssignmentSettings(Settings):
     allow_permanent: bool = False
-    max_duration: timedelta = Field(gt=timedelta(minutes=5), le=timedelta(days=3660))
+    max_duration: Duration = Field(gt=timedelta(minutes=5), le=timedelta(days=3660))
     require_justification: bool = False
     require_mfa: bool = False
 
@@ -80,7 +86,7 @@ def _active_defaults() -> AssignmentSettings:
     return AssignmentSettings(max_duration=timedelta(days=180), require_justification=True)
 
 
-NOTIFICATION_EVENTS = (
+NotificationEvent = Literal[
     "activation_requested",
     "request_approved",
     "request_denied",
@@ -90,17 +96,30 @@ NOTIFICATION_EVENTS = (
     "assignment_active",
     "assignment_expiring_soon",
     "assignment_ended",
-)
+]
+NOTIFICATION_EVENTS: tuple[NotificationEvent, ...] = get_args(NotificationEvent)
+Audience = Literal["admins", "requestor", "approvers"]
+ChannelName = Literal["log", "email", "webhook"]
+
+
+def _everyone() -> list[Audience]:
+    return ["admins", "requestor", "approvers"]
+
+
+def _log_only() -> list[ChannelName]:
+    return ["log"]
+
+
+def _every_event() -> list[NotificationEvent]:
+    return list(NOTIFICATION_EVENTS)
 
 
 class NotificationRule(Settings):
-    """Who is told (pim/audience.py has the table), of which events, through which channels."""
+    """Who is told (pim/notifications/audience.py has the table), of which events, through which channels."""
 
-    recipients: list[Literal["admins", "requestor", "approvers"]] = Field(
-        default_factory=lambda: ["admins", "requestor", "approvers"]
-    )
-    channels: list[Literal["log", "email", "webhook"]] = Field(default_factory=lambda: ["log"])
-    events: list[Literal[NOTIFICATION_EVENTS]] = Field(default_factory=lambda: list(NOTIFICATION_EVENTS))
+    recipients: list[Audience] = Field(default_factory=_everyone)
+    channels: list[ChannelName] = Field(default_factory=_log_only)
+    events: list[NotificationEvent] = Field(default_factory=_every_event)
 
 
 class Policy(Settings):

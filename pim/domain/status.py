@@ -3,10 +3,11 @@ learns from the store when it starts (`Admission`)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from pim.domain.durations import Duration
 from pim.domain.models import AccessType, ActivationRequest, ReviewDecision, State, Ticket, Violation
 from pim.domain.policy import NotificationRule, Policy
 
@@ -47,7 +48,7 @@ class ActivationStatus(BaseModel):
     principal_id: str | None = None
     justification: str | None = None
     ticket: Ticket | None = None
-    requested_duration: timedelta | None = None
+    requested_duration: Duration | None = None
     requested_at: datetime
     approval_deadline: datetime | None = None
     stages: list[StageStatus] = Field(default_factory=list)
@@ -71,7 +72,7 @@ class Admission(BaseModel):
     violations: list[Violation] = Field(default_factory=list)
     policy: Policy | None = None
     policy_version: int | None = None
-    duration: timedelta | None = None
+    duration: Duration | None = None
     # Per stage, the users who may decide (approver groups expanded, requester removed).
     stage_deciders: list[list[str]] = Field(default_factory=list)
     # Users who may deactivate within the first 5 minutes and cancel anyone's request.
@@ -95,8 +96,8 @@ class AccessChange(BaseModel):
     granted: bool = False
     final_state: State | None = None
     reason: str | None = None
-    # Who hears of the grant and the end (the policy snapshot taken at admission);
-    # absent in inputs recorded before notifications moved into these activities.
+    # Who hears of the grant and the end: the policy snapshot taken at admission
+    # (None when admission itself failed: nobody is told).
     notifications: NotificationRule | None = None
     administrators: list[str] = Field(default_factory=list)
 
@@ -113,9 +114,6 @@ class AuditRecord(BaseModel):
     access: AccessType | None = None
     principal_id: str | None = None
     details: dict[str, str] = Field(default_factory=dict)
-    # Legacy (histories from before the outbox): who heard about it. Ignored now: the
-    # group's notification rule decides (activities/audit.py).
-    notify: list[str] = Field(default_factory=list)
     # Approvers to ask now (the next stage, once one is approved).
     ask: list[str] = Field(default_factory=list)
     # The same record sent twice (an activity retry) is written once.

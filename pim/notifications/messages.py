@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import re
 import shlex
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from pim.domain.durations import describe_duration, parse_iso_duration
 from pim.notifications.model import Notification
 
 BRAND = "PIM for Groups"
@@ -62,7 +63,6 @@ _SECRET_SUBSTRINGS = (
 )
 
 _ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
-_ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 
 
 def is_secret_key(key: str) -> bool:
@@ -242,17 +242,10 @@ def _instant(text: str) -> str:
 
 def _duration(text: str) -> str:
     """`PT1H30M` -> `1 h 30 min (PT1H30M)`; keeps the ISO form, which the CLI accepts back."""
-    match = _ISO_DURATION.match(text.strip().upper())
-    if not match or not any(match.groups()):
+    value = parse_iso_duration(text)
+    if value is None or value <= timedelta(0):
         return text
-    days, hours, minutes, seconds = match.groups()
-    parts = [
-        f"{int(days)} d" if days else "",
-        f"{int(hours)} h" if hours else "",
-        f"{int(minutes)} min" if minutes else "",
-        f"{seconds} s" if seconds else "",
-    ]
-    return f"{' '.join(p for p in parts if p)} ({text.strip()})"
+    return f"{describe_duration(value)} ({text.strip()})"
 
 
 def _slack_escape(text: str) -> str:

@@ -1,18 +1,22 @@
 """Record one history per path of `GroupActivation` and of `AssignmentLifecycle`
-into tests/histories/*.json.
+into tests/histories/<workflow>.<path>.<version>.json, where <version> is the
+project's version in pyproject.toml.
 
     .venv/bin/python -m tests.histories.record
 
-Run it when a workflow change is released; keep the old files: replaying them
-(tests/workflows/test_replay.py) proves running workflows survive the change.
-A file that already exists is never overwritten (bump RELEASE to record anew).
-A change that breaks an old history goes behind `workflow.patched`."""
+Replaying every file (tests/workflows/test_replay.py) proves that running
+workflows survive a change of the workflow code. The rule (docs/architecture.md):
+until version 1.0.0, a change of workflow commands deletes the histories and
+records them anew; from 1.0.0 on, such a change goes behind `workflow.patched`
+and the older files stay. A file that already exists is never overwritten.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
 import tempfile
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,7 +35,7 @@ from pim.store.database import upgrade_async
 from tests.conftest import running_worker
 
 HERE = Path(__file__).parent
-RELEASE = "v4"  # bump when recording after a workflow change
+RELEASE = tomllib.loads((HERE.parent.parent / "pyproject.toml").read_text())["project"]["version"]
 
 
 def dev_request(**overrides) -> ActivationRequest:

@@ -13,12 +13,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import TypeAdapter
 
 from pim.domain.activation_rules import (
     EARLY_DEACTIVATION_WINDOW,
     EligibilityFacts,
-    _iso,
     check_approvers,
     check_duration,
     check_eligibility,
@@ -613,32 +611,6 @@ def test_any_duration_above_the_max_is_refused(settings, over):
 @given(settings_and_bounds(), st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(minutes=5)))
 def test_any_duration_below_the_min_is_refused(settings, under):
     assert codes(check_duration(settings.min_duration - under, settings)) == ["duration_too_short"]
-
-
-TIMEDELTA = TypeAdapter(timedelta)
-
-
-@given(st.integers(min_value=0, max_value=10_000 * 86400))
-def test_iso_durations_in_messages_parse_back_to_the_same_duration(seconds):
-    duration = timedelta(seconds=seconds)
-    text = _iso(duration)
-    assert text.startswith("P")
-    assert TIMEDELTA.validate_python(text) == duration
-
-
-@pytest.mark.parametrize(
-    ("duration", "text"),
-    [
-        (timedelta(0), "PT0S"),
-        (timedelta(minutes=5), "PT5M"),
-        (timedelta(hours=8), "PT8H"),
-        (timedelta(hours=1, minutes=30), "PT1H30M"),
-        (timedelta(days=1, seconds=1), "P1DT1S"),
-        (timedelta(days=365), "P365D"),
-    ],
-)
-def test_iso_durations_read_like_the_spec(duration, text):
-    assert _iso(duration) == text
 
 
 def test_an_administrator_may_extend_someone_else_within_the_maximum():

@@ -1,12 +1,13 @@
 """Determinism guard: every recorded history of `GroupActivation` and of
-`AssignmentLifecycle` replays on the current code. A change that breaks one
-goes behind `workflow.patched` (record new histories with
-`python -m tests.histories.record`)."""
+`AssignmentLifecycle` replays on the current code. Until version 1.0.0 a change
+of workflow commands re-records them (`python -m tests.histories.record`); from
+1.0.0 on it goes behind `workflow.patched` and the older files keep replaying."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,12 @@ EXPECTED_END = {
     },
     "assignment_lifecycle": {"expired": "expired", "extended": "expired", "removed": "removed", "renewed": "expired"},
 }
+
+
+def test_each_history_names_the_version_that_recorded_it():
+    for path in HISTORIES:
+        version = path.name.split(".", 2)[2].removesuffix(".json")
+        assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"{path.name}: no version in the name"
 
 
 def test_there_is_a_history_for_every_path():
