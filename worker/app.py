@@ -6,7 +6,7 @@ import asyncio
 import signal
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Sequence
+from typing import Any, AsyncIterator, Sequence
 
 from temporalio.client import Client
 from temporalio.runtime import Runtime
@@ -22,7 +22,7 @@ from pim.notifications.channels import build_channels
 from pim.notifications.channels.log import LogChannel
 from pim.notifications.dispatcher import dispatching
 from pim.notifications.model import Channel
-from pim.runtime.health import check_store
+from pim.runtime.health import Check, check_store
 from pim.runtime.logging import configure_logging, get_logger
 from pim.runtime.schedules import ensure_reconcile_schedule
 from pim.runtime.settings import PimSettings, load_settings
@@ -80,7 +80,9 @@ def build_worker(
 
 
 @asynccontextmanager
-async def serving(client: Client, store: Store, task_queue: str, *, channels: Sequence[Channel] | None = None, **options):
+async def serving(
+    client: Client, store: Store, task_queue: str, *, channels: Sequence[Channel] | None = None, **options: Any
+) -> AsyncIterator[Worker]:
     """The worker and the notification dispatcher of one process, running for the
     duration of the block (tests, `pim dev`, `pim worker`)."""
     # The dispatcher runs outside any activity: its metrics go to the client's runtime.
@@ -140,7 +142,7 @@ async def run_worker(settings: PimSettings, stop: asyncio.Event | None = None) -
         log.info("worker stopped")
 
 
-async def _store_only(store: Store):
+async def _store_only(store: Store) -> list[Check]:
     return [await check_store(store)]
 
 

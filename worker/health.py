@@ -32,6 +32,7 @@ class HealthServer:
         try:
             request_line = (await asyncio.wait_for(reader.readline(), 5)).decode("latin-1").split()
             path = request_line[1] if len(request_line) > 1 else "/"
+            body: dict[str, object]
             if path == "/healthz":
                 status, body = 200, {"status": "alive"}
             elif path == "/readyz":

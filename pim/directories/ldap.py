@@ -380,7 +380,7 @@ class LdapDirectory:
                 return []
             raise self._group_not_found(group_id, group)
         raw = entries[0].get("raw_attributes") or {}
-        values = next((v for k, v in raw.items() if k.split(";")[0].lower() == attribute.lower()), [])
+        values: list[bytes | str] = next((v for k, v in raw.items() if k.split(";")[0].lower() == attribute.lower()), [])
         return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
     def _require_group(self, conn: Connection, group_id: str, group: str) -> None:
@@ -451,6 +451,10 @@ class LdapDirectory:
                     pass
 
 
-def _describe(error: lx.LDAPOperationResult) -> str:
-    """The result and the server's message, without ldap3's repr of the request."""
-    return f"{error.description or error.result}" + (f" ({error.message})" if getattr(error, "message", None) else "")
+def _describe(error: lx.LDAPException) -> str:
+    """The result and the server's message, without ldap3's repr of the request. Only an
+    LDAPOperationResult carries a result: the others (LDAPBindError, when a bind ends
+    unbound without a result ldap3 raises for; socket errors, timeouts) give their text."""
+    if isinstance(error, lx.LDAPOperationResult):
+        return f"{error.description or error.result}" + (f" ({error.message})" if error.message else "")
+    return str(error) or type(error).__name__

@@ -132,15 +132,15 @@ class GraphDirectory:
 
     @classmethod
     def from_settings(cls, settings: PimSettings) -> GraphDirectory:
-        missing = [
-            name for name in ("graph_tenant_id", "graph_client_id", "graph_client_secret") if not getattr(settings, name, None)
-        ]
-        if missing:
+        tenant_id, client_id, secret = settings.graph_tenant_id, settings.graph_client_id, settings.graph_client_secret
+        if not (tenant_id and client_id and secret):
+            given = {"graph_tenant_id": tenant_id, "graph_client_id": client_id, "graph_client_secret": secret}
+            missing = [name for name, value in given.items() if not value]
             raise ValueError("Microsoft Graph directory: set " + ", ".join(f"PIM_{m.upper()}" for m in missing))
         return cls(
-            tenant_id=settings.graph_tenant_id,
-            client_id=settings.graph_client_id,
-            client_secret=settings.graph_client_secret.get_secret_value(),
+            tenant_id=tenant_id,
+            client_id=client_id,
+            client_secret=secret.get_secret_value(),
             authority=settings.graph_authority,
             base_url=settings.graph_base_url,
         )
@@ -154,7 +154,7 @@ class GraphDirectory:
     async def __aenter__(self) -> GraphDirectory:
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     # The Directory protocol.

@@ -4,6 +4,7 @@ directory in step with the sources, under the target's lock."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Awaitable, Callable
 
 from temporalio.exceptions import ApplicationError
@@ -12,6 +13,7 @@ from pim.directories.interface import GROUP_NOT_FOUND, Directory
 from pim.domain.models import AccessType
 from pim.runtime.logging import get_logger
 from pim.store import Store
+from pim.store.tables import GrantRow
 
 log = get_logger("pim.directory")
 
@@ -45,9 +47,9 @@ async def withdraw(
     principal_id: str,
     *,
     source_id: str,
-    at,
+    at: datetime,
     drop_source: Callable[[], Awaitable[None]],
-) -> list:
+) -> list[GrantRow]:
     """One source of access ends: take the membership out of the directory unless
     another live source still gives it, then drop the source. Under the target's
     lock, so that two sources ending together cannot each see the other and both

@@ -5,11 +5,14 @@ side from `Directory.holders`. Used by `pim directory diff` and the reconciler."
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from pydantic import BaseModel
 
 from pim.domain.models import AccessType
+
+if TYPE_CHECKING:
+    from pim.store import Store
 
 
 class DirectoryDiff(BaseModel):
@@ -35,6 +38,6 @@ def compare(group_id: str, access: AccessType, *, expected: Iterable[str], held:
     )
 
 
-async def expected_holders(store, group_id: str, access: AccessType, at: datetime) -> set[str]:
+async def expected_holders(store: Store, group_id: str, access: AccessType, at: datetime) -> set[str]:
     """Principals with at least one live source (assignment or activation) for (group, access) at `at`."""
     return {grant.principal_id for grant in await store.live_grants(group_id, access, at)}

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import jwt
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from pim.domain.models import Violation
 from pim.domain.policy import ActivationSettings
@@ -55,8 +55,9 @@ HTTP_TIMEOUT = 5.0  # well inside the admission activity's 30 s
 MAX_DOCUMENT = 1 << 20  # a JWKS or discovery document larger than this is refused
 
 RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
-EC_ALGORITHMS = {"P-256": ("ES256",), "P-384": ("ES384",), "P-521": ("ES512",)}
-OKP_ALGORITHMS = {"Ed25519": ("EdDSA",), "Ed448": ("EdDSA",)}
+EC_ALGORITHMS: dict[str, tuple[str, ...]] = {"P-256": ("ES256",), "P-384": ("ES384",), "P-521": ("ES512",)}
+OKP_ALGORITHMS: dict[str, tuple[str, ...]] = {"Ed25519": ("EdDSA",), "Ed448": ("EdDSA",)}
+KEY_LOADERS: dict[str, type[Algorithm]] = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}
 ASYMMETRIC = frozenset(RSA_ALGORITHMS) | {"ES256", "ES384", "ES512", "EdDSA"}
 MIN_RSA_BITS = 2048
 
@@ -129,7 +130,7 @@ class SigningKey:
 def _algorithms_for(jwk: dict) -> tuple[str, ...]:
     """What a published key may verify, from the key alone (the defence against
     algorithm confusion): nothing for symmetric (`oct`) or unknown keys."""
-    kty, crv = jwk.get("kty"), jwk.get("crv") if isinstance(jwk.get("crv"), str) else None
+    kty, crv = jwk.get("kty"), jwk["crv"] if isinstance(jwk.get("crv"), str) else ""
     allowed = (
         RSA_ALGORITHMS
         if kty == "RSA"
@@ -155,7 +156,7 @@ def parse_jwks(document: Any) -> list[SigningKey]:
         algorithms = _algorithms_for(jwk)
         if not algorithms:
             continue
-        loader = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}[jwk["kty"]]
+        loader = KEY_LOADERS[jwk["kty"]]
         try:
             key = loader.from_jwk(jwk)
         except (jwt.PyJWTError, ValueError, TypeError, KeyError):

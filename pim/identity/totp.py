@@ -36,6 +36,8 @@ import hashlib
 import hmac
 import os
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyotp
@@ -58,7 +60,7 @@ def current_code(secret: str, at: float | None = None) -> str:
     return pyotp.TOTP(secret, interval=TOTP_INTERVAL).at(at if at is not None else time.time())
 
 
-def _window(secret: str, at: float | None):
+def _window(secret: str, at: float | None) -> Iterator[tuple[str, int]]:
     """(code, time step) for each step of the drift window."""
     totp = pyotp.TOTP(secret, interval=TOTP_INTERVAL)
     now = at if at is not None else time.time()
@@ -85,9 +87,7 @@ def matching_sealed_step(secret: str, key: bytes, principal_id: str, sealed: str
     return None
 
 
-def _as_datetime(moment: float):
-    from datetime import UTC, datetime
-
+def _as_datetime(moment: float) -> datetime:
     return datetime.fromtimestamp(moment, UTC)
 
 
@@ -104,7 +104,7 @@ def seal_request(request: ActivationRequest, key: bytes | None) -> ActivationReq
     """The request as it may enter Temporal: its MFA code sealed (unchanged without a key)."""
     evidence = request.mfa
     # An OIDC token is not sealed: the worker must see it to verify its signature.
-    if key is None or evidence is None or evidence.sealed or evidence.method != "totp":
+    if key is None or evidence is None or evidence.sealed or evidence.method != "totp" or evidence.code is None:
         return request
     sealed = MfaEvidence(method=evidence.method, code=seal(key, request.principal_id, evidence.code), sealed=True)
     return request.model_copy(update={"mfa": sealed})

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Mapping, Sequence
 
+from pim.domain.models import AccessType
 from pim.domain.policy import NotificationRule
 from pim.notifications.audience import audience, recipients
 from pim.notifications.messages import approval_commands
@@ -26,7 +27,7 @@ async def compose(
     group_id: str,
     access: str,
     principal_id: str,
-    details: Mapping[str, str] = (),
+    details: Mapping[str, str] | None = None,
 ) -> list[Notification]:
     """The notifications of one event. Approvers of a pending request each get their
     own, with the exact commands to approve and to deny; everyone else shares one."""
@@ -42,7 +43,7 @@ async def compose(
         group_id=group_id,
         access=access,
         principal_id=principal_id,
-        details=dict(details),
+        details=dict(details or {}),
     )
     approvers = [(p, role) for p, role in pairs if role == "approvers"]
     others = [(p, role) for p, role in pairs if role != "approvers"]
@@ -68,6 +69,6 @@ def describe(access: str, group_id: str, principal_id: str) -> str:
 async def group_rule(store: Store, group_id: str, access: str, at: datetime) -> tuple[NotificationRule, list[str]]:
     """The group's notification rule and administrators, as the store has them now
     (for events that carry no policy snapshot: decisions and assignments)."""
-    found = await store.policy(group_id, access)
+    found = await store.policy(group_id, AccessType(access))
     rule = found[0].notifications if found else NotificationRule()
     return rule, await store.group_administrators(group_id, at)

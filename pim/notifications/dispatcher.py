@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Callable, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 from temporalio.common import MetricMeter
 
@@ -22,6 +22,7 @@ from pim.notifications.model import Channel, Notification, PermanentDeliveryErro
 from pim.runtime import metrics
 from pim.runtime.logging import get_logger
 from pim.store import Store
+from pim.store.tables import NotificationRow
 
 log = get_logger("pim.notifications.dispatcher")
 
@@ -95,7 +96,7 @@ class NotificationDispatcher:
         await self.store.notifications_sent([row.id for row, sent in zip(rows, outcomes) if sent], self.clock())
         return len(rows)
 
-    async def _deliver(self, row) -> bool:
+    async def _deliver(self, row: NotificationRow) -> bool:
         channel = self.channels.get(row.channel)
         if channel is None:
             await self._failed(row, f"channel {row.channel!r} is not configured on this worker", permanent=True)
@@ -112,7 +113,7 @@ class NotificationDispatcher:
             return False
         return True
 
-    async def _failed(self, row, error: str, *, permanent: bool) -> None:
+    async def _failed(self, row: NotificationRow, error: str, *, permanent: bool) -> None:
         final = permanent or row.attempts >= MAX_ATTEMPTS
         retry_at = None if final else self.clock() + retry_delay(row.attempts)
         await self.store.notification_failed(row.id, error=error, retry_at=retry_at)
@@ -130,7 +131,7 @@ class NotificationDispatcher:
 
 
 @asynccontextmanager
-async def dispatching(store: Store, channels: Sequence[Channel], **options):
+async def dispatching(store: Store, channels: Sequence[Channel], **options: Any) -> AsyncIterator[NotificationDispatcher]:
     """Run a dispatcher for the duration of the block; the store wakes it when an
     activity of this process queues a notification."""
     dispatcher = NotificationDispatcher(store, channels, **options)

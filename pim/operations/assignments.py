@@ -11,7 +11,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from pim.directories.sources import confer, source_already_recorded, withdraw
-from pim.domain.assignment_rules import check_extension, check_new_assignment, check_removal, check_renewal
+from pim.domain.assignment_rules import Kind, check_extension, check_new_assignment, check_removal, check_renewal
 from pim.domain.assignments import AssignmentChange, AssignmentPlan, AssignmentStatus, assignment_workflow_id
 from pim.domain.models import AccessType
 from pim.domain.policy import AssignmentSettings, Policy
@@ -20,6 +20,15 @@ from pim.operations.context import AdminContext
 from pim.store.tables import AssignmentRow
 
 PLAIN_MEMBERSHIP = AssignmentSettings(allow_permanent=True, max_duration=Policy().active_assignment.max_duration)
+
+
+def _kind(row: AssignmentRow) -> Kind:
+    """The row's kind as the rules take it (the store writes no other)."""
+    if row.kind == "eligible":
+        return "eligible"
+    if row.kind == "active":
+        return "active"
+    raise ValueError(f"assignment {row.id}: unknown kind {row.kind!r}")
 
 
 async def _settings(ctx: AdminContext, group_id: str, access: AccessType, kind: str) -> AssignmentSettings:
@@ -44,7 +53,7 @@ async def create_assignment(
     principal_id: str,
     *,
     access: AccessType,
-    kind: str,
+    kind: Kind,
     ends_at: datetime | None = None,
     duration: timedelta | None = None,
     justification: str | None = None,
@@ -118,6 +127,8 @@ async def create_assignment(
 
 
 async def _start_lifecycle(ctx: AdminContext, plan: AssignmentPlan) -> None:
+    if ctx.temporal is None:  # each caller refuses first, with its audit line
+        raise RuntimeError("a time-bound assignment needs the Temporal server")
     await ctx.temporal.start_workflow(
         "AssignmentLifecycle",
         plan,
@@ -227,7 +238,7 @@ async def extend_assignment(
     settings = await _settings(ctx, row.group_id, AccessType(row.access), row.kind)
     await ctx.require_valid(
         action,
-        check_extension(row.state(at), row.starts_at, row.ends_at, new_end, settings, row.kind, at),
+        check_extension(row.state(at), row.starts_at, row.ends_at, new_end, settings, _kind(row), at),
         group_id=row.group_id,
         principal_id=row.principal_id,
     )
@@ -238,7 +249,7 @@ async def extend_assignment(
         access=row.access,
         principal_id=row.principal_id,
         assignment_id=assignment_id,
-        old_end=row.ends_at.isoformat(),
+        old_end=row.ends_at.isoformat() if row.ends_at else "permanent",  # refused above when permanent
         new_end=new_end.isoformat(),
         justification=justification or "",
     )
@@ -263,7 +274,7 @@ async def renew_assignment(
     settings = await _settings(ctx, row.group_id, AccessType(row.access), row.kind)
     await ctx.require_valid(
         action,
-        check_renewal(row.state(at), row.ends_at, new_end, settings, row.kind, at),
+        check_renewal(row.state(at), row.ends_at, new_end, settings, _kind(row), at),
         group_id=row.group_id,
         principal_id=row.principal_id,
     )
@@ -289,7 +300,7 @@ async def renew_assignment(
         access=row.access,
         principal_id=row.principal_id,
         assignment_id=assignment_id,
-        old_end=row.ends_at.isoformat(),
+        old_end=row.ends_at.isoformat() if row.ends_at else "permanent",  # refused above when permanent
         new_end=new_end.isoformat(),
         justification=justification or "",
     )
@@ -299,6 +310,8 @@ async def renew_assignment(
 async def start_missing_lifecycles(ctx: AdminContext) -> list[str]:
     """Time-bound assignments written straight to the store (the demo seed) get
     their lifecycle workflow; ones that have or had a workflow are left alone."""
+    if ctx.temporal is None:
+        raise RuntimeError("starting assignment lifecycles needs the Temporal server")
     started = []
     at = ctx.now()
     for row in await ctx.store.assignments():

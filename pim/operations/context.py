@@ -4,9 +4,9 @@ authorization and the audit of refusals."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Callable, NoReturn
+from typing import Any, Callable, NoReturn
 
 from temporalio.client import Client
 
@@ -15,6 +15,7 @@ from pim.directories.store_directory import StoreDirectory
 from pim.domain import authorization as authz
 from pim.domain.models import ID_PATTERN, Violation
 from pim.store import Store
+from pim.store.tables import GroupRow
 
 
 class Refused(Exception):
@@ -45,23 +46,39 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
+@dataclass(init=False)
 class AdminContext:
     store: Store
     actor: str
-    temporal: Client | None = None  # needed for time-bound assignments (their workflows)
-    task_queue: str = "pim"
-    directory: Directory | None = None
-    clock: Callable[[], datetime] = field(default=_utc_now)
+    temporal: Client | None  # needed for time-bound assignments (their workflows)
+    task_queue: str
+    directory: Directory  # the store's own (StoreDirectory) unless another is given
+    clock: Callable[[], datetime]
 
-    def __post_init__(self) -> None:
-        self.directory = self.directory or StoreDirectory(self.store)
+    def __init__(
+        self,
+        store: Store,
+        actor: str,
+        temporal: Client | None = None,
+        task_queue: str = "pim",
+        directory: Directory | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.store, self.actor, self.temporal, self.task_queue = store, actor, temporal, task_queue
+        self.directory = directory or StoreDirectory(store)
+        self.clock = clock
 
     def now(self) -> datetime:
         return self.clock()
 
     async def audit(
-        self, action: str, *, group_id: str | None = None, access: str | None = None, principal_id: str | None = None, **details
+        self,
+        action: str,
+        *,
+        group_id: str | None = None,
+        access: str | None = None,
+        principal_id: str | None = None,
+        **details: Any,
     ) -> None:
         await self.store.append_audit(
             at=self.now(),
@@ -73,18 +90,18 @@ class AdminContext:
             details=details,
         )
 
-    async def refuse(self, attempted: str, code: str, message: str, **target) -> NoReturn:
+    async def refuse(self, attempted: str, code: str, message: str, **target: Any) -> NoReturn:
         await self.audit("refused", attempted=attempted, code=code, reason=message, **target)
         raise Refused(code, message)
 
-    async def require_valid(self, attempted: str, violations: list[Violation], **target) -> None:
+    async def require_valid(self, attempted: str, violations: list[Violation], **target: Any) -> None:
         if violations:
             await self.refuse(attempted, violations[0].code, "; ".join(v.message for v in violations), **target)
 
     async def roles(self) -> list[str]:
         return await self.store.roles_of(self.actor)
 
-    async def require_valid_id(self, attempted: str, principal_id: str, **target) -> None:
+    async def require_valid_id(self, attempted: str, principal_id: str, **target: Any) -> None:
         try:
             valid_id(principal_id)
         except Refused as refused:
@@ -94,7 +111,8 @@ class AdminContext:
         if await self.store.principal(self.actor) is None:
             await self.refuse(attempted, "unknown_actor", f"--as: no principal {self.actor!r}")
 
-    async def require_group_manager(self, attempted: str, group_id: str, **target) -> None:
+    async def require_group_manager(self, attempted: str, group_id: str, **target: Any) -> GroupRow:
+        """The group, when the actor may manage it (refused otherwise)."""
         await self.require_known_actor(attempted)
         group = await self.store.group(group_id)
         if group is None:
@@ -108,3 +126,4 @@ class AdminContext:
         )
         if reason:
             await self.refuse(attempted, "not_authorized", reason, group_id=group_id, **target)
+        return group

@@ -74,8 +74,7 @@ async def offboard_group(ctx: AdminContext, group_id: str) -> list[str]:
     """Take a group out of PIM. Refused while activations run; its eligible
     assignments end (returned). Active assignments stay as plain membership."""
     action = "offboard_group"
-    await ctx.require_group_manager(action, group_id)
-    group = await ctx.store.group(group_id)
+    group = await ctx.require_group_manager(action, group_id)
     if not group.pim_enabled:
         await ctx.refuse(action, "group_not_enabled", f"group: {group_id} is not enabled in PIM", group_id=group_id)
     running = await ctx.store.running_activations(group_id)
@@ -90,7 +89,7 @@ async def offboard_group(ctx: AdminContext, group_id: str) -> list[str]:
     not_stopped = []
     for assignment_id in ended:  # time-bound ones also have a workflow to stop (no reminders, no late end)
         row = await ctx.store.assignment(assignment_id)
-        if row.ends_at is None:
+        if row is None or row.ends_at is None:  # permanent (or gone): no workflow
             continue
         if ctx.temporal is None:
             not_stopped.append(assignment_id)  # they end by themselves; their end keeps the removal

@@ -22,7 +22,7 @@ class Check(BaseModel):
     detail: str
 
 
-def expected_schema(url: str) -> str:
+def expected_schema(url: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 

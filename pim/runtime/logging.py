@@ -8,6 +8,7 @@ import sys
 from typing import IO, Any
 
 import structlog
+from structlog.typing import EventDict, Processor
 
 # A field is masked when a word of its name is one of these (mfa_code, access_token,
 # client_secret, smtp_password, Authorization, apiKey), in nested dicts and lists too.
@@ -34,7 +35,7 @@ def _mask(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def _redact_secrets(_logger, _method, event_dict):
+def _redact_secrets(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     """A last line of defence: fields that carry secrets never reach the output,
     whoever logged them (our code, the SDK's loggers, a library's `extra`)."""
     for key in list(event_dict):
@@ -46,7 +47,7 @@ def _redact_secrets(_logger, _method, event_dict):
 
 def configure_logging(fmt: str = "console", level: str = "INFO", stream: IO[str] | None = None) -> None:
     renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -60,7 +61,7 @@ def configure_logging(fmt: str = "console", level: str = "INFO", stream: IO[str]
     )
     # The standard library's records (Temporal's workflow.logger, alembic) go through the same renderer.
     handler = logging.StreamHandler(stream or sys.stderr)
-    foreign = [*shared[:-1], structlog.stdlib.ExtraAdder(), _flatten_temporal_info, _redact_secrets]
+    foreign: list[Processor] = [*shared[:-1], structlog.stdlib.ExtraAdder(), _flatten_temporal_info, _redact_secrets]
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=foreign, processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
@@ -77,7 +78,7 @@ def configure_logging(fmt: str = "console", level: str = "INFO", stream: IO[str]
     activity.logger.activity_info_on_message = False
 
 
-def _flatten_temporal_info(_logger, _method, event_dict):
+def _flatten_temporal_info(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     for key in ("temporal_workflow", "temporal_activity"):
         info = event_dict.pop(key, None)
         if isinstance(info, dict):
@@ -90,5 +91,5 @@ def _flatten_temporal_info(_logger, _method, event_dict):
     return event_dict
 
 
-def get_logger(name: str | None = None):
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)

@@ -4,10 +4,12 @@ counted per source, the built-in directory's memberships, and MFA enrolments."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from pim.domain import authorization as authz
 from pim.domain.activation_rules import EligibilityFacts
@@ -25,7 +27,9 @@ from pim.store.tables import (
 )
 
 
-def _live(column_start, column_end, at: datetime):
+def _live(
+    column_start: InstrumentedAttribute[datetime], column_end: InstrumentedAttribute[datetime | None], at: datetime
+) -> ColumnElement[bool]:
     return and_(column_start <= at, or_(column_end.is_(None), column_end > at))
 
 
@@ -254,13 +258,16 @@ class AccessOperations:
         # One conditional UPDATE, so that concurrent uses of a step cannot both win
         # (SQLite has no SELECT ... FOR UPDATE).
         async with self.sessions.begin() as session:
-            taken = await session.execute(
-                update(MfaEnrolmentRow)
-                .where(
-                    MfaEnrolmentRow.principal_id == principal_id,
-                    or_(MfaEnrolmentRow.last_step.is_(None), MfaEnrolmentRow.last_step < step),
-                )
-                .values(last_step=step, last_step_request_id=request_id)
+            taken = cast(  # an UPDATE's result is a CursorResult (Session.execute is typed for selects)
+                CursorResult,
+                await session.execute(
+                    update(MfaEnrolmentRow)
+                    .where(
+                        MfaEnrolmentRow.principal_id == principal_id,
+                        or_(MfaEnrolmentRow.last_step.is_(None), MfaEnrolmentRow.last_step < step),
+                    )
+                    .values(last_step=step, last_step_request_id=request_id)
+                ),
             )
             if taken.rowcount == 1:
                 return True

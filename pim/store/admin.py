@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -28,7 +29,7 @@ class AdminOperations:
     sessions: async_sessionmaker[AsyncSession]
 
     async def add_principal(
-        self, principal_id: str, kind: str = "user", display_name: str = "", roles: list[str] = (), email: str | None = None
+        self, principal_id: str, kind: str = "user", display_name: str = "", roles: Sequence[str] = (), email: str | None = None
     ) -> None:
         async with self.sessions.begin() as session:
             if await session.get(PrincipalRow, principal_id) is None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pim.domain.assignment_rules import AssignmentTarget
@@ -146,10 +147,13 @@ class AssignmentOperations:
                 raise StoreError("assignment_not_found", f"assignment: no assignment {assignment_id!r}")
             row.starts_at, row.ends_at, row.updated_at, row.updated_by = starts_at, ends_at, at, by
             if row.kind == "active":
-                changed = await session.execute(
-                    update(GrantRow)
-                    .where(GrantRow.source_kind == SOURCE_KIND, GrantRow.source_id == assignment_id)
-                    .values(starts_at=starts_at, ends_at=ends_at)
+                changed = cast(  # an UPDATE's result is a CursorResult (Session.execute is typed for selects)
+                    CursorResult,
+                    await session.execute(
+                        update(GrantRow)
+                        .where(GrantRow.source_kind == SOURCE_KIND, GrantRow.source_id == assignment_id)
+                        .values(starts_at=starts_at, ends_at=ends_at)
+                    ),
                 )
                 if changed.rowcount == 0:  # renewed after it ended: a source again
                     session.add(

@@ -4,17 +4,24 @@ modules beside this one."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from pim.store.access import AccessOperations
 from pim.store.admin import AdminOperations
 from pim.store.assignments import AssignmentOperations
 from pim.store.audit import AuditOperations
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -38,7 +45,7 @@ class Store(AdminOperations, AssignmentOperations, AccessOperations, AuditOperat
         self._lock_engine: AsyncEngine | None = None
 
     @asynccontextmanager
-    async def access_lock(self, group_id: str, access: str, principal_id: str):
+    async def access_lock(self, group_id: str, access: str, principal_id: str) -> AsyncIterator[None]:
         """Serializes every change of one (group, access, principal) across workers:
         deciding whether the last source is gone and writing the directory happen
         under it. PostgreSQL: a transaction-scoped advisory lock, on connections of
@@ -70,7 +77,7 @@ class Store(AdminOperations, AssignmentOperations, AccessOperations, AuditOperat
             await self._lock_engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the CLI read while the worker writes; foreign keys are off by default in SQLite.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -79,7 +86,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def alembic_config(url: str):
+def alembic_config(url: str) -> Config:
     from alembic.config import Config
 
     config = Config()

@@ -91,7 +91,7 @@ class OutboxOperations:
 
     async def notification_failed(self, row_id: int, *, error: str, retry_at: datetime | None) -> None:
         """Back to pending until `retry_at`, or failed for good when there is none."""
-        values = dict(claimed_until=None, last_error=error[:MAX_ERROR])
+        values: dict[str, object] = {"claimed_until": None, "last_error": error[:MAX_ERROR]}
         values.update(status="pending", next_attempt_at=retry_at) if retry_at else values.update(status="failed")
         async with self.sessions.begin() as session:
             await session.execute(update(NotificationRow).where(NotificationRow.id == row_id).values(**values))

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from pim.notifications.messages import render_text
 from pim.notifications.model import Notification, PermanentDeliveryError
 from pim.runtime.logging import get_logger
+from pim.runtime.settings import PimSettings
 
 log = get_logger("pim.notifications.channels.email")
 
@@ -59,7 +60,9 @@ class EmailChannel:
         self._domain = _domain_of(sender)
 
     @classmethod
-    def from_settings(cls, settings) -> EmailChannel:
+    def from_settings(cls, settings: PimSettings) -> EmailChannel:
+        if not settings.smtp_host:
+            raise ValueError("email channel: set PIM_SMTP_HOST")
         return cls(
             settings.smtp_host,
             settings.smtp_port,

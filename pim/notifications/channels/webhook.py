@@ -32,6 +32,7 @@ from pydantic import SecretStr
 from pim.notifications.messages import render_slack, render_text
 from pim.notifications.model import Notification, PermanentDeliveryError
 from pim.runtime.logging import get_logger
+from pim.runtime.settings import PimSettings
 
 log = get_logger("pim.notifications.channels.webhook")
 
@@ -139,7 +140,9 @@ class WebhookChannel:
             log.warning("webhook deliveries are not signed: set PIM_WEBHOOK_SECRET", target=self.target)
 
     @classmethod
-    def from_settings(cls, settings) -> WebhookChannel:
+    def from_settings(cls, settings: PimSettings) -> WebhookChannel:
+        if not settings.webhook_url:
+            raise ValueError("webhook channel: set PIM_WEBHOOK_URL")
         return cls(
             settings.webhook_url, secret=settings.webhook_secret, format=settings.webhook_format, timeout=settings.webhook_timeout
         )
