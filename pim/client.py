@@ -110,7 +110,7 @@ class PimClient:
         request can be in lists running ones only: a workflow terminated while
         pending keeps `PimState = 'pending_approval'`, and is not pending."""
         clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
-        if state in State.__members__ and not State(state).terminal:
+        if state is not None and state in State.__members__ and not State(state).terminal:
             clauses.append("ExecutionStatus = 'Running'")
         for key, value in (("PimState", state), ("PimGroupId", group_id), ("PimPrincipalId", principal_id)):
             if value:

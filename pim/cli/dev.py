@@ -6,12 +6,11 @@ import asyncio
 import signal
 import socket
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from temporalio.testing import WorkflowEnvironment
 
-from pim.cli.common import CliError, settings
+from pim.cli.common import CliError, async_command, settings
 from pim.identity.totp import ensure_dev_seal_key
 from pim.notifications.channels import build_channels
 from pim.operations import AdminContext
@@ -20,13 +19,17 @@ from pim.operations.seed import seed_demo
 from pim.runtime.codec import data_converter
 from pim.runtime.logging import configure_logging, get_logger
 from pim.runtime.schedules import ensure_reconcile_schedule
+from pim.runtime.settings import PimSettings
 from pim.runtime.temporal import find_binary
 from pim.runtime.tracing import TracingUnavailable, tracing_interceptors
 from pim.store import Store
 from pim.store.database import upgrade_async
-from worker.app import run_worker, serving
-from worker.telemetry import MetricsUnavailable, metrics_runtime
 from workflows.search_attributes import SEARCH_ATTRIBUTES
+
+# The worker (and with it every workflow and activity) and the dev server are
+# imported by `pim dev` and `pim worker` only: the other commands start faster.
+if TYPE_CHECKING:
+    from temporalio.testing import WorkflowEnvironment
 
 log = get_logger("pim.dev")
 
@@ -40,7 +43,8 @@ Press Ctrl-C to stop; state is kept in {state_dir}.
 """
 
 
-def dev(
+@async_command
+async def dev(
     seed: Optional[str] = typer.Option(None, help="load a data set: demo"),
     db: Optional[Path] = typer.Option(None, help="SQLite file for the store (default: PIM_DATABASE_URL or .pim/pim.db)"),
     port: int = typer.Option(7233, help="Temporal front-end port"),
@@ -54,6 +58,8 @@ def dev(
     ),
 ) -> None:
     """Run the embedded system: Temporal dev server, worker and store."""
+    from worker.telemetry import MetricsUnavailable
+
     if seed not in (None, "demo"):
         raise CliError(f"--seed: unknown data set {seed!r} (known: demo)", 2)
     _require_free_port(port)
@@ -64,7 +70,7 @@ def dev(
         config.metrics_port = metrics_port
     configure_logging(config.log_format, config.log_level)
     try:
-        asyncio.run(_run_dev(config, seed, port, ui))
+        await _run_dev(config, seed, port, ui)
     except (MetricsUnavailable, TracingUnavailable) as error:
         raise CliError(str(error), 1) from None
 
@@ -79,7 +85,7 @@ def _require_free_port(port: int) -> None:
             raise CliError(f"--port: {port} is already in use (another `pim dev`?); stop it or pick another port", 1) from None
 
 
-async def _run_dev(config, seed: str | None, port: int, ui: bool) -> None:
+async def _run_dev(config: PimSettings, seed: str | None, port: int, ui: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -93,9 +99,22 @@ async def _run_dev(config, seed: str | None, port: int, ui: bool) -> None:
     state_dir.mkdir(exist_ok=True)
     if not config.mfa_seal_key:
         ensure_dev_seal_key()  # the worker below and the `pim` commands run from here seal MFA codes with it
+    env = await _start_dev_server(config, port, ui, state_dir)
+    try:
+        await _serve(env, store, config, port, ui, state_dir, stop)
+    finally:
+        await env.shutdown()
+        await store.close()
+
+
+async def _start_dev_server(config: PimSettings, port: int, ui: bool, state_dir: Path) -> WorkflowEnvironment:
+    from temporalio.testing import WorkflowEnvironment
+
+    from worker.telemetry import metrics_runtime
+
     # Metrics and tracing before the server: the environment's client is made with them.
     runtime = metrics_runtime(config.metrics_port, "127.0.0.1") if config.metrics_port else None
-    env = await WorkflowEnvironment.start_local(
+    return await WorkflowEnvironment.start_local(
         runtime=runtime,
         interceptors=tracing_interceptors(config.otel),
         namespace=config.namespace,
@@ -107,41 +126,40 @@ async def _run_dev(config, seed: str | None, port: int, ui: bool) -> None:
         data_converter=data_converter(config),
         dev_server_log_level="error",
     )
-    try:
-        async with serving(
-            env.client,
-            store,
-            config.task_queue,
-            channels=build_channels(config),
-            max_cached_workflows=config.max_cached_workflows,
-        ):
-            started = await start_missing_lifecycles(
-                AdminContext(store, "seed", temporal=env.client, task_queue=config.task_queue)
-            )
-            if started:
-                log.info("assignment lifecycles started", assignments=started)
-            await ensure_reconcile_schedule(env.client, config.task_queue, config.reconcile_interval)
-            print(
-                BANNER.format(
-                    address=f"localhost:{port}",
-                    namespace=config.namespace,
-                    task_queue=config.task_queue,
-                    port_hint="" if port == 7233 else f"\n    export PIM_TEMPORAL_ADDRESS=localhost:{port}",
-                    ui=f"\n  Web UI:    http://localhost:{port + 1000}" if ui else "",
-                    metrics=(f"\n  Metrics:   http://127.0.0.1:{config.metrics_port}/metrics" if config.metrics_port else ""),
-                    db=config.database_url,
-                    state_dir=state_dir.resolve(),
-                ),
-                flush=True,
-            )
-            await stop.wait()
-            log.info("stopping")
-    finally:
-        await env.shutdown()
-        await store.close()
 
 
-def worker(
+async def _serve(
+    env: WorkflowEnvironment, store: Store, config: PimSettings, port: int, ui: bool, state_dir: Path, stop: asyncio.Event
+) -> None:
+    """The worker on the dev server until Ctrl-C (or SIGTERM)."""
+    from worker.app import serving
+
+    async with serving(
+        env.client, store, config.task_queue, channels=build_channels(config), max_cached_workflows=config.max_cached_workflows
+    ):
+        started = await start_missing_lifecycles(AdminContext(store, "seed", temporal=env.client, task_queue=config.task_queue))
+        if started:
+            log.info("assignment lifecycles started", assignments=started)
+        await ensure_reconcile_schedule(env.client, config.task_queue, config.reconcile_interval)
+        print(
+            BANNER.format(
+                address=f"localhost:{port}",
+                namespace=config.namespace,
+                task_queue=config.task_queue,
+                port_hint="" if port == 7233 else f"\n    export PIM_TEMPORAL_ADDRESS=localhost:{port}",
+                ui=f"\n  Web UI:    http://localhost:{port + 1000}" if ui else "",
+                metrics=(f"\n  Metrics:   http://127.0.0.1:{config.metrics_port}/metrics" if config.metrics_port else ""),
+                db=config.database_url,
+                state_dir=state_dir.resolve(),
+            ),
+            flush=True,
+        )
+        await stop.wait()
+        log.info("stopping")
+
+
+@async_command
+async def worker(
     metrics_port: Optional[int] = typer.Option(
         None,
         "--metrics-port",
@@ -151,11 +169,14 @@ def worker(
     ),
 ) -> None:
     """Run a worker against an existing Temporal server and database (PIM_* settings)."""
+    from worker.app import run_worker
+    from worker.telemetry import MetricsUnavailable
+
     config = settings()
     if metrics_port is not None:
         config.metrics_port = metrics_port
     configure_logging(config.log_format, config.log_level)
     try:
-        asyncio.run(run_worker(config))
+        await run_worker(config)
     except (MetricsUnavailable, TracingUnavailable) as error:
         raise CliError(str(error), 1) from None

@@ -9,7 +9,8 @@ from typing import AsyncIterator
 import typer
 from temporalio.exceptions import ApplicationError
 
-from pim.cli.common import CliError, emit_json, open_store, run, settings
+from pim.cli.common import CliError, async_command, open_store, settings
+from pim.cli.output import emit_json, print_table
 from pim.directories import DirectoryNotAvailable, build_directory
 from pim.directories.interface import Directory
 from pim.directories.sync import DirectoryDiff, compare, expected_holders
@@ -38,37 +39,39 @@ async def cli_directory(config: PimSettings, store: Store) -> AsyncIterator[Dire
 
 
 @directory_app.command("diff")
-def diff(
+@async_command
+async def diff(
     group: str = typer.Argument(...),
     owner: bool = typer.Option(False, "--owner", help="owners, not members"),
-    json_: bool = typer.Option(False, "--json"),
-) -> None:
+    json_: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> int:
     """Compare who the directory holds in GROUP with who should hold it (a live assignment
     or activation). Exit 0 when in sync, 1 when not, 2 when the comparison could not be made."""
     access = AccessType.owner if owner else AccessType.member
-
-    async def go() -> DirectoryDiff:
-        config = settings()
-        async with open_store() as store:
-            if await store.group(group) is None:
-                raise CliError(f"no group {group!r}", UNCHECKED)
-            async with cli_directory(config, store) as directory:
-                try:
-                    held = await directory.holders(group, access)
-                except ApplicationError as error:
-                    raise CliError(f"directory ({config.directory}): {error.message}", UNCHECKED) from None
-            expected = await expected_holders(store, group, access, datetime.now(UTC))
-        return compare(group, access, expected=expected, held=held)
-
-    result = run(go)
+    result = await compare_with_directory(group, access)
     if json_:
         emit_json(dict(result.model_dump(mode="json"), in_sync=result.in_sync))
     else:
-        for label, principals in (("missing", result.missing), ("unexpected", result.unexpected)):
-            for principal_id in principals:
-                typer.echo(f"{label}\t{principal_id}")
+        print_table(
+            ("finding", "principal"),
+            [("missing", p) for p in result.missing] + [("unexpected", p) for p in result.unexpected],
+        )
         typer.echo(
             f"{group} {access.value}: missing={len(result.missing)} unexpected={len(result.unexpected)} "
             f"ok={len(result.ok)}" + (" (in sync)" if result.in_sync else "")
         )
-    raise typer.Exit(0 if result.in_sync else 1)
+    return 0 if result.in_sync else 1
+
+
+async def compare_with_directory(group: str, access: AccessType) -> DirectoryDiff:
+    config = settings()
+    async with open_store() as store:
+        if await store.group(group) is None:
+            raise CliError(f"no group {group!r}", UNCHECKED)
+        async with cli_directory(config, store) as directory:
+            try:
+                held = await directory.holders(group, access)
+            except ApplicationError as error:
+                raise CliError(f"directory ({config.directory}): {error.message}", UNCHECKED) from None
+        expected = await expected_holders(store, group, access, datetime.now(UTC))
+    return compare(group, access, expected=expected, held=held)

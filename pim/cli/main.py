@@ -34,7 +34,7 @@ app.add_typer(directory.directory_app, name="directory")
 def _entry() -> None:
     try:
         app()
-    except CliError as error:  # raised before a command reached `run`
+    except CliError as error:  # raised outside a command (async_command reports its own)
         typer.echo(f"error: {error}", err=True)
         raise SystemExit(error.exit_code) from None
 

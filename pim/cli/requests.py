@@ -8,16 +8,20 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
+from typing import Awaitable, Callable, Optional, TypeVar
 
 import typer
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
-from pim.cli.common import CliError, emit_json, open_store, parse_instant, pim_client, run
+from pim.cli.common import CliError, RequestEnded, async_command, open_store, parse_duration_option, parse_instant, pim_client
+from pim.cli.output import emit_json, print_table
 from pim.client import PimClient
-from pim.domain.durations import format_duration, parse_duration
+from pim.domain.durations import format_duration
 from pim.domain.models import AccessType, ActivationRequest, State, Ticket
 from pim.domain.status import ActivationStatus
+
+T = TypeVar("T")
 
 SETTLED_OK = {State.pending_approval, State.scheduled, State.active}
 TRANSIENT = {State.validating, State.activating}
@@ -60,11 +64,32 @@ async def wait_settled(pim: PimClient, request_id: str, timeout: float = 60) -> 
         await asyncio.sleep(0.2)
 
 
-async def signal_and_confirm(pim: PimClient, request_id: str, actor: str, send) -> ActivationStatus:
+async def while_running(pim: PimClient, request_id: str, action: Awaitable[T]) -> T:
+    """A signal or an update of a request; RequestEnded when Temporal answers
+    NOT_FOUND because the request exists but has ended (its last run is closed)."""
+    try:
+        return await action
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND and await has_ended(pim, request_id):
+            raise RequestEnded() from None
+        raise
+
+
+async def has_ended(pim: PimClient, request_id: str) -> bool:
+    try:
+        description = await pim.temporal.get_workflow_handle(request_id).describe()
+    except RPCError:
+        return False  # no such request: the NOT_FOUND stands
+    return description.status not in (None, WorkflowExecutionStatus.RUNNING)
+
+
+async def signal_and_confirm(
+    pim: PimClient, request_id: str, actor: str, send: Callable[[], Awaitable[None]]
+) -> ActivationStatus:
     """Signals are one-way: read the request's events back to tell the user
     whether the workflow accepted or refused what they sent."""
     before = len((await pim.status(request_id)).events)
-    await send()
+    await while_running(pim, request_id, send())
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         status = await pim.status(request_id)
@@ -100,7 +125,7 @@ async def audit_refused_review(
         pass  # no local store (a remote deployment): the refusal is still reported to the caller
 
 
-def mfa_evidence(code: str | None, token: str | None, token_file: str | None) -> dict | None:
+def mfa_evidence(code: str | None, token: str | None, token_file: str | None) -> dict[str, str] | None:
     """--mfa-code, --mfa-token or --mfa-token-file (one at most), as the request's
     `mfa` (validated with it, so errors name `mfa.code` or `mfa.token`). A file keeps
     the token out of the shell history and the process list."""
@@ -116,158 +141,173 @@ def mfa_evidence(code: str | None, token: str | None, token_file: str | None) ->
     return {"method": "totp", "code": code} if code else None
 
 
+def parse_ticket(ticket: str | None) -> Ticket | None:
+    if ticket is None:
+        return None
+    system, sep, number = ticket.partition(":")
+    if not sep:
+        raise CliError("--ticket: use SYSTEM:NUMBER, e.g. jira:OPS-123", 2)
+    return Ticket(system=system, number=number)
+
+
+def show(status: ActivationStatus, json_: bool) -> None:
+    if json_:
+        emit_json(status)
+    else:
+        typer.echo(describe(status))
+
+
+AS_REQUESTER = typer.Option(..., "--as", help="the requesting principal")
+JSON = typer.Option(False, "--json", help="print JSON instead of text")
+JSON_LIST = typer.Option(False, "--json", help="print JSON instead of a table")
+
+
+@async_command
+async def request(
+    group: str = typer.Argument(..., help="group id"),
+    as_: str = AS_REQUESTER,
+    owner: bool = typer.Option(False, "--owner", help="ownership instead of membership"),
+    duration: Optional[str] = typer.Option(None, help="e.g. 2h, 30m, PT2H; default: the policy maximum"),
+    justification: Optional[str] = typer.Option(None),
+    ticket: Optional[str] = typer.Option(None, help="SYSTEM:NUMBER"),
+    mfa_code: Optional[str] = typer.Option(None, "--mfa-code"),
+    mfa_token: Optional[str] = typer.Option(
+        None, "--mfa-token", help="an OIDC ID or access token (JWT) from your identity provider"
+    ),
+    mfa_token_file: Optional[str] = typer.Option(
+        None, "--mfa-token-file", help="read the OIDC token from this file ('-': standard input)"
+    ),
+    start_at: Optional[str] = typer.Option(None, "--start-at", help="ISO 8601 with a zone"),
+    validate_only: bool = typer.Option(False, "--validate-only"),
+    wait: bool = typer.Option(False, "--wait", help="wait for the verdict and print the status"),
+    json_: bool = JSON,
+) -> int:
+    """Ask for membership (or ownership) of GROUP; prints the request id."""
+    req = ActivationRequest(
+        group_id=group,
+        access=AccessType.owner if owner else AccessType.member,
+        principal_id=as_,
+        duration=parse_duration_option(duration) if duration else None,
+        justification=justification,
+        ticket=parse_ticket(ticket),
+        mfa=mfa_evidence(mfa_code, mfa_token, mfa_token_file),
+        start_at=parse_instant(start_at, "--start-at") if start_at else None,
+        validate_only=validate_only,
+    )
+    pim = await pim_client()
+    request_id = await pim.start(req)
+    if not wait:
+        typer.echo(request_id)
+        return 0
+    settled = await wait_settled(pim, request_id)
+    show(settled, json_)
+    passed_dry_run = validate_only and not settled.violations and settled.state == State.canceled
+    return 0 if settled.state in SETTLED_OK or passed_dry_run else 1
+
+
+async def review(request_id: str, approver: str, decision: str, justification: str | None) -> ActivationStatus:
+    """The `review` update; a refusal is audited here (see audit_refused_review)."""
+    pim = await pim_client()
+    try:
+        reviewed = await while_running(pim, request_id, pim.review(request_id, approver, decision, justification))
+    except WorkflowUpdateFailedError as error:
+        await audit_refused_review(pim, request_id, approver, decision, error)
+        raise
+    return await wait_settled(pim, request_id) if reviewed.state in TRANSIENT else reviewed
+
+
+@async_command
+async def approve(
+    request_id: str = typer.Argument(...),
+    as_: str = typer.Option(..., "--as", help="the approver"),
+    justification: Optional[str] = typer.Option(None),
+    json_: bool = JSON,
+) -> None:
+    """Approve a pending request (refused with the reason when not allowed)."""
+    show(await review(request_id, as_, "approve", justification), json_)
+
+
+@async_command
+async def deny(
+    request_id: str = typer.Argument(...),
+    as_: str = typer.Option(..., "--as", help="the approver"),
+    justification: Optional[str] = typer.Option(None),
+    json_: bool = JSON,
+) -> None:
+    """Deny a pending request (refused with the reason when not allowed)."""
+    show(await review(request_id, as_, "deny", justification), json_)
+
+
+@async_command
+async def cancel(
+    request_id: str = typer.Argument(...), as_: str = typer.Option(..., "--as"), reason: Optional[str] = typer.Option(None)
+) -> None:
+    """Cancel a request that is pending approval or scheduled."""
+    pim = await pim_client()
+    typer.echo(describe(await signal_and_confirm(pim, request_id, as_, lambda: pim.cancel(request_id, as_, reason))))
+
+
+@async_command
+async def deactivate(
+    request_id: str = typer.Argument(...), as_: str = typer.Option(..., "--as"), reason: Optional[str] = typer.Option(None)
+) -> None:
+    """End an active activation early."""
+    pim = await pim_client()
+    typer.echo(describe(await signal_and_confirm(pim, request_id, as_, lambda: pim.deactivate(request_id, as_, reason))))
+
+
+@async_command
+async def extend(
+    request_id: str = typer.Argument(...),
+    as_: str = typer.Option(..., "--as"),
+    duration: str = typer.Option(..., help="how much longer, e.g. 1h"),
+    justification: Optional[str] = typer.Option(None),
+) -> None:
+    """Extend an active activation (within the policy maximum unless an approver extends)."""
+    extra = parse_duration_option(duration)
+    pim = await pim_client()
+    extended = await signal_and_confirm(pim, request_id, as_, lambda: pim.extend(request_id, as_, extra, justification))
+    typer.echo(describe(extended))
+
+
+@async_command
+async def status(request_id: str = typer.Argument(...), json_: bool = JSON) -> None:
+    """Show a request: state, approvals, times, violations."""
+    pim = await pim_client()
+    show(await pim.status(request_id), json_)
+
+
+@async_command
+async def requests(
+    state: Optional[State] = typer.Option(None),
+    group: Optional[str] = typer.Option(None),
+    principal: Optional[str] = typer.Option(None),
+    json_: bool = JSON_LIST,
+) -> None:
+    """List requests, newest first."""
+    pim = await pim_client()
+    try:
+        found = await pim.list(state.value if state else None, group, principal)
+    except ValueError as error:  # a filter value the visibility query cannot hold
+        raise CliError(str(error), 2) from None
+    if json_:
+        emit_json([f.model_dump(mode="json") for f in found])
+        return
+    print_table(
+        ("request", "state", "access", "group", "principal"),
+        ((f.request_id, f.state, f.access, f.group_id, f.principal_id) for f in found),
+    )
+
+
 def register(app: typer.Typer) -> None:
-    @app.command()
-    def request(
-        group: str = typer.Argument(..., help="group id"),
-        as_: str = typer.Option(..., "--as", help="the requesting principal"),
-        owner: bool = typer.Option(False, "--owner", help="ownership instead of membership"),
-        duration: Optional[str] = typer.Option(None, help="e.g. 2h, 30m, PT2H; default: the policy maximum"),
-        justification: Optional[str] = typer.Option(None),
-        ticket: Optional[str] = typer.Option(None, help="SYSTEM:NUMBER"),
-        mfa_code: Optional[str] = typer.Option(None, "--mfa-code"),
-        mfa_token: Optional[str] = typer.Option(
-            None, "--mfa-token", help="an OIDC ID or access token (JWT) from your identity provider"
-        ),
-        mfa_token_file: Optional[str] = typer.Option(
-            None, "--mfa-token-file", help="read the OIDC token from this file ('-': standard input)"
-        ),
-        start_at: Optional[str] = typer.Option(None, "--start-at", help="ISO 8601 with a zone"),
-        validate_only: bool = typer.Option(False, "--validate-only"),
-        wait: bool = typer.Option(False, "--wait", help="wait for the verdict and print the status"),
-        json_: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Ask for membership (or ownership) of GROUP; prints the request id."""
-
-        async def go() -> int:
-            parsed_ticket = None
-            if ticket is not None:
-                system, sep, number = ticket.partition(":")
-                if not sep:
-                    raise CliError("--ticket: use SYSTEM:NUMBER, e.g. jira:OPS-123", 2)
-                parsed_ticket = Ticket(system=system, number=number)
-            req = ActivationRequest(
-                group_id=group,
-                access=AccessType.owner if owner else AccessType.member,
-                principal_id=as_,
-                duration=parse_duration(duration) if duration else None,
-                justification=justification,
-                ticket=parsed_ticket,
-                mfa=mfa_evidence(mfa_code, mfa_token, mfa_token_file),
-                start_at=parse_instant(start_at, "--start-at") if start_at else None,
-                validate_only=validate_only,
-            )
-            pim = await pim_client()
-            request_id = await pim.start(req)
-            if not wait:
-                typer.echo(request_id)
-                return 0
-            status = await wait_settled(pim, request_id)
-            emit_json(status) if json_ else typer.echo(describe(status))
-            passed_dry_run = validate_only and not status.violations and status.state == State.canceled
-            return 0 if status.state in SETTLED_OK or passed_dry_run else 1
-
-        try:
-            code = run(go)
-        except ValueError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from None
-        raise typer.Exit(code)
-
-    def decision_command(name: str) -> None:
-        @app.command(name=name)
-        def decide(
-            request_id: str = typer.Argument(...),
-            as_: str = typer.Option(..., "--as", help="the approver"),
-            justification: Optional[str] = typer.Option(None),
-            json_: bool = typer.Option(False, "--json"),
-        ) -> None:
-            async def go() -> None:
-                pim = await pim_client()
-                try:
-                    status = await pim.review(request_id, as_, name, justification)
-                except WorkflowUpdateFailedError as error:
-                    await audit_refused_review(pim, request_id, as_, name, error)
-                    raise
-                if status.state in TRANSIENT:
-                    status = await wait_settled(pim, request_id)
-                emit_json(status) if json_ else typer.echo(describe(status))
-
-            run(go)
-
-        decide.__doc__ = f"{name.capitalize()} a pending request (refused with the reason when not allowed)."
-
-    decision_command("approve")
-    decision_command("deny")
-
-    def end_command(name: str, doc: str) -> None:
-        @app.command(name=name)
-        def end(
-            request_id: str = typer.Argument(...),
-            as_: str = typer.Option(..., "--as"),
-            reason: Optional[str] = typer.Option(None),
-        ) -> None:
-            async def go() -> None:
-                pim = await pim_client()
-                send = getattr(pim, name)
-                status = await signal_and_confirm(pim, request_id, as_, lambda: send(request_id, as_, reason))
-                typer.echo(describe(status))
-
-            run(go)
-
-        end.__doc__ = doc
-
-    end_command("cancel", "Cancel a request that is pending approval or scheduled.")
-    end_command("deactivate", "End an active activation early.")
-
-    @app.command()
-    def extend(
-        request_id: str = typer.Argument(...),
-        as_: str = typer.Option(..., "--as"),
-        duration: str = typer.Option(..., help="how much longer, e.g. 1h"),
-        justification: Optional[str] = typer.Option(None),
-    ) -> None:
-        """Extend an active activation (within the policy maximum unless an approver extends)."""
-
-        async def go() -> None:
-            extra = parse_duration(duration)
-            pim = await pim_client()
-            status = await signal_and_confirm(pim, request_id, as_, lambda: pim.extend(request_id, as_, extra, justification))
-            typer.echo(describe(status))
-
-        try:
-            run(go)
-        except ValueError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from None
-
-    @app.command()
-    def status(request_id: str = typer.Argument(...), json_: bool = typer.Option(False, "--json")) -> None:
-        """Show a request: state, approvals, times, violations."""
-
-        async def go() -> None:
-            pim = await pim_client()
-            result = await pim.status(request_id)
-            emit_json(result) if json_ else typer.echo(describe(result))
-
-        run(go)
-
-    @app.command()
-    def requests(
-        state: Optional[State] = typer.Option(None),
-        group: Optional[str] = typer.Option(None),
-        principal: Optional[str] = typer.Option(None),
-        json_: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """List requests, newest first."""
-
-        async def go() -> None:
-            pim = await pim_client()
-            found = await pim.list(state.value if state else None, group, principal)
-            if json_:
-                emit_json([f.model_dump(mode="json") for f in found])
-                return
-            for item in found:
-                typer.echo(f"{item.request_id}\t{item.state}\t{item.access}\t{item.group_id}\t{item.principal_id}")
-
-        run(go)
+    for name, command in (
+        ("request", request),
+        ("approve", approve),
+        ("deny", deny),
+        ("cancel", cancel),
+        ("deactivate", deactivate),
+        ("extend", extend),
+        ("status", status),
+        ("requests", requests),
+    ):
+        app.command(name)(command)
