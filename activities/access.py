@@ -7,12 +7,15 @@ the membership out only when no other live source still gives it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.interfaces import AccessInterface
 from pim.directories.interface import Directory
 from pim.directories.sources import confer, withdraw
+from pim.domain.grant_rules import GRANT_REFUSED, check_grant
 from pim.domain.models import State
 from pim.domain.status import AccessChange
 from pim.notifications.compose import compose, describe
@@ -31,6 +34,8 @@ class AccessActivities(AccessInterface):
 
     @activity.defn
     async def grant_access(self, change: AccessChange) -> None:
+        """Re-check, then record the source and write the membership. Idempotent."""
+        await self._refuse_unless_grantable(change)
         await confer(
             self.store,
             self.directory,
@@ -44,22 +49,13 @@ class AccessActivities(AccessInterface):
                 source_kind=SOURCE_KIND,
                 source_id=change.run_key,
                 starts_at=change.at,
+                ends_at=change.expires_at,  # the backstop revokes a grant past its end
             ),
         )
         details = {"expires_at": change.expires_at.isoformat() if change.expires_at else ""}
         key = f"{change.run_key}:granted"
-        await self.store.append_audit(
-            at=change.at,
-            action="access_granted",
-            actor=change.principal_id,
-            request_id=change.request_id,
-            group_id=change.group_id,
-            access=change.access.value,
-            principal_id=change.principal_id,
-            details=details,
-            dedupe_key=key,
-            **await self._notify(change, key, "activation_active", "Access granted", details),
-        )
+        notify = await self._notify(change, key, "activation_active", "Access granted", details)
+        await self._audit(change, "access_granted", details, key, **notify)
         log.info(
             "access granted",
             request_id=change.request_id,
@@ -67,6 +63,53 @@ class AccessActivities(AccessInterface):
             access=change.access.value,
             principal_id=change.principal_id,
         )
+
+    async def _refuse_unless_grantable(self, change: AccessChange) -> None:
+        """The grant's own check against the store (pim/domain/grant_rules.py): a
+        refusal is audited and ends the request, and is never retried."""
+        request, snapshot = change.request, change.policy
+        if request is None or snapshot is None or change.expires_at is None:
+            raise ApplicationError("grant: the input lacks the request it grants", type=GRANT_REFUSED, non_retryable=True)
+        facts = await self.store.eligibility_facts(change.group_id, change.access, change.principal_id, change.at)
+        found = await self.store.policy(change.group_id, change.access)
+        current = found[0] if found else None
+        deciders = []
+        if current is not None and current != snapshot:
+            for stage in current.activation.approval:
+                users = await self.store.expand_approvers(stage.approvers, change.at)
+                deciders.append([u for u in users if u != change.principal_id])
+        violations = check_grant(
+            workflow_id=change.request_id,
+            run_key=change.run_key,
+            claim_holder=facts.running_request_id,
+            request=request,
+            duration=change.expires_at - change.at,
+            stages=change.stages,
+            snapshot=snapshot,
+            current=current,
+            current_deciders=deciders,
+            facts=facts,
+            at=change.at,
+        )
+        if not violations:
+            return
+        details = {"violations": [v.model_dump() for v in violations], "run_key": change.run_key}
+        await self._audit(change, "grant_refused", details, f"{change.run_key}:grant_refused")
+        log.warning("grant refused", request_id=change.request_id, violations=[v.code for v in violations])
+        raise ApplicationError("; ".join(v.message for v in violations), type=violations[0].code, non_retryable=True)
+
+    @activity.defn
+    async def extend_access(self, change: AccessChange) -> None:
+        """The grant's recorded end moves with the activation's expiry. Idempotent."""
+        await self.store.set_grant_end(SOURCE_KIND, change.run_key, change.expires_at)
+        expires_at = change.expires_at.isoformat() if change.expires_at else ""
+        details = {"expires_at": expires_at, "justification": change.reason or ""}
+        await self._audit(change, "activation_extended", details, f"{change.run_key}:extended:{expires_at}")
+
+    @activity.defn
+    async def still_eligible(self, change: AccessChange) -> bool:
+        facts = await self.store.eligibility_facts(change.group_id, change.access, change.principal_id, change.at)
+        return bool(facts.eligible_via)
 
     @activity.defn
     async def close_activation(self, change: AccessChange) -> None:
@@ -96,20 +139,25 @@ class AccessActivities(AccessInterface):
             await self.store.release_activation(change.run_key)
         details = {"state": str(change.final_state or ""), "reason": change.reason or "", "revoked": str(change.granted).lower()}
         key = f"{change.run_key}:ended"
+        notify = await self._notify(change, key, "activation_ended", f"Activation {change.final_state}", details)
+        await self._audit(change, "activation_ended", details, key, **notify)
+        if change.granted and change.final_state == State.expired:  # the attempt that finished the revocation
+            metrics.revocation_done(change.expires_at)
+
+    async def _audit(self, change: AccessChange, action: str, details: dict[str, Any], key: str, **notify: Any) -> None:
+        """One audit line about this activation (its notifications queued with it)."""
         await self.store.append_audit(
             at=change.at,
-            action="activation_ended",
-            actor=change.principal_id,
+            action=action,
+            actor=change.actor or change.principal_id,
             request_id=change.request_id,
             group_id=change.group_id,
             access=change.access.value,
             principal_id=change.principal_id,
             details=details,
             dedupe_key=key,
-            **await self._notify(change, key, "activation_ended", f"Activation {change.final_state}", details),
+            **notify,
         )
-        if change.granted and change.final_state == State.expired:  # the attempt that finished the revocation
-            metrics.revocation_done(change.expires_at)
 
     async def _notify(self, change: AccessChange, key: str, event: str, headline: str, details: dict) -> dict:
         """The notifications to queue with the audit line (none for inputs from

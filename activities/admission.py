@@ -11,12 +11,15 @@ from temporalio import activity
 
 from activities.interfaces import AdmissionInterface
 from pim.domain.activation_rules import evaluate_request, requested_duration, violation
+from pim.domain.actors import Action, ActorCheck
 from pim.domain.durations import format_duration
+from pim.domain.grant_rules import check_workflow_id
 from pim.domain.models import ActivationRequest, Violation
 from pim.domain.policy import Policy
 from pim.domain.status import Admission, AdmitInput
 from pim.identity import oidc
 from pim.identity import totp as mfa
+from pim.identity.actors import ProofPolicy, check_actor
 from pim.notifications.compose import compose, describe
 from pim.notifications.model import Notification
 from pim.runtime.logging import get_logger
@@ -28,6 +31,8 @@ log = get_logger("pim.activities")
 @dataclass
 class AdmissionActivities(AdmissionInterface):
     store: Store
+    # Which front ends vouch for the requester (PIM_PROOF_TRUSTED_KEYS).
+    proofs: ProofPolicy
     # The key that clients seal MFA codes with (pim/mfa.py): PIM_MFA_SEAL_KEY or `pim dev`'s.
     mfa_seal_key: bytes | None = field(default_factory=mfa.configured_seal_key)
     # Step-up MFA with the identity provider (pim/oidc.py): PIM_OIDC_*, None when unset.
@@ -46,7 +51,9 @@ class AdmissionActivities(AdmissionInterface):
             [u for u in await self.store.expand_approvers(stage.approvers, data.at) if u != request.principal_id]
             for stage in policy.activation.approval
         ]
-        violations = evaluate_request(request, data.run_key, policy, facts, deciders, data.at)
+        # Who asks comes first: an unproven request is refused before anything else is looked at.
+        unproven = await self._unproven(data)
+        violations = unproven or evaluate_request(request, data.run_key, policy, facts, deciders, data.at)
         if not violations and policy.activation.require_mfa:
             violations = await self._verify_mfa(request, data, policy)
         if not violations and not request.validate_only:
@@ -78,12 +85,13 @@ class AdmissionActivities(AdmissionInterface):
         await self.store.append_audit(
             at=data.at,
             action="activation_requested" if admission.admitted else "activation_rejected",
-            actor=request.principal_id,
+            actor="unverified" if unproven else request.principal_id,
             request_id=data.request_id,
             group_id=request.group_id,
             access=request.access.value,
             principal_id=request.principal_id,
             details={
+                "verified": not unproven,
                 "violations": [v.model_dump() for v in violations],
                 "validate_only": request.validate_only,
                 "duration": format_duration(duration),
@@ -104,6 +112,25 @@ class AdmissionActivities(AdmissionInterface):
             validate_only=request.validate_only,
         )
         return admission
+
+    async def _unproven(self, data: AdmitInput) -> list[Violation]:
+        """The request runs under its canonical id, and its proof names its principal."""
+        request = data.request
+        refused = check_workflow_id(data.request_id, request)
+        if refused:
+            return refused
+        check = ActorCheck(
+            proof=request.proof,
+            actor=request.principal_id,
+            action=Action.request,
+            target=data.request_id,
+            payload=request.signed_part(),
+            use_key=data.run_key,
+        )
+        verdict = await check_actor(self.store, self.proofs, check)
+        if verdict.accepted:
+            return []
+        return [violation(verdict.code or "proof_invalid", verdict.reason or "proof: refused")]
 
     async def _requested_notifications(
         self, data: AdmitInput, policy: Policy, admission: Admission, duration: timedelta, key: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from temporalio import activity
@@ -9,10 +10,14 @@ from temporalio import activity
 from activities.interfaces import AssignmentInterface
 from pim.directories.interface import Directory
 from pim.directories.sources import confer, source_already_recorded, withdraw
-from pim.domain.assignments import AssignmentEnd, AssignmentWindow
+from pim.domain.assignment_rules import lifecycle_refusal
+from pim.domain.assignments import AssignmentEnd, AssignmentLoaded, AssignmentLookup, AssignmentPlan
+from pim.domain.models import AccessType
 from pim.notifications.compose import compose, describe, group_rule
+from pim.operations.eligibility import end_dependent_activations
 from pim.runtime.logging import get_logger
 from pim.store import Store
+from pim.store.tables import AssignmentRow
 
 log = get_logger("pim.activities")
 
@@ -23,8 +28,50 @@ class AssignmentActivities(AssignmentInterface):
     directory: Directory
 
     @activity.defn
-    async def assignment_took_effect(self, event: AssignmentEnd) -> None:
+    async def load_assignment(self, lookup: AssignmentLookup) -> AssignmentLoaded:
+        row = await self.store.assignment(lookup.assignment_id)
+        refusal = lifecycle_refusal(row, lookup)
+        if refusal is not None or row is None:
+            if lookup.audit_refusal:
+                await self._refused(lookup, refusal or "no such assignment", row)
+            return AssignmentLoaded(refusal=refusal)
+        plan = AssignmentPlan(
+            assignment_id=row.id,
+            group_id=row.group_id,
+            access=AccessType(row.access),
+            principal_id=row.principal_id,
+            kind="active" if row.kind == "active" else "eligible",
+            starts_at=row.starts_at,
+            ends_at=row.ends_at or lookup.at,  # a permanent assignment was refused above
+            created_by=row.created_by,
+        )
+        return AssignmentLoaded(plan=plan, removed=row.removed_at is not None)
+
+    async def _refused(self, lookup: AssignmentLookup, reason: str, row: AssignmentRow | None) -> None:
+        """A lifecycle that will not act: audited once per workflow run and reason."""
+        log.warning("assignment lifecycle refused", assignment_id=lookup.assignment_id, reason=reason)
+        await self.store.append_audit(
+            at=lookup.at,
+            action="refused",
+            actor="unverified",
+            group_id=row.group_id if row else None,
+            access=row.access if row else None,
+            principal_id=row.principal_id if row else None,
+            details={
+                "attempted": "assignment_lifecycle",
+                "reason": reason,
+                "workflow_id": lookup.workflow_id,
+                "assignment_id": lookup.assignment_id,
+            },
+            dedupe_key=f"{lookup.workflow_id}:{activity.info().workflow_run_id}:refused:{reason[:80]}",
+        )
+
+    @activity.defn
+    async def assignment_took_effect(self, event: AssignmentEnd) -> bool:
         plan = event.plan
+        row = await self.store.assignment(plan.assignment_id)
+        if row is None or row.state(event.at) != "active":
+            return False  # the store no longer holds it live: nothing is conferred
         if plan.kind == "active":  # the source (its grant row) was written with the assignment
             await confer(
                 self.store, self.directory, plan.group_id, plan.access, plan.principal_id, record_source=source_already_recorded
@@ -42,20 +89,23 @@ class AssignmentActivities(AssignmentInterface):
             dedupe_key=key,
             **await self._notify(event, key, f"assignment_{plan.kind}", details),
         )
+        return True
 
     @activity.defn
-    async def assignment_window_changed(self, window: AssignmentWindow) -> None:
-        await self.store.change_assignment_window(
-            window.assignment_id, starts_at=window.starts_at, ends_at=window.ends_at, by=window.by, at=window.at
-        )
-
-    @activity.defn
-    async def assignment_end(self, event: AssignmentEnd) -> None:
-        """Retried until it succeeds; every step is idempotent."""
+    async def assignment_end(self, event: AssignmentEnd) -> bool:
+        """Retried until it succeeds; every step is idempotent. Only what the store says
+        is over ends: a removed or expired assignment (or one the store lost)."""
         plan = event.plan
+        row = await self.store.assignment(plan.assignment_id)
+        if row is not None and row.state(event.at) in ("active", "scheduled"):
+            return False
+        removed_by = row.removed_by if row is not None and row.removed_at is not None else event.removed_by
+        reason = row.removal_reason if row is not None and row.removed_at is not None else event.reason
 
-        def end_assignment():
-            return self.store.end_assignment(plan.assignment_id, at=event.at, removed_by=event.removed_by, reason=event.reason)
+        def end_assignment() -> Awaitable[None]:
+            if row is None:
+                return self.store.remove_grant("assignment", plan.assignment_id)
+            return self.store.end_assignment(plan.assignment_id, at=event.at, removed_by=removed_by, reason=reason)
 
         if plan.kind == "active":
             await withdraw(
@@ -70,13 +120,19 @@ class AssignmentActivities(AssignmentInterface):
             )
         else:
             await end_assignment()
-        action = "assignment_removed" if event.removed_by else "assignment_expired"
-        details = {"assignment_id": plan.assignment_id, "kind": plan.kind, "reason": event.reason or ""}
+        await self._audit_end(event, removed_by, reason)
+        await end_dependent_activations(self.store, activity.client(), plan, event.at)
+        return True
+
+    async def _audit_end(self, event: AssignmentEnd, removed_by: str | None, reason: str | None) -> None:
+        plan = event.plan
+        action = "assignment_removed" if removed_by else "assignment_expired"
+        details = {"assignment_id": plan.assignment_id, "kind": plan.kind, "reason": reason or ""}
         key = f"{plan.assignment_id}:{plan.ends_at.isoformat()}:ended"
         await self.store.append_audit(
             at=event.at,
             action=action,
-            actor=event.removed_by or plan.created_by,
+            actor=removed_by or plan.created_by,
             group_id=plan.group_id,
             access=plan.access.value,
             principal_id=plan.principal_id,

@@ -12,9 +12,17 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from pim.domain.assignments import AssignmentEnd, AssignmentWindow
+from pim.domain.actors import ActorCheck, ActorVerdict
+from pim.domain.assignments import AssignmentEnd, AssignmentLoaded, AssignmentLookup
 from pim.domain.reconcile import ReconcileInput, ReconcileReport
 from pim.domain.status import AccessChange, Admission, AdmitInput, AuditRecord
+
+
+class ProofInterface:
+    @activity.defn
+    async def verify_actor(self, check: ActorCheck) -> ActorVerdict:
+        """Does the payload's proof bind this actor, action, target and payload? Uses it up."""
+        raise NotImplementedError
 
 
 class AdmissionInterface:
@@ -28,6 +36,16 @@ class AccessInterface:
     @activity.defn
     async def grant_access(self, change: AccessChange) -> None:
         """Record the activation as a source of access and write the membership."""
+        raise NotImplementedError
+
+    @activity.defn
+    async def extend_access(self, change: AccessChange) -> None:
+        """Move the grant's end (the backstop revokes a grant past its end) and audit the extension."""
+        raise NotImplementedError
+
+    @activity.defn
+    async def still_eligible(self, change: AccessChange) -> bool:
+        """Whether the principal is still eligible now (an assignment it depended on may have ended)."""
         raise NotImplementedError
 
     @activity.defn
@@ -45,15 +63,19 @@ class AuditInterface:
 
 class AssignmentInterface:
     @activity.defn
-    async def assignment_took_effect(self, event: AssignmentEnd) -> None:
+    async def load_assignment(self, lookup: AssignmentLookup) -> AssignmentLoaded:
+        """The assignment as the store has it, or why the workflow must not act on it."""
         raise NotImplementedError
 
     @activity.defn
-    async def assignment_window_changed(self, window: AssignmentWindow) -> None:
+    async def assignment_took_effect(self, event: AssignmentEnd) -> bool:
+        """Confer an active assignment's access; False (and audited) when the store disagrees."""
         raise NotImplementedError
 
     @activity.defn
-    async def assignment_end(self, event: AssignmentEnd) -> None:
+    async def assignment_end(self, event: AssignmentEnd) -> bool:
+        """Withdraw the access when the store says the assignment is over; False when
+        it does not (its window moved, or nothing ended it)."""
         raise NotImplementedError
 
 
@@ -63,4 +85,4 @@ class ReconcileInterface:
         raise NotImplementedError
 
 
-INTERFACES = (AdmissionInterface, AccessInterface, AuditInterface, AssignmentInterface, ReconcileInterface)
+INTERFACES = (ProofInterface, AdmissionInterface, AccessInterface, AuditInterface, AssignmentInterface, ReconcileInterface)

@@ -4,6 +4,7 @@ workflow is gone, take it away, and say why."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
 from sqlalchemy import select
@@ -29,6 +30,8 @@ log = get_logger("pim.reconcile")
 class ReconcileActivities(ReconcileInterface):
     store: Store
     directory: Directory
+    # An activation's grant past its end by more than this is revoked whatever its workflow says.
+    grace: timedelta = timedelta(seconds=60)
 
     async def _workflow_gone(self, run_key: str, seen: dict[str, str | None]) -> str | None:
         """Why the workflow behind a grant or claim no longer runs, or None when it runs.
@@ -103,7 +106,13 @@ class ReconcileActivities(ReconcileInterface):
             await self._audit(data, "claim_released", finding)
             report.released.append(finding)
 
-        live = {(g.group_id, g.access, g.principal_id) for g in grants if g.ends_at is None or g.ends_at > data.at}
+        # An activation's grant gives access until it is revoked (above, when overdue); an
+        # assignment's while its window holds.
+        live = {
+            (g.group_id, g.access, g.principal_id)
+            for g in grants
+            if g.source_kind == "activation" or g.ends_at is None or g.ends_at > data.at
+        }
         revoked = {(f.group_id, f.access.value, f.principal_id) for f in report.revoked}
         sourced: dict[tuple[str, str], set[str]] = {}  # a source gives it, or it was just handled above
         for g, a, p in live | revoked:
@@ -118,20 +127,52 @@ class ReconcileActivities(ReconcileInterface):
                     log.warning("group not in the directory", group_id=group_id, access=access.value)
                     break
                 expected = sourced.get((group_id, access.value), set())
-                for principal_id in compare(group_id, access, expected=expected, held=held).unexpected:
-                    finding = Finding(
-                        group_id=group_id,
-                        access=access,
-                        principal_id=principal_id,
-                        reason="the directory holds this access but no assignment or activation gives it",
-                    )
-                    await self._audit(data, "access_unsourced", finding)
-                    report.unsourced.append(finding)
-        log.info("reconciled", revoked=len(report.revoked), released=len(report.released), unsourced=len(report.unsourced))
+                unexpected = compare(group_id, access, expected=expected, held=held).unexpected
+                if unexpected:
+                    await self._unsourced(data, report, group_id, access, unexpected)
+        await self.store.forget_expired_proofs(before=data.at - timedelta(hours=1))
+        log.info(
+            "reconciled",
+            trigger=data.trigger,
+            revoked=len(report.revoked),
+            released=len(report.released),
+            unsourced=len(report.unsourced),
+            reported=len(report.reported),
+        )
         return report
+
+    async def _unsourced(
+        self, data: ReconcileInput, report: ReconcileReport, group_id: str, access: AccessType, principals: list[str]
+    ) -> None:
+        """Access that no assignment or activation gives: in a PIM-enabled group it is
+        removed (re-checked under the target's lock), unless the group's policy says to
+        report it only; in a group outside PIM it is reported."""
+        group = await self.store.group(group_id)
+        found = await self.store.policy(group_id, access) if group is not None and group.pim_enabled else None
+        revoke = found is not None and found[0].unsourced_access == "revoke"
+        for principal_id in principals:
+            finding = Finding(
+                group_id=group_id,
+                access=access,
+                principal_id=principal_id,
+                reason="the directory holds this access but no assignment or activation gives it",
+            )
+            if not revoke:
+                await self._audit(data, "access_unsourced", finding)
+                report.reported.append(finding)
+                continue
+            kept = await withdraw(
+                self.store, self.directory, group_id, access, principal_id, source_id="", at=data.at, drop_source=_nothing
+            )
+            if kept:  # a source appeared meanwhile (a grant just written): it stays
+                continue
+            await self._audit(data, "access_unsourced_removed", finding)
+            report.unsourced.append(finding)
 
     async def _stale_reason(self, grant: GrantRow, data: ReconcileInput, seen: dict[str, str | None]) -> str | None:
         if grant.source_kind == "activation":
+            if grant.ends_at is not None and grant.ends_at + self.grace < data.at:
+                return f"activation overdue: it ended at {grant.ends_at.isoformat()} and was not revoked"
             gone = await self._workflow_gone(grant.source_id, seen)
             return f"activation ended: {gone}" if gone else None
         if grant.ends_at is not None and grant.ends_at <= data.at:
@@ -153,3 +194,7 @@ class ReconcileActivities(ReconcileInterface):
             dedupe_key=f"reconcile:{data.at.isoformat()}:{action}:{finding.group_id}:{finding.access.value}:"
             f"{finding.principal_id}:{finding.source}",
         )
+
+
+async def _nothing() -> None:
+    """Unsourced access has no source row to drop."""

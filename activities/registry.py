@@ -4,6 +4,7 @@ activities/interfaces.py, bound to the store and the directory."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from activities.access import AccessActivities
@@ -11,9 +12,11 @@ from activities.admission import AdmissionActivities
 from activities.assignments import AssignmentActivities
 from activities.audit import AuditActivities
 from activities.interfaces import INTERFACES
+from activities.proofs import ProofActivities
 from activities.reconcile import ReconcileActivities
 from pim.directories.interface import Directory
 from pim.directories.store_directory import StoreDirectory
+from pim.identity.actors import ProofPolicy
 from pim.store import Store
 
 
@@ -22,15 +25,18 @@ def interface_activities(interface: type) -> list[str]:
     return [name for name, value in vars(interface).items() if not name.startswith("_") and callable(value)]
 
 
-def build_activities(store: Store, directory: Directory | None = None) -> list[Callable[..., Any]]:
+def build_activities(
+    store: Store, proofs: ProofPolicy, directory: Directory | None = None, backstop_grace: timedelta = timedelta(seconds=60)
+) -> list[Callable[..., Any]]:
     """Every activity of every interface, implemented; tests pass a fault-injecting directory."""
     directory = directory or StoreDirectory(store)
     implementations: list[object] = [
-        AdmissionActivities(store),
+        ProofActivities(store, proofs),
+        AdmissionActivities(store, proofs),
         AccessActivities(store, directory),
         AuditActivities(store),
         AssignmentActivities(store, directory),
-        ReconcileActivities(store, directory),
+        ReconcileActivities(store, directory, backstop_grace),
     ]
     activities = []
     for interface in INTERFACES:

@@ -36,6 +36,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from bench.bare import BARE_GRANTED, BARE_GROUP, BARE_REVOKED, BareActivities, BareGrant, BareInput  # noqa: F401
 from pim.domain.models import AccessType
+from pim.identity.secrets import SecretCipher
 
 RESULTS = Path(__file__).parent / "results"
 REPORTED = Path(__file__).parent / "reported"
@@ -212,7 +213,7 @@ async def bench_env(n_users: int, n_approval_users: int = 0, *, max_concurrent_w
     url = await postgres.create() if postgres else f"sqlite+aiosqlite:///{workdir / 'pim.db'}"
     began = time.monotonic()
     await upgrade_async(url)
-    store = Store.open(url)
+    store = Store.open(url, secrets=SecretCipher([("bench", os.urandom(32))]))
     users, approval_users, secrets = await _seed(store, n_users, n_approval_users)
     seeded = time.monotonic() - began
     env = await WorkflowEnvironment.start_local(

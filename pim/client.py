@@ -1,7 +1,8 @@
 """`PimClient`: the typed client that services, approvers and the CLI use.
 
-It speaks the wire contract of SPEC section 3 and nothing else, so anything it
-does can also be done with the `temporal` CLI. It seals MFA codes before they
+It speaks the wire contract (docs/wire-contract.md) and nothing else, so anything
+it does can also be done with the `temporal` CLI. It proves each payload's actor
+when it holds a signing key, and it seals MFA codes before they
 enter Temporal when it has a seal key (pim/mfa.py). An OIDC token
 (`MfaEvidence(method="oidc", token=...)`) travels as given: the worker must
 verify its signature, so only the payload codec (PIM_PAYLOAD_KEYS) keeps it out
@@ -10,20 +11,34 @@ of the history in clear."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from pim.domain.models import ActivationRequest, Cancel, Deactivate, Decision, Extend, Review, ReviewDecision, State
+from pim.domain.actors import Action
+from pim.domain.models import (
+    ActivationRequest,
+    Cancel,
+    Deactivate,
+    Decision,
+    Extend,
+    Proven,
+    Review,
+    ReviewDecision,
+    State,
+)
 from pim.domain.status import ActivationStatus
 from pim.identity import totp as mfa
+from pim.identity.proofs import SigningKey, configured_signing_key, prove
 from pim.runtime.settings import PimSettings
 from pim.runtime.temporal import connect_with
 from workflows.search_attributes import PIM_ACCESS, PIM_GROUP_ID, PIM_PRINCIPAL_ID, PIM_STATE
 
 WORKFLOW_TYPE = "GroupActivation"
+P = TypeVar("P", bound=Proven)
 
 
 class RequestSummary(BaseModel):
@@ -36,23 +51,43 @@ class RequestSummary(BaseModel):
 
 
 class PimClient:
-    def __init__(self, client: Client, task_queue: str = "pim", mfa_seal_key: bytes | None = None) -> None:
+    """`signer`: the front end's key that proves each payload's actor (pim/identity/proofs.py).
+    Without one, payloads go unproven and the workers refuse them; the HTTP API
+    (docs/security.md) is where production callers get their actions signed."""
+
+    def __init__(
+        self,
+        client: Client,
+        task_queue: str = "pim",
+        mfa_seal_key: bytes | None = None,
+        signer: SigningKey | None = None,
+    ) -> None:
         self.temporal = client
         self.task_queue = task_queue
         self.mfa_seal_key = mfa_seal_key
+        self.signer = signer
 
     @classmethod
     async def connect(cls, settings: PimSettings) -> "PimClient":
         key = mfa.seal_key(settings)
-        return cls(await connect_with(settings), settings.task_queue, key)
+        return cls(await connect_with(settings), settings.task_queue, key, configured_signing_key(settings))
 
     def _handle(self, request_id: str) -> WorkflowHandle:
         return self.temporal.get_workflow_handle(request_id, result_type=ActivationStatus)
 
+    def prove(self, payload: P, actor: str, action: Action, target: str) -> P:
+        """The payload with its proof, when this client holds a signing key."""
+        return payload if self.signer is None else prove(self.signer, payload, actor, action.value, target)
+
+    def prepared_request(self, request: ActivationRequest) -> ActivationRequest:
+        """The request as it is sent: its MFA code sealed, then proven."""
+        request = mfa.seal_request(request, self.mfa_seal_key)
+        return self.prove(request, request.principal_id, Action.request, request.workflow_id)
+
     async def start(self, request: ActivationRequest) -> str:
         """Start an activation; returns its request id (the workflow id). A second
         start while one runs for the same (group, access, principal) fails."""
-        request = mfa.seal_request(request, self.mfa_seal_key)
+        request = self.prepared_request(request)
         handle = await self.temporal.start_workflow(
             WORKFLOW_TYPE,
             request,
@@ -72,30 +107,38 @@ class PimClient:
         return handle.id
 
     async def approve(self, request_id: str, approver_id: str, justification: str | None = None) -> None:
-        await self._handle(request_id).signal("approve", Decision(approver_id=approver_id, justification=justification))
+        decision = self.prove(
+            Decision(approver_id=approver_id, justification=justification), approver_id, Action.approve, request_id
+        )
+        await self._handle(request_id).signal("approve", decision)
 
     async def deny(self, request_id: str, approver_id: str, justification: str | None = None) -> None:
-        await self._handle(request_id).signal("deny", Decision(approver_id=approver_id, justification=justification))
+        decision = self.prove(
+            Decision(approver_id=approver_id, justification=justification), approver_id, Action.deny, request_id
+        )
+        await self._handle(request_id).signal("deny", decision)
 
     async def review(
         self, request_id: str, approver_id: str, decision: ReviewDecision | str, justification: str | None = None
     ) -> ActivationStatus:
         """Approve or deny and learn at once whether it was accepted (raises
         `WorkflowUpdateFailedError` with the reason when refused)."""
+        review = Review(approver_id=approver_id, decision=ReviewDecision(decision), justification=justification)
         return await self._handle(request_id).execute_update(
-            "review",
-            Review(approver_id=approver_id, decision=ReviewDecision(decision), justification=justification),
-            result_type=ActivationStatus,
+            "review", self.prove(review, approver_id, Action.review, request_id), result_type=ActivationStatus
         )
 
     async def cancel(self, request_id: str, by: str, reason: str | None = None) -> None:
-        await self._handle(request_id).signal("cancel", Cancel(by=by, reason=reason))
+        payload = self.prove(Cancel(by=by, reason=reason), by, Action.cancel, request_id)
+        await self._handle(request_id).signal("cancel", payload)
 
     async def deactivate(self, request_id: str, by: str, reason: str | None = None) -> None:
-        await self._handle(request_id).signal("deactivate", Deactivate(by=by, reason=reason))
+        payload = self.prove(Deactivate(by=by, reason=reason), by, Action.deactivate, request_id)
+        await self._handle(request_id).signal("deactivate", payload)
 
     async def extend(self, request_id: str, by: str, duration: timedelta, justification: str | None = None) -> None:
-        await self._handle(request_id).signal("extend", Extend(by=by, duration=duration, justification=justification))
+        payload = self.prove(Extend(by=by, duration=duration, justification=justification), by, Action.extend, request_id)
+        await self._handle(request_id).signal("extend", payload)
 
     async def status(self, request_id: str) -> ActivationStatus:
         return await self._handle(request_id).query("status", result_type=ActivationStatus)

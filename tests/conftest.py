@@ -3,6 +3,8 @@ per test, and a worker on its own task queue."""
 
 from __future__ import annotations
 
+import base64
+import os
 import shutil
 import uuid
 from contextlib import asynccontextmanager
@@ -14,6 +16,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pim.client import PimClient
+from pim.domain.actors import Action
+from pim.domain.models import Proven
+from pim.identity.actors import ProofPolicy
+from pim.identity.proofs import SigningKey, TrustedKeys
+from pim.identity.secrets import SecretCipher
 from pim.operations.seed import seed_demo
 from pim.runtime.process import hard_exit
 from pim.runtime.temporal import find_binary, register_search_attributes
@@ -24,6 +31,20 @@ from worker.app import serving
 from workflows.search_attributes import SEARCH_ATTRIBUTES
 
 _exit_status: dict[str, int] = {}
+# The key that encrypts TOTP secrets in every test store (pim/identity/secrets.py).
+_SECRET_KEY = os.urandom(32)
+TEST_SECRETS = SecretCipher([("test", _SECRET_KEY)])
+# The front end of the tests: it proves the actors that PimClient sends, and the
+# workers trust it (pim/identity/proofs.py). Attacks use other keys, or none.
+TEST_SIGNER = SigningKey.generate("pim-test", "test-1")
+TEST_PROOFS = ProofPolicy(TrustedKeys([TEST_SIGNER.trusted()]))
+# The same keys as settings, for worker processes the tests start.
+KEY_SETTINGS = {
+    "PIM_PROOF_TRUSTED_KEYS": TEST_SIGNER.trusted().serialize(),
+    "PIM_MFA_SECRET_KEY": "test:" + base64.b64encode(_SECRET_KEY).decode(),
+}
+# ... and for `pim` commands: they sign as the test front end (local mode).
+CLI_SETTINGS = {**KEY_SETTINGS, "PIM_PROOF_SIGNING_KEY": TEST_SIGNER.serialize()}
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -84,7 +105,7 @@ async def sqlite_store(tmp_path: Path, template: Path):
     """A copy of the migrated template file, opened."""
     path = tmp_path / "pim.db"
     shutil.copy(template, path)
-    opened = Store.open(f"sqlite+aiosqlite:///{path}")
+    opened = Store.open(f"sqlite+aiosqlite:///{path}", secrets=TEST_SECRETS)
     try:
         yield opened
     finally:
@@ -97,7 +118,7 @@ async def postgres_store(template: postgres.PostgresTemplate | None):
     if template is None:
         pytest.skip(postgres.HOW_TO)
     name = await template.clone()
-    opened = Store.open(postgres.database_url(name))
+    opened = Store.open(postgres.database_url(name), secrets=TEST_SECRETS)
     try:
         yield opened
     finally:
@@ -120,10 +141,17 @@ async def demo(store):
     return store
 
 
+def signed(payload: Proven, actor: str, action: Action, target: str) -> dict:
+    """The payload, proven by the test front end, as JSON for the `temporal` CLI or a raw client call."""
+    proof = TEST_SIGNER.sign(actor=actor, action=action.value, target=target, payload=payload.signed_part())
+    return payload.model_copy(update={"proof": proof}).model_dump(mode="json")
+
+
 @asynccontextmanager
 async def running_worker(env: WorkflowEnvironment, store: Store, **kwargs):
-    """A worker and a notification dispatcher on a task queue of their own; yields
-    a PimClient bound to it."""
+    """A worker and a notification dispatcher on a task queue of their own, trusting
+    the test front end; yields a PimClient bound to it that proves its actors."""
     task_queue = f"pim-test-{uuid.uuid4().hex[:8]}"
+    kwargs.setdefault("proofs", TEST_PROOFS)
     async with serving(env.client, store, task_queue, **kwargs):
-        yield PimClient(env.client, task_queue)
+        yield PimClient(env.client, task_queue, signer=TEST_SIGNER)

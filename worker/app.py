@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from typing import Any, AsyncIterator, Sequence
 
 from temporalio.client import Client
@@ -18,13 +20,16 @@ from pim.directories import build_directory
 from pim.directories.faults import FaultyDirectory
 from pim.directories.interface import Directory
 from pim.directories.store_directory import StoreDirectory
+from pim.identity.actors import ProofPolicy, configured_proof_policy
+from pim.identity.secrets import configured_cipher
 from pim.notifications.channels import build_channels
 from pim.notifications.channels.log import LogChannel
 from pim.notifications.dispatcher import dispatching
 from pim.notifications.model import Channel
+from pim.runtime import metrics
 from pim.runtime.health import Check, check_store
 from pim.runtime.logging import configure_logging, get_logger
-from pim.runtime.schedules import ensure_reconcile_schedule
+from pim.runtime.schedules import ensure_reconcile_schedule, keep_the_backstop_running
 from pim.runtime.settings import PimSettings, load_settings
 from pim.runtime.temporal import connect_with
 from pim.store import Store
@@ -52,9 +57,11 @@ def build_worker(
     store: Store,
     task_queue: str,
     *,
+    proofs: ProofPolicy,
     directory: Directory | None = None,
     directory_faults: str | None = None,
     max_cached_workflows: int = MAX_CACHED_WORKFLOWS,
+    backstop_grace: timedelta = timedelta(seconds=60),
 ) -> Worker:
     if directory_faults:  # tests only (PIM_DIRECTORY_FAULTS): grants and revokes misbehave on purpose
         directory = FaultyDirectory(directory or StoreDirectory(store), directory_faults)
@@ -68,7 +75,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
-        activities=build_activities(store, directory),
+        activities=build_activities(store, proofs, directory, backstop_grace),
         # Activity log lines carry the workflow, the attempt and the request (worker/log_context.py);
         # tracing, when on, comes with the client's interceptors.
         interceptors=[LogContextInterceptor()],
@@ -81,15 +88,32 @@ def build_worker(
 
 @asynccontextmanager
 async def serving(
-    client: Client, store: Store, task_queue: str, *, channels: Sequence[Channel] | None = None, **options: Any
+    client: Client,
+    store: Store,
+    task_queue: str,
+    *,
+    channels: Sequence[Channel] | None = None,
+    backstop_every: timedelta | None = None,
+    **options: Any,
 ) -> AsyncIterator[Worker]:
     """The worker and the notification dispatcher of one process, running for the
-    duration of the block (tests, `pim dev`, `pim worker`)."""
+    duration of the block (tests, `pim dev`, `pim worker`). With `backstop_every`,
+    the worker also runs the reconciler itself whenever the schedule is paused or
+    missing (a production worker; tests start their own reconciles)."""
     # The dispatcher runs outside any activity: its metrics go to the client's runtime.
     meter = (client.service_client.config.runtime or Runtime.default()).metric_meter
     async with dispatching(store, channels if channels is not None else [LogChannel()], meter=meter):
         async with build_worker(client, store, task_queue, **options) as worker:
-            yield worker
+            watch = None
+            if backstop_every is not None:
+                missed = partial(metrics.backstop_ran_without_schedule, meter)
+                watch = asyncio.create_task(keep_the_backstop_running(client, task_queue, backstop_every, missed))
+            try:
+                yield worker
+            finally:
+                if watch is not None:
+                    watch.cancel()
+                    await asyncio.gather(watch, return_exceptions=True)
 
 
 async def run_worker(settings: PimSettings, stop: asyncio.Event | None = None) -> None:
@@ -102,15 +126,19 @@ async def run_worker(settings: PimSettings, stop: asyncio.Event | None = None) -
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
+    proofs = configured_proof_policy(settings)  # refuses to start without a trusted issuer
     runtime = metrics_runtime(settings.metrics_port) if settings.metrics_port else None
     client = await connect_with(settings, runtime=runtime)
     await ensure_reconcile_schedule(client, settings.task_queue, settings.reconcile_interval)
-    store = Store.open(settings.database_url)
+    store = Store.open(settings.database_url, secrets=configured_cipher(settings))
     worker = serving(
         client,
         store,
         settings.task_queue,
         channels=build_channels(settings),
+        proofs=proofs,
+        backstop_every=settings.reconcile_interval,
+        backstop_grace=settings.backstop_grace,
         directory=build_directory(settings, store),
         directory_faults=settings.directory_faults,
         max_cached_workflows=settings.max_cached_workflows,
@@ -149,4 +177,8 @@ async def _store_only(store: Store) -> list[Check]:
 def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
-    asyncio.run(run_worker(settings))
+    try:
+        asyncio.run(run_worker(settings))
+    except ValueError as error:  # a setting is wrong or missing: one line, not a traceback
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -4,6 +4,10 @@ ownership of a group, from validation to revocation (docs/wire-contract.md).
 validating -> [pending_approval] -> [scheduled] -> activating -> active -> revoking -> expired | deactivated
 Every other way out ends in rejected, denied, approval_expired, canceled or failed,
 and once access was granted the workflow never ends without revoking it.
+
+Nobody is trusted on their word: the request, every decision and every change
+carries a proof of its actor that an activity verifies before it counts
+(docs/security.md), and the grant itself is re-checked against the store.
 """
 
 from __future__ import annotations
@@ -17,40 +21,37 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ValidationError
+    from pydantic import ValidationError
 
-    from activities.interfaces import AccessInterface, AdmissionInterface, AuditInterface
+    from activities.interfaces import AccessInterface, AdmissionInterface, ProofInterface
     from pim.domain import activation_rules as rules
+    from pim.domain.actors import Action, ActorCheck
     from pim.domain.approval import Approval, all_approvers
     from pim.domain.durations import format_duration
+    from pim.domain.grant_rules import ELIGIBILITY_REMOVED
+    from pim.domain.grant_rules import REFUSALS as GRANT_REFUSALS
     from pim.domain.models import (
         ActivationRequest,
         Cancel,
         Deactivate,
         Decision,
         Extend,
+        Proven,
         Review,
         ReviewDecision,
         State,
         violations_from_validation_error,
     )
     from pim.domain.policy import Policy
-    from pim.domain.status import (
-        AccessChange,
-        ActivationStatus,
-        Admission,
-        AdmitInput,
-        AuditRecord,
-        StageStatus,
-        StatusEvent,
-    )
+    from pim.domain.status import AccessChange, ActivationStatus, Admission, AdmitInput, StageStatus
 
 from workflows import metrics
-from workflows.options import ADMIT, GRANT, RECORD, REVOKE
-from workflows.search_attributes import PIM_ACCESS, PIM_GROUP_ID, PIM_PRINCIPAL_ID, PIM_STATE
+from workflows.journal import Journal
+from workflows.options import ADMIT, CHECK, GRANT, REVOKE, VERIFY
 
-MAX_EVENTS = 500  # a flood of refused signals must not grow the status without bound
-Payload = TypeVar("Payload", bound=BaseModel)
+Payload = TypeVar("Payload", bound=Proven)
+# Where a request may still be ended by cancel, deactivate or a lost eligibility.
+OPEN_STATES = (State.pending_approval, State.scheduled, State.activating, State.active)
 
 
 @workflow.defn(name="GroupActivation")
@@ -63,17 +64,18 @@ class GroupActivation:
         self.admission = Admission()
         self.approval: Approval | None = None  # while and after the request waits for approval
         self.granted = False
-        self.end_requested: State | None = None  # canceled or deactivated, by signal
+        self.end_requested: State | None = None  # the state a cancel, deactivate or lost eligibility ends in
         self.expiry_moved = False
-        self.records: list[workflow.ActivityHandle[None]] = []  # audit activities under way
-        self.status = ActivationStatus(request_id=info.workflow_id, state=State.validating, requested_at=workflow.now())
+        self.checks = 0  # proofs and eligibility checked so far: each check's use key
+        self.eligibility_checking = False
+        status = ActivationStatus(request_id=info.workflow_id, state=State.validating, requested_at=workflow.now())
         try:
             self.request = ActivationRequest.model_validate(raw_request)
         except ValidationError as error:
-            self.status.violations = violations_from_validation_error(error)
+            status.violations = violations_from_validation_error(error)
         else:
             r = self.request
-            self.status = self.status.model_copy(
+            status = status.model_copy(
                 update=dict(
                     group_id=r.group_id,
                     access=r.access,
@@ -84,12 +86,14 @@ class GroupActivation:
                     validate_only=r.validate_only,
                 )
             )
+        self.status = status
+        self.journal = Journal(status, self.run_key, self.request)
 
     # --- the lifecycle: request -> checks -> approval -> grant -> sleep -> revoke ---
 
     @workflow.run
     async def run(self, raw_request: Any) -> ActivationStatus:
-        self._set_state(State.validating, note="request received")
+        self.journal.set_state(State.validating, note="request received")
         if self.request is None:
             self.status.end_reason = "malformed request"
             self._end(State.rejected)
@@ -100,8 +104,7 @@ class GroupActivation:
             # The workflow itself was cancelled: never leave access behind.
             await self._close(State.deactivated if self.granted else State.canceled, "workflow cancelled")
         await workflow.wait_condition(workflow.all_handlers_finished)
-        # Audit lines must land before the workflow ends; their failures never change the outcome.
-        await asyncio.gather(*self.records, return_exceptions=True)
+        await self.journal.flush()
         return self.status
 
     async def _lifecycle(self, request: ActivationRequest) -> None:
@@ -112,16 +115,16 @@ class GroupActivation:
             return
         if request.start_at and request.start_at > workflow.now():
             self.status.starts_at = request.start_at
-            self._set_state(State.scheduled, note=f"starts at {request.start_at.isoformat()}")
-            self._record("activation_scheduled", starts_at=request.start_at.isoformat())
+            self.journal.set_state(State.scheduled, note=f"starts at {request.start_at.isoformat()}")
+            self.journal.record("activation_scheduled", starts_at=request.start_at.isoformat())
             if await self._wait_or_end(request.start_at):
-                await self._close(State.canceled, self.status.end_reason)
+                await self._close(self._ended_as(State.canceled), self.status.end_reason)
                 return
         await self._grant_and_hold()
 
     async def _admit(self, request: ActivationRequest) -> Policy | None:
-        """The checks and the claim, in one local activity (one marker in the history).
-        Returns the policy snapshot when the request goes on; otherwise it has ended."""
+        """The proof, the checks and the claim, in one local activity (one marker in
+        the history). Returns the policy snapshot when the request goes on."""
         data = AdmitInput(request_id=self.status.request_id, run_key=self.run_key, request=request, at=workflow.now())
         try:
             self.admission = await workflow.execute_local_activity_method(AdmissionInterface.admit_request, data, **ADMIT)
@@ -155,14 +158,14 @@ class GroupActivation:
             deadline=deadline,
             justification_required=policy.activation.approver_justification_required,
         )
-        self._set_state(State.pending_approval, note=f"{len(self.status.stages)} stage(s) to approve")
-        self._record("activation_pending_approval", approval_deadline=deadline.isoformat())
+        self.journal.set_state(State.pending_approval, note=f"{len(self.status.stages)} stage(s) to approve")
+        self.journal.record("activation_pending_approval", approval_deadline=deadline.isoformat())
         ended = await self._wait_or_end(deadline, until=approval.decided)
         if approval.denied():
             await self._close(State.denied, "denied by an approver")
             return False
         if ended:
-            await self._close(State.canceled, self.status.end_reason)
+            await self._close(self._ended_as(State.canceled), self.status.end_reason)
             return False
         if approval.current_stage() is not None:
             await self._close(State.approval_expired, "no decision before the approval deadline")
@@ -172,30 +175,36 @@ class GroupActivation:
 
     async def _grant_and_hold(self) -> None:
         assert self.admission.duration is not None
-        self._set_state(State.activating)
+        self.journal.set_state(State.activating)
         granted_at = workflow.now()
         self.status.granted_at = granted_at
         expires_at = self.status.expires_at = granted_at + self.admission.duration
         self.granted = True  # from here on, closing revokes (the grant may be partly written)
         try:
+            # The grant re-checks the claim, eligibility, approvals and policy against the store.
             await workflow.execute_activity_method(AccessInterface.grant_access, self._change(granted_at), **GRANT)
         except ActivityError as error:
-            await self._close(State.failed, f"grant failed: {_cause(error)}")
+            refusal = _cause_type(error)
+            if refusal == ELIGIBILITY_REMOVED:
+                await self._close(State.deactivated, ELIGIBILITY_REMOVED)
+            else:
+                verdict = "refused" if refusal in GRANT_REFUSALS else "failed"
+                await self._close(State.failed, f"grant {verdict}: {_cause(error)}")
             return
-        self._set_state(State.active, note=f"expires at {expires_at.isoformat()}")
+        self.journal.set_state(State.active, note=f"expires at {expires_at.isoformat()}")
         metrics.granted(self.status.starts_at or self.status.requested_at, workflow.now())
         # A durable timer that `deactivate` ends early and `extend` moves.
         while True:
             self.expiry_moved = False
             if await self._wait_or_end(self.status.expires_at, until=lambda: self.expiry_moved):
-                await self._close(State.deactivated, self.status.end_reason)
+                await self._close(self._ended_as(State.deactivated), self.status.end_reason)
                 return
             if not self.expiry_moved and workflow.now() >= self.status.expires_at:
                 break
         await self._close(State.expired, "the activation reached its end")
 
     async def _wait_or_end(self, until_time: datetime, until: Callable[[], bool] = lambda: False) -> bool:
-        """Wait until `until_time` or `until()`; True when cancel or deactivate ended the wait."""
+        """Wait until `until_time` or `until()`; True when something asked to end the request."""
         timeout = until_time - workflow.now()
         if timeout > timedelta(0):
             try:
@@ -204,12 +213,15 @@ class GroupActivation:
                 pass
         return self.end_requested is not None
 
+    def _ended_as(self, default: State) -> State:
+        return self.end_requested or default
+
     async def _close(self, final: State, reason: str | None) -> None:
         """Revoke when granted, release the claim and end. Retried until it succeeds,
         and shielded so that cancelling the workflow cannot interrupt it."""
         self.status.end_reason = reason
         if self.granted:
-            self._set_state(State.revoking, note=reason)
+            self.journal.set_state(State.revoking, note=reason)
         change = self._change(workflow.now(), final_state=final, reason=reason)
         await asyncio.shield(workflow.start_activity_method(AccessInterface.close_activation, change, **REVOKE))
         self.granted = False
@@ -217,7 +229,7 @@ class GroupActivation:
 
     def _end(self, final: State) -> None:
         self.status.ended_at = workflow.now()
-        self._set_state(final, note=self.status.end_reason)
+        self.journal.set_state(final, note=self.status.end_reason)
         if not self.status.validate_only:  # a dry run is no activation
             metrics.activation_ended(final.value)
 
@@ -230,28 +242,34 @@ class GroupActivation:
     # Signal handlers take *args: a signal sent with no payload or with several
     # must be refused, not crash the workflow task (which would retry forever).
     @workflow.signal(name="approve")
-    def approve(self, *args: Any) -> None:
-        self._signal_decision(args, ReviewDecision.approve)
+    async def approve(self, *args: Any) -> None:
+        await self._signal_decision(args, ReviewDecision.approve)
 
     @workflow.signal(name="deny")
-    def deny(self, *args: Any) -> None:
-        self._signal_decision(args, ReviewDecision.deny)
+    async def deny(self, *args: Any) -> None:
+        await self._signal_decision(args, ReviewDecision.deny)
 
-    def _signal_decision(self, args: tuple[Any, ...], decision: ReviewDecision) -> None:
-        payload = self._parse(Decision, args, decision.value)
-        if payload is None:
+    async def _signal_decision(self, args: tuple[Any, ...], decision: ReviewDecision) -> None:
+        name = decision.value
+        payload = self._parse(Decision, args, name)
+        if payload is None or self._refused(name, payload.approver_id, self._review_refusal(payload, decision)):
             return
-        refusal = self._review_refusal(payload.approver_id, decision, payload.justification)
-        if refusal:
-            self._refuse(decision.value, payload.approver_id, refusal)
+        if not await self._proven(Action(name), payload.approver_id, payload, name):
+            return
+        # The request may have moved on while the proof was checked.
+        if self._refused(name, payload.approver_id, self._review_refusal(payload, decision), verified=True):
             return
         self._apply_decision(payload.approver_id, decision, payload.justification)
 
     @workflow.update(name="review")
     async def review(self, *args: Any) -> ActivationStatus:
         payload = Review.model_validate(args[0])  # the validator admitted exactly one well-formed argument
-        refusal = self._review_refusal(payload.approver_id, payload.decision, payload.justification)
+        refused = await self._proof_refusal(Action.review, payload.approver_id, payload, "review")
+        if refused:
+            raise ApplicationError(refused[1], type=refused[0], non_retryable=True)
+        refusal = self._review_refusal(payload, payload.decision)
         if refusal:  # the state moved between validation and now
+            self.journal.refuse("review", payload.approver_id, refusal, verified=True)
             raise ApplicationError(refusal, type="review_refused", non_retryable=True)
         self._apply_decision(payload.approver_id, payload.decision, payload.justification)
         # Answer once the decision has taken effect: the request waits for more
@@ -263,26 +281,31 @@ class GroupActivation:
 
     @review.validator
     def validate_review(self, *args: Any) -> None:
+        """Refuses before anything is written: malformed, no proof, or a decision the
+        rules refuse. The proof's signature is checked by the handler's activity."""
         if len(args) != 1:
             raise ValueError(f"malformed payload: expected one argument, got {len(args)}")
         try:
             payload = Review.model_validate(args[0])
         except ValidationError as error:
             raise ValueError("; ".join(v.message for v in violations_from_validation_error(error))) from None
-        refusal = self._review_refusal(payload.approver_id, payload.decision, payload.justification)
+        if not payload.proof:
+            raise ValueError("proof_missing: proof: required, from a front end the workers trust")
+        refusal = self._review_refusal(payload, payload.decision)
         if refusal:
             raise ValueError(refusal)
 
-    def _review_refusal(self, approver_id: str, decision: ReviewDecision, justification: str | None) -> str | None:
+    def _review_refusal(self, payload: Decision | Review, decision: ReviewDecision) -> str | None:
         if self.approval is None:
             return "the request is not pending approval"
         pending = self.status.state == State.pending_approval
-        return self.approval.refusal(approver_id, decision, justification, at=workflow.now(), pending=pending)
+        at = workflow.now()
+        return self.approval.refusal(payload.approver_id, decision, payload.justification, at=at, pending=pending)
 
     def _apply_decision(self, approver_id: str, decision: ReviewDecision, justification: str | None) -> None:
         assert self.approval is not None
         recorded = self.approval.record(approver_id, decision, justification, at=workflow.now())
-        self._event(State.pending_approval, approver_id, f"stage {recorded.stage + 1}: {decision.value}")
+        self.journal.event(State.pending_approval, approver_id, f"stage {recorded.stage + 1}: {decision.value}")
         # The next stage's approvers decide from their message alone: it carries the request's facts.
         facts: dict[str, str] = {}
         if recorded.ask_next and recorded.next_stage is not None:
@@ -295,67 +318,85 @@ class GroupActivation:
             )
         action = "request_approved" if decision == ReviewDecision.approve else "request_denied"
         # record_event tells the requestor and the admins, and asks the next stage's approvers.
-        self._record(
-            action,
-            actor=approver_id,
-            ask=recorded.ask_next,
-            stage=str(recorded.stage + 1),
-            justification=justification or "",
-            **facts,
+        stage = str(recorded.stage + 1)
+        self.journal.record(
+            action, actor=approver_id, ask=recorded.ask_next, stage=stage, justification=justification or "", **facts
         )
 
     @workflow.signal(name="cancel")
-    def cancel(self, *args: Any) -> None:
+    async def cancel(self, *args: Any) -> None:
         payload = self._parse(Cancel, args, "cancel")
-        if payload is None or self.request is None:
+        if payload is None or self._refused("cancel", payload.by, self._cancel_refusal(payload)):
             return
-        refusal = (
-            None
-            if self.status.state in (State.pending_approval, State.scheduled)
-            else f"cannot cancel in state {self.status.state.value}"
-        )
-        refusal = refusal or rules.refuse_cancel(
+        if not await self._proven(Action.cancel, payload.by, payload, "cancel"):
+            return
+        if self._refused("cancel", payload.by, self._cancel_refusal(payload), verified=True):
+            return
+        self._request_end(State.canceled, f"canceled by {payload.by}", payload.reason, payload.by, "cancel accepted")
+
+    def _cancel_refusal(self, payload: Cancel) -> str | None:
+        if self.request is None or self.status.state not in (State.pending_approval, State.scheduled):
+            return f"cannot cancel in state {self.status.state.value}"
+        return rules.refuse_cancel(
             by=payload.by, requester_id=self.request.principal_id, administrators=self.admission.administrators
         )
-        if refusal:
-            self._refuse("cancel", payload.by, refusal)
-            return
-        self.end_requested = State.canceled
-        self.status.end_reason = f"canceled by {payload.by}" + (f": {payload.reason}" if payload.reason else "")
-        self._event(self.status.state, payload.by, "cancel accepted")
 
     @workflow.signal(name="deactivate")
-    def deactivate(self, *args: Any) -> None:
+    async def deactivate(self, *args: Any) -> None:
         payload = self._parse(Deactivate, args, "deactivate")
-        if payload is None or self.request is None:
+        if payload is None or self._refused("deactivate", payload.by, self._deactivate_refusal(payload)):
             return
-        if self.status.state != State.active or self.status.granted_at is None:
-            self._refuse("deactivate", payload.by, f"cannot deactivate in state {self.status.state.value}")
+        if not await self._proven(Action.deactivate, payload.by, payload, "deactivate"):
             return
-        refusal = rules.refuse_deactivation(
+        if self._refused("deactivate", payload.by, self._deactivate_refusal(payload), verified=True):
+            return
+        self._request_end(State.deactivated, f"deactivated by {payload.by}", payload.reason, payload.by, "deactivate accepted")
+
+    def _deactivate_refusal(self, payload: Deactivate) -> str | None:
+        granted_at = self.status.granted_at
+        if self.request is None or self.status.state != State.active or granted_at is None or self.end_requested:
+            return f"cannot deactivate in state {self.status.state.value}"
+        return rules.refuse_deactivation(
             by=payload.by,
             requester_id=self.request.principal_id,
             administrators=self.admission.administrators,
-            granted_at=self.status.granted_at,
+            granted_at=granted_at,
             at=workflow.now(),
         )
-        if refusal:
-            self._refuse("deactivate", payload.by, refusal)
-            return
-        self.end_requested = State.deactivated
-        self.status.end_reason = f"deactivated by {payload.by}" + (f": {payload.reason}" if payload.reason else "")
-        self._event(self.status.state, payload.by, "deactivate accepted")
+
+    def _request_end(self, state: State, what: str, reason: str | None, by: str, note: str) -> None:
+        self.end_requested = state
+        self.status.end_reason = what + (f": {reason}" if reason else "")
+        self.journal.event(self.status.state, by, note)
 
     @workflow.signal(name="extend")
-    def extend(self, *args: Any) -> None:
+    async def extend(self, *args: Any) -> None:
         payload = self._parse(Extend, args, "extend")
-        if payload is None or self.request is None:
+        if payload is None or self._refused("extend", payload.by, self._extend_refusal(payload)):
             return
+        if not await self._proven(Action.extend, payload.by, payload, "extend"):
+            return
+        if self._refused("extend", payload.by, self._extend_refusal(payload), verified=True):
+            return
+        assert self.status.expires_at is not None
+        new_end = self.status.expires_at + payload.duration
+        # The grant's end moves first: the backstop revokes any grant past its recorded end.
+        change = self._change(workflow.now(), reason=payload.justification).model_copy(
+            update={"expires_at": new_end, "actor": payload.by}
+        )
+        await workflow.execute_activity_method(AccessInterface.extend_access, change, **REVOKE)
+        if self.status.state != State.active or self.end_requested:  # it ended while the grant moved
+            return
+        self.status.expires_at = new_end
+        self.expiry_moved = True
+        self.journal.event(State.active, payload.by, f"extended to {new_end.isoformat()}")
+
+    def _extend_refusal(self, payload: Extend) -> str | None:
         granted_at, expires_at, policy = self.status.granted_at, self.status.expires_at, self.admission.policy
-        if self.status.state != State.active or granted_at is None or expires_at is None or policy is None:
-            self._refuse("extend", payload.by, f"cannot extend in state {self.status.state.value}")
-            return
-        refusal = rules.refuse_extension(
+        state_ok = self.status.state == State.active and not self.end_requested
+        if self.request is None or not state_ok or granted_at is None or expires_at is None or policy is None:
+            return f"cannot extend in state {self.status.state.value}"
+        return rules.refuse_extension(
             by=payload.by,
             extra=payload.duration,
             justification=payload.justification,
@@ -366,24 +407,60 @@ class GroupActivation:
             granted_at=granted_at,
             expires_at=expires_at,
         )
-        if refusal:
-            self._refuse("extend", payload.by, refusal)
+
+    @workflow.signal(name="eligibility_changed")
+    async def eligibility_changed(self, *args: Any) -> None:
+        """Someone's assignment ended: is this request still eligible? Anyone may ask
+        (it carries nothing); the answer comes from the store, never from the sender."""
+        if self.eligibility_checking or self.request is None or self.status.state not in OPEN_STATES:
             return
-        self.status.expires_at = expires_at + payload.duration
-        self.expiry_moved = True
-        self._event(State.active, payload.by, f"extended to {self.status.expires_at.isoformat()}")
-        self._record(
-            "activation_extended",
-            actor=payload.by,
-            expires_at=self.status.expires_at.isoformat(),
-            justification=payload.justification or "",
-        )
+        self.eligibility_checking = True
+        try:
+            self.checks += 1
+            change = self._change(workflow.now())
+            eligible = await workflow.execute_local_activity_method(AccessInterface.still_eligible, change, **CHECK)
+        finally:
+            self.eligibility_checking = False
+        if not eligible and self.status.state in OPEN_STATES and self.end_requested is None:
+            self.end_requested = State.deactivated
+            self.status.end_reason = ELIGIBILITY_REMOVED
+            self.journal.event(self.status.state, None, "the eligibility this request relied on has ended")
 
     # --- helpers -------------------------------------------------------------
 
+    async def _proven(self, action: Action, actor: str, payload: Proven, attempted: str) -> bool:
+        return await self._proof_refusal(action, actor, payload, attempted) is None
+
+    async def _proof_refusal(self, action: Action, actor: str, payload: Proven, attempted: str) -> tuple[str, str] | None:
+        """None when the payload's proof binds this actor; else (code, reason), recorded and audited."""
+        self.checks += 1
+        check = ActorCheck(
+            proof=payload.proof,
+            actor=actor,
+            action=action,
+            target=self.status.request_id,
+            payload=payload.signed_part(),
+            use_key=f"{self.run_key}:{self.checks}",
+        )
+        try:
+            verdict = await workflow.execute_local_activity_method(ProofInterface.verify_actor, check, **VERIFY)
+        except ActivityError as error:  # fails closed
+            code, reason = "proof_unverifiable", f"proof_unverifiable: {_cause(error)}"
+        else:
+            if verdict.accepted:
+                return None
+            code, reason = verdict.code or "proof_invalid", f"{verdict.code}: {verdict.reason}"
+        self.journal.refuse(attempted, actor, reason, code=code)
+        return code, reason
+
+    def _refused(self, attempted: str, actor: str, refusal: str | None, verified: bool = False) -> bool:
+        if refusal:
+            self.journal.refuse(attempted, actor, refusal, verified=verified)
+        return refusal is not None
+
     def _parse(self, model: type[Payload], args: tuple[Any, ...], name: str) -> Payload | None:
         if len(args) != 1:
-            self._refuse(name, None, f"malformed payload: expected one argument, got {len(args)}")
+            self.journal.refuse(name, None, f"malformed payload: expected one argument, got {len(args)}")
             return None
         raw = args[0]
         try:
@@ -391,38 +468,11 @@ class GroupActivation:
         except ValidationError as error:
             reasons = "; ".join(v.message for v in violations_from_validation_error(error))
             actor = (raw.get("by") or raw.get("approver_id")) if isinstance(raw, dict) else None
-            self._refuse(name, actor, f"malformed payload: {reasons}")
+            self.journal.refuse(name, actor, f"malformed payload: {reasons}")
             return None
-
-    def _refuse(self, signal: str, actor: Any, reason: str) -> None:
-        actor = actor if isinstance(actor, str) and len(actor) <= 128 else None
-        workflow.logger.warning("signal refused", extra={"signal": signal, "actor": actor, "reason": reason})
-        self._event(self.status.state, actor, f"{signal} refused: {reason}")
-        if self.request is not None:
-            self._record("refused", actor=actor or "unknown", attempted=signal, reason=reason)
-
-    def _event(self, state: State, actor: str | None, note: str | None) -> None:
-        if len(self.status.events) < MAX_EVENTS:
-            self.status.events.append(StatusEvent(at=workflow.now(), state=state, actor=actor, note=note))
-        elif self.status.events[-1].note != "further events dropped":
-            self.status.events.append(StatusEvent(at=workflow.now(), state=state, note="further events dropped"))
-
-    def _set_state(self, state: State, note: str | None = None, actor: str | None = None) -> None:
-        self.status.state = state
-        self._event(state, actor, note)
-        attributes = [PIM_STATE.value_set(state.value)]
-        if self.request is not None:
-            attributes += [
-                PIM_GROUP_ID.value_set(self.request.group_id),
-                PIM_ACCESS.value_set(self.request.access.value),
-                PIM_PRINCIPAL_ID.value_set(self.request.principal_id),
-            ]
-        workflow.upsert_search_attributes(attributes)
-        workflow.logger.info("activation state", extra={"state": state.value, "request_id": self.status.request_id})
 
     def _change(self, at: datetime, final_state: State | None = None, reason: str | None = None) -> AccessChange:
         assert self.request is not None
-        policy = self.admission.policy
         return AccessChange(
             request_id=self.status.request_id,
             run_key=self.run_key,
@@ -434,28 +484,19 @@ class GroupActivation:
             granted=self.granted,
             final_state=final_state,
             reason=reason,
-            notifications=policy.notifications if policy else None,
+            policy=self.admission.policy,
+            policy_version=self.admission.policy_version,
             administrators=self.admission.administrators,
+            request=self.request,
+            stages=self.status.stages,
         )
-
-    def _record(self, action: str, actor: str | None = None, ask: list[str] | None = None, **details: str) -> None:
-        """Audit (and, for decisions, notify) without waiting: a slow mail server never delays access."""
-        assert self.request is not None
-        record = AuditRecord(
-            at=workflow.now(),
-            action=action,
-            actor=actor or self.request.principal_id,
-            request_id=self.status.request_id,
-            group_id=self.request.group_id,
-            access=self.request.access,
-            principal_id=self.request.principal_id,
-            details=details,
-            ask=ask or [],
-            dedupe_key=f"{self.run_key}:{len(self.status.events)}:{action}",
-        )
-        self.records.append(workflow.start_activity_method(AuditInterface.record_event, record, **RECORD))
 
 
 def _cause(error: ActivityError) -> str:
     cause = error.cause
     return getattr(cause, "message", None) or str(cause or error)
+
+
+def _cause_type(error: ActivityError) -> str | None:
+    cause = error.cause
+    return cause.type if isinstance(cause, ApplicationError) else None

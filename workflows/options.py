@@ -36,3 +36,11 @@ RECONCILE = ActivityConfig(
     start_to_close_timeout=timedelta(minutes=4),
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=1), maximum_attempts=5),
 )
+# Checking a proof or an eligibility: store reads, a few quick retries; a failure refuses.
+VERIFY = LocalActivityConfig(
+    start_to_close_timeout=timedelta(seconds=10),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=5), maximum_attempts=5
+    ),
+)
+CHECK = VERIFY

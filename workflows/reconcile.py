@@ -17,6 +17,8 @@ from workflows.options import RECONCILE
 @workflow.defn(name="Reconcile")
 class Reconcile:
     @workflow.run
-    async def run(self) -> ReconcileReport:
-        data = ReconcileInput(at=workflow.now())
+    async def run(self, trigger: str = "schedule") -> ReconcileReport:
+        """`trigger`: "schedule", or "worker" when a worker runs it because the schedule
+        is paused or missing (pim/runtime/schedules.py), or "manual" (`pim reconcile`)."""
+        data = ReconcileInput(at=workflow.now(), trigger=trigger if trigger in ("schedule", "worker", "manual") else "schedule")
         return await workflow.execute_activity_method(ReconcileInterface.reconcile_access, data, **RECONCILE)

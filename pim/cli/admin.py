@@ -22,13 +22,18 @@ from pim.cli.common import (
 )
 from pim.cli.directory import cli_directory
 from pim.cli.output import emit_json, print_table
+from pim.domain.actors import Action
 from pim.domain.models import AccessType
 from pim.identity import totp as totp
+from pim.identity.actors import ProofPolicy, configured_proof_policy
+from pim.identity.proofs import SigningKey, configured_signing_key, dev_trusted_key
 from pim.operations import AdminContext
 from pim.operations import assignments as assignment_ops
 from pim.operations import groups as group_ops
 from pim.operations import policies as policy_ops
 from pim.operations import principals as principal_ops
+from pim.operations.context import ADMIN_TARGET, admin_payload
+from pim.runtime.settings import PimSettings
 from pim.store import Store
 
 groups_app = typer.Typer(help="Groups: create, onboard into PIM, offboard, list.", no_args_is_help=True)
@@ -56,6 +61,7 @@ async def admin(actor: str, temporal: bool = False) -> AsyncIterator[AdminContex
     """An AdminContext on the store; with `temporal`, also a Temporal client
     (needed by time-bound assignments; None when the server cannot be reached)."""
     config = settings()
+    signer, proofs = local_front_end(config)
     async with open_store() as store:
         client = None
         if temporal:
@@ -63,9 +69,30 @@ async def admin(actor: str, temporal: bool = False) -> AsyncIterator[AdminContex
                 client = await temporal_client(config)
             except TemporalUnreachable:
                 client = None
+        # The actor is proven like any front end's (docs/security.md): signed here, checked by the operation.
+        proof = signer.sign(actor=actor, action=Action.admin.value, target=ADMIN_TARGET, payload=admin_payload(actor))
         # Permanent active assignments and removals write to the directory the workers use.
         async with cli_directory(config, store) as directory:
-            yield AdminContext(store, actor, temporal=client, task_queue=config.task_queue, directory=directory)
+            yield await AdminContext.proven(
+                store, actor, proof, proofs, temporal=client, task_queue=config.task_queue, directory=directory, signer=signer
+            )
+
+
+def local_front_end(config: PimSettings) -> tuple[SigningKey, ProofPolicy]:
+    """The local mode's signing key and the keys it is checked against: `pim dev`'s
+    own (.pim/), or PIM_PROOF_SIGNING_KEY with PIM_PROOF_TRUSTED_KEYS."""
+    try:
+        signer = configured_signing_key(config)
+        if signer is None:
+            raise CliError(
+                "administrative commands act with the front end's signing key: run them where `pim dev` runs "
+                "(its .pim/ directory), or set PIM_PROOF_SIGNING_KEY (docs/security.md)"
+            )
+        dev_key = dev_trusted_key()
+        proofs = configured_proof_policy(config, also_trust=[dev_key] if dev_key else [])
+    except ValueError as error:
+        raise CliError(str(error), 2) from None
+    return signer, proofs
 
 
 def _window(for_: Optional[str], until: Optional[str], permanent: bool | None) -> dict[str, Any]:
@@ -405,13 +432,15 @@ def _describe_source(source: dict[str, Any]) -> str:
 
 @mfa_app.command("enroll")
 @async_command
-async def enroll(principal: str = typer.Argument(...)) -> None:
-    """Enrol PRINCIPAL for TOTP; prints the otpauth URI for an authenticator app."""
-    async with open_store() as store:
-        if await store.principal(principal) is None:
-            raise CliError(f"no principal {principal!r}")
-        secret = totp.new_secret()
-        await store.enroll_mfa(principal, secret, _now())
+async def enroll(
+    principal: str = typer.Argument(...),
+    mfa_code: Optional[str] = typer.Option(None, "--mfa-code", help="your current code, to re-enrol yourself"),
+    as_: str = AS,
+) -> None:
+    """Enrol PRINCIPAL for TOTP (a User or Global Administrator, or PRINCIPAL with their
+    current code); prints the otpauth URI for an authenticator app. Audited; PRINCIPAL is told."""
+    async with admin(as_) as ctx:
+        secret = await principal_ops.enroll_mfa(ctx, principal, mfa_code)
     typer.echo(pyotp.TOTP(secret).provisioning_uri(name=principal, issuer_name="PIM for Groups"))
 
 
@@ -497,6 +526,7 @@ async def reconcile(json_: bool = JSON) -> None:
     client = await temporal_client(config)
     report = await client.execute_workflow(
         "Reconcile",
+        "manual",
         id=f"reconcile/manual-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}",
         task_queue=config.task_queue,
         result_type=ReconcileReport,
@@ -508,8 +538,16 @@ async def reconcile(json_: bool = JSON) -> None:
         ("finding", "access", "group", "principal", "source", "reason"),
         (
             (label, f.access.value, f.group_id, f.principal_id, f.source, f.reason)
-            for label, findings in (("revoked", report.revoked), ("released", report.released), ("unsourced", report.unsourced))
+            for label, findings in (
+                ("revoked", report.revoked),
+                ("released", report.released),
+                ("unsourced", report.unsourced),
+                ("reported", report.reported),
+            )
             for f in findings
         ),
     )
-    typer.echo(f"{len(report.revoked)} revoked, {len(report.released)} claims released, {len(report.unsourced)} without a source")
+    typer.echo(
+        f"{len(report.revoked)} revoked, {len(report.released)} claims released, {len(report.unsourced)} without a "
+        f"source removed, {len(report.reported)} without a source reported"
+    )

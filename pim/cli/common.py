@@ -31,6 +31,8 @@ from pim.client import PimClient
 from pim.domain.durations import parse_duration
 from pim.domain.models import violations_from_validation_error
 from pim.identity import totp as mfa
+from pim.identity.proofs import configured_signing_key
+from pim.identity.secrets import configured_cipher
 from pim.operations import Refused
 from pim.runtime.codec import ENCODING, PayloadKeyError
 from pim.runtime.settings import PimSettings, load_settings
@@ -160,7 +162,8 @@ async def open_store() -> AsyncIterator[Store]:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").expanduser().exists():
         raise CliError(f"no store at {parsed.database} (set PIM_DATABASE_URL, run `pim dev`, or `pim db upgrade`)")
-    store = Store.open(url)
+    # TOTP secrets are readable only where their key is (a local `pim dev`, or PIM_MFA_SECRET_KEY).
+    store = Store.open(url, secrets=configured_cipher(settings()))
     try:
         await _require_schema(store)
         yield store
@@ -211,9 +214,10 @@ async def pim_client() -> PimClient:
     config = settings()
     try:
         key = mfa.seal_key(config)
+        signer = configured_signing_key(config)  # local mode: `pim dev`'s key; production: the API (docs/security.md)
     except ValueError as error:
         raise CliError(str(error), 2) from None
-    return PimClient(await temporal_client(config), config.task_queue, key)
+    return PimClient(await temporal_client(config), config.task_queue, key, signer)
 
 
 class RefuseEncrypted(PayloadCodec):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 from pathlib import Path
@@ -11,6 +12,9 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from pim.cli.common import CliError, async_command, settings
+from pim.identity.actors import ProofPolicy, configured_proof_policy
+from pim.identity.proofs import ensure_dev_signing_key
+from pim.identity.secrets import configured_cipher, ensure_dev_secret_key
 from pim.identity.totp import ensure_dev_seal_key
 from pim.notifications.channels import build_channels
 from pim.operations import AdminContext
@@ -90,18 +94,31 @@ async def _run_dev(config: PimSettings, seed: str | None, port: int, ui: bool) -
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # Development state (the store, Temporal's database, the keys) is readable by its owner only.
+    os.umask(0o077)
+    state_dir = Path(".pim")
+    state_dir.mkdir(exist_ok=True)
+    state_dir.chmod(0o700)
+    for existing in state_dir.iterdir():
+        if existing.is_file():
+            existing.chmod(0o600)
+    # The development keys, in .pim/ (mode 0600): the worker below and every `pim`
+    # command run from here use them (docs/security.md).
+    if not config.mfa_seal_key:
+        ensure_dev_seal_key()  # clients seal MFA codes with it
+    signing_key = ensure_dev_signing_key()  # the local CLI proves its actors with it
+    secrets = configured_cipher(config) or ensure_dev_secret_key()  # TOTP secrets at rest
+    proofs = configured_proof_policy(config, also_trust=[signing_key.trusted()])
     await upgrade_async(config.database_url)
-    store = Store.open(config.database_url)
+    store = Store.open(config.database_url, secrets=secrets)
+    if await store.seal_plain_mfa_secrets():
+        log.info("TOTP secrets written before encryption at rest are now encrypted")
     if seed == "demo":
         loaded = await seed_demo(store)
         log.info("demo tenant " + ("loaded" if loaded else "already present"))
-    state_dir = Path(".pim")
-    state_dir.mkdir(exist_ok=True)
-    if not config.mfa_seal_key:
-        ensure_dev_seal_key()  # the worker below and the `pim` commands run from here seal MFA codes with it
     env = await _start_dev_server(config, port, ui, state_dir)
     try:
-        await _serve(env, store, config, port, ui, state_dir, stop)
+        await _serve(env, store, config, port, ui, state_dir, stop, proofs)
     finally:
         await env.shutdown()
         await store.close()
@@ -129,13 +146,27 @@ async def _start_dev_server(config: PimSettings, port: int, ui: bool, state_dir:
 
 
 async def _serve(
-    env: WorkflowEnvironment, store: Store, config: PimSettings, port: int, ui: bool, state_dir: Path, stop: asyncio.Event
+    env: WorkflowEnvironment,
+    store: Store,
+    config: PimSettings,
+    port: int,
+    ui: bool,
+    state_dir: Path,
+    stop: asyncio.Event,
+    proofs: ProofPolicy,
 ) -> None:
     """The worker on the dev server until Ctrl-C (or SIGTERM)."""
     from worker.app import serving
 
     async with serving(
-        env.client, store, config.task_queue, channels=build_channels(config), max_cached_workflows=config.max_cached_workflows
+        env.client,
+        store,
+        config.task_queue,
+        proofs=proofs,
+        channels=build_channels(config),
+        max_cached_workflows=config.max_cached_workflows,
+        backstop_every=config.reconcile_interval,
+        backstop_grace=config.backstop_grace,
     ):
         started = await start_missing_lifecycles(AdminContext(store, "seed", temporal=env.client, task_queue=config.task_queue))
         if started:
@@ -178,5 +209,5 @@ async def worker(
     configure_logging(config.log_format, config.log_level)
     try:
         await run_worker(config)
-    except (MetricsUnavailable, TracingUnavailable) as error:
+    except (MetricsUnavailable, TracingUnavailable, ValueError) as error:  # ValueError: a setting is wrong or missing
         raise CliError(str(error), 1) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pim.cli import admin, dev, directory, requests
+from pim.cli import admin, dev, directory, requests, sign
 from pim.cli.common import CliError
 from pim.runtime.process import exit_cleanly
 
@@ -29,6 +29,8 @@ app.command()(admin.audit)
 app.command()(admin.health)
 app.command()(admin.reconcile)
 app.add_typer(directory.directory_app, name="directory")
+app.add_typer(sign.sign_app, name="sign")
+app.add_typer(sign.keys_app, name="keys")
 
 
 def _entry() -> None:

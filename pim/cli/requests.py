@@ -12,6 +12,7 @@ from typing import Awaitable, Callable, Optional, TypeVar
 
 import typer
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from pim.cli.common import CliError, RequestEnded, async_command, open_store, parse_duration_option, parse_instant, pim_client
@@ -102,24 +103,42 @@ async def signal_and_confirm(
     raise CliError("the request did not answer in time; check `pim status`")
 
 
+# Failure types of a `review` refused by its handler, which audits them itself.
+HANDLER_REFUSALS = frozenset(
+    {
+        "proof_missing",
+        "proof_invalid",
+        "proof_expired",
+        "proof_mismatch",
+        "proof_replayed",
+        "proof_unverifiable",
+        "review_refused",
+    }
+)
+
+
 async def audit_refused_review(
     pim: PimClient, request_id: str, actor: str, decision: str, error: WorkflowUpdateFailedError
 ) -> None:
-    """A refused `review` leaves no trace in the workflow's history (its validator
-    runs before anything is written), so the command line audits it."""
-    reason = str(getattr(error.cause, "message", None) or error.cause)
+    """A `review` its validator refused leaves no trace in the workflow's history
+    (nothing is written), so the command line audits it, the actor as claimed. One
+    its handler refused (a proof, or a state that moved) the workflow has audited."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError) and cause.type in HANDLER_REFUSALS:
+        return
+    reason = str(getattr(cause, "message", None) or cause)
     status = await pim.status(request_id)
     try:
         async with open_store() as store:
             await store.append_audit(
                 at=datetime.now(UTC),
                 action="refused",
-                actor=actor,
+                actor="unverified",
                 request_id=request_id,
                 group_id=status.group_id,
                 access=status.access.value if status.access else None,
                 principal_id=status.principal_id,
-                details={"attempted": decision, "reason": reason},
+                details={"attempted": decision, "reason": reason, "claimed_actor": actor, "verified": "false"},
             )
     except CliError:
         pass  # no local store (a remote deployment): the refusal is still reported to the caller
@@ -148,6 +167,31 @@ def parse_ticket(ticket: str | None) -> Ticket | None:
     if not sep:
         raise CliError("--ticket: use SYSTEM:NUMBER, e.g. jira:OPS-123", 2)
     return Ticket(system=system, number=number)
+
+
+def build_request(
+    group: str,
+    principal: str,
+    owner: bool,
+    duration: str | None,
+    justification: str | None,
+    ticket: str | None,
+    mfa: dict[str, str] | None,
+    start_at: str | None,
+    validate_only: bool,
+) -> ActivationRequest:
+    """An ActivationRequest from the options of `pim request` (and `pim sign request`)."""
+    return ActivationRequest(
+        group_id=group,
+        access=AccessType.owner if owner else AccessType.member,
+        principal_id=principal,
+        duration=parse_duration_option(duration) if duration else None,
+        justification=justification,
+        ticket=parse_ticket(ticket),
+        mfa=mfa,  # validated into MfaEvidence, so that errors name mfa.code or mfa.token
+        start_at=parse_instant(start_at, "--start-at") if start_at else None,
+        validate_only=validate_only,
+    )
 
 
 def show(status: ActivationStatus, json_: bool) -> None:
@@ -183,17 +227,8 @@ async def request(
     json_: bool = JSON,
 ) -> int:
     """Ask for membership (or ownership) of GROUP; prints the request id."""
-    req = ActivationRequest(
-        group_id=group,
-        access=AccessType.owner if owner else AccessType.member,
-        principal_id=as_,
-        duration=parse_duration_option(duration) if duration else None,
-        justification=justification,
-        ticket=parse_ticket(ticket),
-        mfa=mfa_evidence(mfa_code, mfa_token, mfa_token_file),
-        start_at=parse_instant(start_at, "--start-at") if start_at else None,
-        validate_only=validate_only,
-    )
+    mfa = mfa_evidence(mfa_code, mfa_token, mfa_token_file)
+    req = build_request(group, as_, owner, duration, justification, ticket, mfa, start_at, validate_only)
     pim = await pim_client()
     request_id = await pim.start(req)
     if not wait:

@@ -5,7 +5,16 @@ The plan is a comma-separated list of OPERATION:MODE:COUNT, with OPERATION
 
 - `fail`: raise before doing anything;
 - `hang`: never answer (sleep far past the activity's timeout; cancellable);
-- `lie`:  do the operation, then raise as if it had failed.
+- `lie`:  do the operation, then raise as if it had failed;
+- `refuse`: raise a non-retryable temporalio ApplicationError, the way a real
+  directory refuses for good (LDAP or Graph answering "forbidden"); its type is
+  `directory_refused`, or TYPE when written `refuse=TYPE`, e.g.
+  `remove:refuse=directory_group_not_found:1` for a group deleted meanwhile.
+
+`fail`, `hang` and `lie` raise `InjectedFault`, which Temporal retries; what
+comes of a refusal is the caller's to decide (a revocation retries it anyway,
+and counts a group the directory no longer has as revoked: see
+pim/directories/sources.py).
 
 Each entry applies to the next COUNT calls of its operation, in the order
 written: "remove:fail:2,remove:lie:1" fails the first two removals, performs
@@ -16,7 +25,11 @@ faulted."""
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+from temporalio.exceptions import ApplicationError
 
 from pim.directories.interface import Directory
 from pim.domain.models import AccessType
@@ -24,7 +37,9 @@ from pim.runtime.logging import get_logger
 
 SETTING = "PIM_DIRECTORY_FAULTS"
 OPERATIONS = ("add", "remove")
-MODES = ("fail", "hang", "lie")
+MODES = ("fail", "hang", "lie", "refuse")
+REFUSED = "directory_refused"  # the ApplicationError type of a bare `refuse`
+ERROR_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HANG_SECONDS = 3600  # far past any activity's start_to_close timeout
 
 log = get_logger("pim.directories.faults")
@@ -36,7 +51,7 @@ class InjectedFault(Exception):
 
 @dataclass
 class Step:
-    mode: str
+    mode: str  # as written: "fail", "hang", "lie", "refuse" or "refuse=TYPE"
     left: int  # calls still to fault
 
 
@@ -57,8 +72,13 @@ class FaultPlan:
             operation, mode, count = fields
             if operation not in OPERATIONS:
                 raise ValueError(f"{SETTING}: {part!r}: operation {operation!r} is not one of {', '.join(OPERATIONS)}")
-            if mode not in MODES:
+            kind, typed, error_type = mode.partition("=")
+            if kind not in MODES:
                 raise ValueError(f"{SETTING}: {part!r}: mode {mode!r} is not one of {', '.join(MODES)}")
+            if typed and kind != "refuse":
+                raise ValueError(f"{SETTING}: {part!r}: only `refuse` takes an error type (refuse=TYPE)")
+            if typed and not ERROR_TYPE.fullmatch(error_type):
+                raise ValueError(f"{SETTING}: {part!r}: error type {error_type!r} is not an identifier")
             if not count.isdigit() or int(count) < 1:
                 raise ValueError(f"{SETTING}: {part!r}: count {count!r} is not a positive whole number")
             plan.steps[operation].append(Step(mode, int(count)))
@@ -93,7 +113,14 @@ class FaultyDirectory:
     async def holders(self, group_id: str, access: AccessType) -> set[str]:
         return await self.inner.holders(group_id, access)
 
-    async def _call(self, operation: str, do, group_id: str, access: AccessType, principal_id: str) -> None:
+    async def _call(
+        self,
+        operation: str,
+        do: Callable[[str, AccessType, str], Awaitable[None]],
+        group_id: str,
+        access: AccessType,
+        principal_id: str,
+    ) -> None:
         mode = self.plan.next_fault(operation)
         if mode is None:
             return await do(group_id, access, principal_id)
@@ -106,6 +133,12 @@ class FaultyDirectory:
             access=AccessType(access).value,
             principal_id=principal_id,
         )
+        kind, _, error_type = mode.partition("=")
+        if kind == "refuse":
+            error_type = error_type or REFUSED
+            raise ApplicationError(
+                f"directory {operation} refused ({error_type}, injected fault)", type=error_type, non_retryable=True
+            )
         if mode == "hang":
             await asyncio.sleep(HANG_SECONDS)
         elif mode == "lie":

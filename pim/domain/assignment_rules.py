@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
 from pim.domain.activation_rules import violation
+from pim.domain.assignments import AssignmentLookup, assignment_workflow_id
 from pim.domain.durations import format_duration
 from pim.domain.models import Violation, is_blank
 from pim.domain.policy import AssignmentSettings
@@ -138,3 +139,28 @@ def check_renewal(
     if at - ends_at > RENEWAL_WINDOW:
         return [violation("renewal_window_passed", "an assignment can be renewed up to 30 days after it expired")]
     return check_window(at, new_end, settings, kind, at)
+
+
+class StoredAssignment(Protocol):
+    """What the rules read of an assignment row."""
+
+    id: str
+    starts_at: datetime
+    ends_at: datetime | None
+    removed_at: datetime | None
+
+
+def lifecycle_refusal(row: StoredAssignment | None, lookup: AssignmentLookup) -> str | None:
+    """Why an `AssignmentLifecycle` must not act on this assignment, or None. A
+    workflow started by hand for a missing assignment, under another id, or with a
+    window the store does not hold ends without touching anything."""
+    if row is None:
+        return f"no assignment {lookup.assignment_id!r} in the store"
+    if lookup.workflow_id != assignment_workflow_id(row.id):
+        return f"workflow id: must be {assignment_workflow_id(row.id)}, not {lookup.workflow_id}"
+    if row.ends_at is None:
+        return "a permanent assignment has no lifecycle"
+    expected = (lookup.starts_at, lookup.ends_at)
+    if expected != (None, None) and expected != (row.starts_at, row.ends_at):
+        return f"window: the store holds {row.starts_at.isoformat()} to {row.ends_at.isoformat()}"
+    return None

@@ -58,3 +58,24 @@ def refuse_user_management(actor: str, roles: Iterable[str]) -> str | None:
     if set(roles) & (PRIVILEGED_ROLES | {USER_ADMIN}):
         return None
     return f"{actor} may not add users: needs {GLOBAL_ADMIN}, {PRIVILEGED_ROLE_ADMIN} or {USER_ADMIN}"
+
+
+def refuse_mfa_enrolment(
+    actor: str, roles: Iterable[str], principal_id: str, principal_roles: Iterable[str], *, own_factor_verified: bool
+) -> str | None:
+    """Who may (re)enrol a user's TOTP: a User Administrator or Global Administrator,
+    or the user themselves proving their current factor. Resetting the factor of a
+    Global or Privileged Role Administrator takes a Global Administrator: a User
+    Administrator must not be able to take over a more privileged account."""
+    roles = set(roles)
+    if actor == principal_id and own_factor_verified:
+        return None
+    if set(principal_roles) & PRIVILEGED_ROLES:
+        if GLOBAL_ADMIN in roles:
+            return None
+        return f"{actor} may not enrol {principal_id}'s MFA: {principal_id} is a privileged administrator; needs {GLOBAL_ADMIN}"
+    if roles & {GLOBAL_ADMIN, USER_ADMIN}:
+        return None
+    if actor == principal_id:
+        return f"{actor} may re-enrol only with their current code (--mfa-code)"
+    return f"{actor} may not enrol {principal_id}'s MFA: needs {USER_ADMIN} or {GLOBAL_ADMIN}, or {principal_id} with their current code"

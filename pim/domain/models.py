@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
+    Field,
     StringConstraints,
     field_validator,
     model_serializer,
@@ -160,7 +161,24 @@ def sane_instant(value: datetime | None) -> datetime | None:
     return value
 
 
-class ActivationRequest(Contract):
+# A compact JWS (pim/identity/proofs.py); far above any real one, it bounds what a worker parses.
+MAX_PROOF = 4096
+Proof = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PROOF)]
+
+
+class Proven(Contract):
+    """A payload that names an actor and carries `proof`: a short-lived assertion,
+    signed by a front end the workers trust, that this actor sent exactly this
+    payload to this workflow. Without a valid one the action is refused."""
+
+    proof: Proof | None = Field(default=None, repr=False)
+
+    def signed_part(self) -> dict[str, Any]:
+        """What the proof's digest covers: the payload in its wire form, without the proof."""
+        return self.model_dump(mode="json", exclude={"proof"})
+
+
+class ActivationRequest(Proven):
     # An error raised while building one (the CLI, PimClient) never echoes the MFA code or token.
     model_config = ConfigDict(extra="forbid", frozen=False, hide_input_in_errors=True)
 
@@ -189,7 +207,7 @@ def activation_workflow_id(group_id: str, access: AccessType | str, principal_id
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 
 
-class Decision(Contract):
+class Decision(Proven):
     """Payload of the `approve` and `deny` signals."""
 
     approver_id: PrincipalId
@@ -201,7 +219,7 @@ class ReviewDecision(StrEnum):
     deny = "deny"
 
 
-class Review(Contract):
+class Review(Proven):
     """Payload of the `review` update."""
 
     approver_id: PrincipalId
@@ -209,17 +227,17 @@ class Review(Contract):
     justification: Text | None = None
 
 
-class Cancel(Contract):
+class Cancel(Proven):
     by: PrincipalId
     reason: Text | None = None
 
 
-class Deactivate(Contract):
+class Deactivate(Proven):
     by: PrincipalId
     reason: Text | None = None
 
 
-class Extend(Contract):
+class Extend(Proven):
     by: PrincipalId
     duration: Duration
     justification: Text | None = None

@@ -127,3 +127,6 @@ class Policy(Settings):
     eligible_assignment: AssignmentSettings = Field(default_factory=_eligible_defaults)
     active_assignment: AssignmentSettings = Field(default_factory=_active_defaults)
     notifications: NotificationRule = Field(default_factory=NotificationRule)
+    # What the backstop does with membership (or ownership) that no assignment or
+    # activation gives: take it away (the default), or only report it.
+    unsourced_access: Literal["revoke", "report"] = "revoke"

@@ -19,10 +19,14 @@ class Finding(BaseModel):
 
 class ReconcileInput(BaseModel):
     at: datetime
+    # Who started this run: the schedule, or a worker that found the schedule paused or missing.
+    trigger: str = "schedule"
 
 
 class ReconcileReport(BaseModel):
     at: datetime
     revoked: list[Finding] = Field(default_factory=list)  # access whose source had ended; taken away
     released: list[Finding] = Field(default_factory=list)  # claims of requests whose workflow is gone
-    unsourced: list[Finding] = Field(default_factory=list)  # memberships with no source: reported, left alone
+    unsourced: list[Finding] = Field(default_factory=list)  # access no source gives: removed in PIM-enabled groups
+    # ... unless the group's policy says `unsourced_access: report`, or the group is not in PIM.
+    reported: list[Finding] = Field(default_factory=list)

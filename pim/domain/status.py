@@ -84,7 +84,8 @@ class Admission(BaseModel):
 
 
 class AccessChange(BaseModel):
-    """Input of `grant_access` and `close_activation`."""
+    """Input of the activities that change an activation's access: `grant_access`,
+    `extend_access`, `still_eligible` and `close_activation`."""
 
     request_id: str
     run_key: str
@@ -96,10 +97,21 @@ class AccessChange(BaseModel):
     granted: bool = False
     final_state: State | None = None
     reason: str | None = None
-    # Who hears of the grant and the end: the policy snapshot taken at admission
-    # (None when admission itself failed: nobody is told).
-    notifications: NotificationRule | None = None
+    actor: str | None = None  # who extends (extend_access); the principal otherwise
+    # The policy snapshot taken at admission (None when admission itself failed:
+    # nobody is told of the end). It says who hears of the grant and the end, and
+    # the grant compares it with the policy in force.
+    policy: Policy | None = None
+    policy_version: int | None = None
     administrators: list[str] = Field(default_factory=list)
+    # What the grant re-checks against the store: the request as admitted and its
+    # approvals (docs/security.md).
+    request: ActivationRequest | None = None
+    stages: list[StageStatus] = Field(default_factory=list)
+
+    @property
+    def notifications(self) -> NotificationRule | None:
+        return self.policy.notifications if self.policy else None
 
 
 class AuditRecord(BaseModel):

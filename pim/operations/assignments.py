@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
 from temporalio.client import WorkflowUpdateFailedError
@@ -11,12 +12,20 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from pim.directories.sources import confer, source_already_recorded, withdraw
+from pim.domain.actors import Action
 from pim.domain.assignment_rules import Kind, check_extension, check_new_assignment, check_removal, check_renewal
-from pim.domain.assignments import AssignmentChange, AssignmentPlan, AssignmentStatus, assignment_workflow_id
+from pim.domain.assignments import (
+    AssignmentChange,
+    AssignmentPlan,
+    AssignmentStart,
+    AssignmentStatus,
+    assignment_workflow_id,
+)
 from pim.domain.models import AccessType
 from pim.domain.policy import AssignmentSettings, Policy
 from pim.identity import totp as mfa
 from pim.operations.context import AdminContext
+from pim.operations.eligibility import end_dependent_activations
 from pim.store.tables import AssignmentRow
 
 PLAIN_MEMBERSHIP = AssignmentSettings(allow_permanent=True, max_duration=Policy().active_assignment.max_duration)
@@ -106,18 +115,8 @@ async def create_assignment(
         if kind == "active":  # its grant row was written with it
             await confer(ctx.store, ctx.directory, group_id, access, principal_id, record_source=source_already_recorded)
         return assignment_id
-    plan = AssignmentPlan(
-        assignment_id=assignment_id,
-        group_id=group_id,
-        access=access,
-        principal_id=principal_id,
-        kind=kind,
-        starts_at=at,
-        ends_at=ends_at,
-        created_by=ctx.actor,
-    )
     try:
-        await _start_lifecycle(ctx, plan)
+        await _start_lifecycle(ctx, AssignmentStart(assignment_id=assignment_id, starts_at=at, ends_at=ends_at))
     except Exception:
         reason = "its lifecycle workflow did not start"
         await ctx.store.end_assignment(assignment_id, at=at, removed_by=ctx.actor, reason=reason)
@@ -126,13 +125,14 @@ async def create_assignment(
     return assignment_id
 
 
-async def _start_lifecycle(ctx: AdminContext, plan: AssignmentPlan) -> None:
+async def _start_lifecycle(ctx: AdminContext, start: AssignmentStart) -> None:
+    """The lifecycle reads the assignment from the store: it is written first."""
     if ctx.temporal is None:  # each caller refuses first, with its audit line
         raise RuntimeError("a time-bound assignment needs the Temporal server")
     await ctx.temporal.start_workflow(
         "AssignmentLifecycle",
-        plan,
-        id=assignment_workflow_id(plan.assignment_id),
+        start,
+        id=assignment_workflow_id(start.assignment_id),
         task_queue=ctx.task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     )
@@ -147,6 +147,9 @@ async def _load(ctx: AdminContext, action: str, assignment_id: str) -> Assignmen
 
 
 async def _update(ctx: AdminContext, action: str, row: AssignmentRow, name: str, change: AssignmentChange) -> AssignmentStatus:
+    """Tell the lifecycle of a change already written to the store, proven as this actor."""
+    proof_action = Action.remove_assignment if name == "remove" else Action.extend_assignment
+    change = ctx.prove(change, proof_action, assignment_workflow_id(row.id))
     if ctx.temporal is None:
         await ctx.refuse(
             action,
@@ -184,11 +187,12 @@ async def remove_assignment(ctx: AdminContext, assignment_id: str, reason: str |
     # The first 5 minutes count from the creation, or from the renewal that restarted it.
     began = row.created_at if row.starts_at > at else max(row.created_at, row.starts_at)
     await ctx.require_valid(action, check_removal(began, at), group_id=row.group_id, principal_id=row.principal_id)
-    if row.ends_at is not None:  # the lifecycle ends it, and audits the removal
+    if row.ends_at is not None:  # written first; the lifecycle then withdraws the access and audits the removal
+        await ctx.store.end_assignment(row.id, at=at, removed_by=ctx.actor, reason=reason)
         await _update(ctx, action, row, "remove", AssignmentChange(by=ctx.actor, reason=reason))
         return
 
-    def end_assignment():
+    def end_assignment() -> Awaitable[None]:
         return ctx.store.end_assignment(row.id, at=at, removed_by=ctx.actor, reason=reason)
 
     if row.kind == "active":
@@ -212,6 +216,18 @@ async def remove_assignment(ctx: AdminContext, assignment_id: str, reason: str |
         assignment_id=assignment_id,
         reason=reason or "",
     )
+    # Access follows eligibility: activations that relied on this assignment check again.
+    plan = AssignmentPlan(
+        assignment_id=row.id,
+        group_id=row.group_id,
+        access=AccessType(row.access),
+        principal_id=row.principal_id,
+        kind=_kind(row),
+        starts_at=row.starts_at,
+        ends_at=at,
+        created_by=row.created_by,
+    )
+    await end_dependent_activations(ctx.store, ctx.temporal, plan, at)
 
 
 async def extend_assignment(
@@ -242,7 +258,8 @@ async def extend_assignment(
         group_id=row.group_id,
         principal_id=row.principal_id,
     )
-    await _update(ctx, action, row, "extend", AssignmentChange(by=ctx.actor, ends_at=new_end))
+    # Written first: the lifecycle accepts only a change the store holds.
+    await ctx.store.change_assignment_window(row.id, starts_at=row.starts_at, ends_at=new_end, by=ctx.actor, at=at)
     await ctx.audit(
         "assignment_extended",
         group_id=row.group_id,
@@ -253,6 +270,7 @@ async def extend_assignment(
         new_end=new_end.isoformat(),
         justification=justification or "",
     )
+    await _update(ctx, action, row, "extend", AssignmentChange(by=ctx.actor, ends_at=new_end))
     return new_end
 
 
@@ -281,19 +299,7 @@ async def renew_assignment(
     if ctx.temporal is None:
         await ctx.refuse(action, "temporal_unavailable", "renewing needs the Temporal server")
     await ctx.store.change_assignment_window(row.id, starts_at=at, ends_at=new_end, by=ctx.actor, at=at)
-    await _start_lifecycle(
-        ctx,
-        AssignmentPlan(
-            assignment_id=row.id,
-            group_id=row.group_id,
-            access=AccessType(row.access),
-            principal_id=row.principal_id,
-            kind=row.kind,
-            starts_at=at,
-            ends_at=new_end,
-            created_by=ctx.actor,
-        ),
-    )
+    await _start_lifecycle(ctx, AssignmentStart(assignment_id=row.id, starts_at=at, ends_at=new_end))
     await ctx.audit(
         "assignment_renewed",
         group_id=row.group_id,
@@ -317,20 +323,11 @@ async def start_missing_lifecycles(ctx: AdminContext) -> list[str]:
     for row in await ctx.store.assignments():
         if row.ends_at is None or row.state(at) not in ("scheduled", "active"):
             continue
-        plan = AssignmentPlan(
-            assignment_id=row.id,
-            group_id=row.group_id,
-            access=AccessType(row.access),
-            principal_id=row.principal_id,
-            kind=row.kind,
-            starts_at=row.starts_at,
-            ends_at=row.ends_at,
-            created_by=row.created_by,
-        )
+        start = AssignmentStart(assignment_id=row.id, starts_at=row.starts_at, ends_at=row.ends_at)
         try:
             await ctx.temporal.start_workflow(
                 "AssignmentLifecycle",
-                plan,
+                start,
                 id=assignment_workflow_id(row.id),
                 task_queue=ctx.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -4,16 +4,20 @@ authorization and the audit of refusals."""
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, NoReturn, TypeVar
 
 from temporalio.client import Client
 
 from pim.directories.interface import Directory
 from pim.directories.store_directory import StoreDirectory
 from pim.domain import authorization as authz
-from pim.domain.models import ID_PATTERN, Violation
+from pim.domain.actors import Action, ActorCheck
+from pim.domain.models import ID_PATTERN, Proven, Violation
+from pim.identity.actors import ProofPolicy, check_actor
+from pim.identity.proofs import SigningKey
 from pim.store import Store
 from pim.store.tables import GroupRow
 
@@ -42,6 +46,14 @@ def valid_email(email: str | None) -> None:
         raise Refused("invalid_email", f"email: {email!r} is not an email address")
 
 
+ADMIN_TARGET = "pim/admin"
+P = TypeVar("P", bound=Proven)
+
+
+def admin_payload(actor: str) -> dict[str, Any]:
+    return {"actor": actor}
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -54,6 +66,8 @@ class AdminContext:
     task_queue: str
     directory: Directory  # the store's own (StoreDirectory) unless another is given
     clock: Callable[[], datetime]
+    # The front end's key: it proves this actor's changes to assignment workflows.
+    signer: SigningKey | None
 
     def __init__(
         self,
@@ -63,10 +77,39 @@ class AdminContext:
         task_queue: str = "pim",
         directory: Directory | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        signer: SigningKey | None = None,
     ) -> None:
         self.store, self.actor, self.temporal, self.task_queue = store, actor, temporal, task_queue
         self.directory = directory or StoreDirectory(store)
         self.clock = clock
+        self.signer = signer
+
+    @classmethod
+    async def proven(cls, store: Store, actor: str, proof: str | None, proofs: ProofPolicy, **options: Any) -> AdminContext:
+        """The context of an actor whom a trusted front end vouched for: its proof
+        (action `admin`, target `pim/admin`, payload `{"actor": ...}`) is checked and
+        used up first. Refused (and audited, the actor unverified) otherwise."""
+        check = ActorCheck(
+            proof=proof,
+            actor=actor,
+            action=Action.admin,
+            target=ADMIN_TARGET,
+            payload=admin_payload(actor),
+            use_key=f"admin:{uuid.uuid4().hex}",
+        )
+        verdict = await check_actor(store, proofs, check)
+        if not verdict.accepted:
+            details = {"claimed_actor": actor, "verified": "false", "code": verdict.code, "reason": verdict.reason}
+            await store.append_audit(at=datetime.now(UTC), action="refused", actor="unverified", details=details)
+            raise Refused(verdict.code or "proof_invalid", f"{verdict.code}: {verdict.reason}")
+        return cls(store, actor, **options)
+
+    def prove(self, payload: P, action: Action, target: str) -> P:
+        """The payload with this actor's proof; refused without a signing key."""
+        if self.signer is None:
+            raise Refused("no_signing_key", "changing a workflow needs the front end's signing key (docs/security.md)")
+        proof = self.signer.sign(actor=self.actor, action=action.value, target=target, payload=payload.signed_part())
+        return payload.model_copy(update={"proof": proof})
 
     def now(self) -> datetime:
         return self.clock()

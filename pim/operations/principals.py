@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from pim.domain import authorization as authz
 from pim.identity import totp as mfa
+from pim.notifications.model import Notification, Recipient
 from pim.operations.context import AdminContext, Refused, valid_email, valid_id
 from pim.store import Store
 
@@ -54,3 +56,51 @@ async def grant_role(ctx: AdminContext, principal_id: str, role: str) -> None:
         await ctx.refuse(action, "principal_not_found", f"principal: no user {principal_id!r}", principal_id=principal_id)
     await ctx.store.grant_role(principal_id, role)
     await ctx.audit("role_granted", principal_id=principal_id, role=role)
+
+
+async def enroll_mfa(ctx: AdminContext, principal_id: str, current_code: str | None = None) -> str:
+    """(Re)enrol a user's TOTP; returns the new secret, for the user's authenticator.
+    Audited, and the user is told (a reset they did not ask for is how a takeover shows)."""
+    action = "enroll_mfa"
+    await ctx.require_known_actor(action)
+    principal = await ctx.store.principal(principal_id)
+    if principal is None or principal.kind != "user":
+        await ctx.refuse(action, "principal_not_found", f"principal: no user {principal_id!r}", principal_id=principal_id)
+    own_factor = False
+    if ctx.actor == principal_id and current_code:
+        secret = await ctx.store.mfa_secret(principal_id)
+        step = mfa.matching_step(secret, current_code, time.time()) if secret else None
+        own_factor = step is not None and await ctx.store.consume_totp_step(
+            principal_id, step, f"{action}:{ctx.now().isoformat()}"
+        )
+        if not own_factor:
+            await ctx.refuse(action, "mfa_invalid", "mfa: the current code is not valid", principal_id=principal_id)
+    reason = authz.refuse_mfa_enrolment(
+        ctx.actor, await ctx.roles(), principal_id, await ctx.store.roles_of(principal_id), own_factor_verified=own_factor
+    )
+    if reason:
+        await ctx.refuse(action, "not_authorized", reason, principal_id=principal_id)
+    secret = mfa.new_secret()
+    at = ctx.now()
+    await ctx.store.enroll_mfa(principal_id, secret, at)
+    notice = Notification(
+        key=f"mfa_enrolled:{principal_id}:{at.isoformat()}",
+        event="mfa_enrolled",
+        at=at,
+        subject=f"Your MFA was enrolled anew by {ctx.actor}",
+        recipients=[
+            Recipient(principal_id=principal_id, role="requestor", email=principal.email, display_name=principal.display_name)
+        ],
+        principal_id=principal_id,
+        details={"by": ctx.actor, "state": "a new TOTP secret replaces the old one; if you did not ask for it, tell security"},
+    )
+    await ctx.store.append_audit(
+        at=at,
+        action="mfa_enrolled",
+        actor=ctx.actor,
+        principal_id=principal_id,
+        details={"method": "totp", "by_own_factor": own_factor},
+        notifications=[notice],
+        channels=["log", "email"] if principal.email else ["log"],
+    )
+    return secret

@@ -44,7 +44,7 @@ class PayloadKeyError(ValueError):
     """A payload that cannot be decrypted: unknown key id, wrong key or tampered data."""
 
 
-def parse_keys(setting: str) -> list[tuple[str, bytes]]:
+def parse_keys(setting: str, name: str = SETTING) -> list[tuple[str, bytes]]:
     """`KEY_ID:BASE64KEY[,KEY_ID:BASE64KEY...]` into [(key_id, key)], in order (the first encrypts)."""
     keys: list[tuple[str, bytes]] = []
     for index, entry in enumerate(setting.split(","), start=1):
@@ -52,15 +52,15 @@ def parse_keys(setting: str) -> list[tuple[str, bytes]]:
         key_id, sep, encoded = entry.partition(":")
         key_id = key_id.strip()
         if not sep or not key_id or not encoded.strip():
-            raise ValueError(f"{SETTING}: entry {index} must be KEY_ID:BASE64KEY")
+            raise ValueError(f"{name}: entry {index} must be KEY_ID:BASE64KEY")
         if any(key_id == known for known, _ in keys):
-            raise ValueError(f"{SETTING}: key id {key_id!r} is listed twice")
+            raise ValueError(f"{name}: key id {key_id!r} is listed twice")
         try:
             key = base64.b64decode(encoded.strip(), validate=True)
         except (binascii.Error, ValueError):
-            raise ValueError(f"{SETTING}: the key of {key_id!r} is not valid base64") from None
+            raise ValueError(f"{name}: the key of {key_id!r} is not valid base64") from None
         if len(key) != 32:
-            raise ValueError(f"{SETTING}: the key of {key_id!r} must be 256 bits (32 bytes), got {len(key)} bytes")
+            raise ValueError(f"{name}: the key of {key_id!r} must be 256 bits (32 bytes), got {len(key)} bytes")
         keys.append((key_id, key))
     return keys
 

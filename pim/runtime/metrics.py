@@ -45,3 +45,12 @@ def notification_failed(meter: MetricMeter, channel: str, gave_up: bool) -> None
     meter.create_counter(NOTIFICATIONS_FAILED, "Notification deliveries that failed").add(
         1, {"channel": channel, "gave_up": str(gave_up).lower()}
     )
+
+
+BACKSTOP_WITHOUT_SCHEDULE = "pim_backstop_runs_without_schedule"
+
+
+def backstop_ran_without_schedule(meter: MetricMeter, schedule_state: str) -> None:
+    meter.create_counter(
+        BACKSTOP_WITHOUT_SCHEDULE, "Reconcile runs a worker started because the schedule was paused or missing"
+    ).add(1, {"schedule": schedule_state})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio.client import (
@@ -40,3 +41,53 @@ async def ensure_reconcile_schedule(client: Client, task_queue: str, every: time
             return ScheduleUpdate(schedule=wanted)
 
         await client.get_schedule_handle(RECONCILE_SCHEDULE_ID).update(keep_current)
+
+
+async def schedule_state(client: Client, task_queue: str) -> str:
+    """`running`, `paused` or `missing`: whether the reconcile schedule still ticks
+    for this task queue (one that starts its runs elsewhere does not count)."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        description = await client.get_schedule_handle(RECONCILE_SCHEDULE_ID).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return "missing"
+        raise
+    action = description.schedule.action
+    if not isinstance(action, ScheduleActionStartWorkflow) or action.task_queue != task_queue:
+        return "missing"
+    return "paused" if description.schedule.state.paused else "running"
+
+
+async def keep_the_backstop_running(client: Client, task_queue: str, every: timedelta, on_missed: Callable[[str], None]) -> None:
+    """Forever (until cancelled): while the schedule is paused or missing, run the
+    `Reconcile` workflow from here, every `every`, and say so (`on_missed`). One run
+    at a time across workers: they share the workflow id."""
+    import asyncio
+
+    from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+
+    from pim.runtime.logging import get_logger
+
+    log = get_logger("pim.backstop")
+    while True:
+        await asyncio.sleep(every.total_seconds())
+        try:
+            state = await schedule_state(client, task_queue)
+            if state == "running":
+                continue
+            log.warning("the reconcile schedule is not running: this worker runs the backstop itself", schedule=state)
+            on_missed(state)
+            await client.execute_workflow(
+                "Reconcile",
+                "worker",
+                id=f"reconcile/worker-backstop/{task_queue}",
+                task_queue=task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the watch goes on; the next tick tries again
+            log.error("backstop run failed", error=str(error))

@@ -34,13 +34,28 @@ class PimSettings(BaseSettings):
     # Where membership is written (pim/directories): the store's own table, LDAP, or Microsoft Graph.
     directory: Literal["store", "ldap", "msgraph"] = "store"
     max_role_assignable_groups: int = 500
-    # How often the Reconcile workflow runs (a Temporal Schedule).
-    reconcile_interval: timedelta = timedelta(minutes=5)
+    # How often the Reconcile workflow runs (a Temporal Schedule): a terminated
+    # activation loses its access within about twice this.
+    reconcile_interval: timedelta = Field(default=timedelta(seconds=30), ge=timedelta(seconds=5))
+    # An activation's grant past its end by more than this is revoked by the backstop,
+    # whatever state its workflow is in (its own timer normally revokes it on time).
+    backstop_grace: timedelta = Field(default=timedelta(seconds=60), ge=timedelta(0))
     # `pim worker`: an HTTP endpoint for liveness and readiness (0: none).
     health_port: int = 0
     # Payload encryption (AES-GCM) of workflow inputs, signals, updates and results:
     # "KEY_ID:BASE64KEY[,KEY_ID:BASE64KEY...]", the first encrypts, all decrypt.
     payload_keys: str | None = None
+    # Actor proofs (pim/identity/proofs.py). Workers and operations trust the public keys
+    # listed here, "ISSUER:KEY_ID:BASE64URL_KEY[,...]"; unset, a worker refuses to start.
+    proof_trusted_keys: str | None = None
+    # A front end's private key, "ISSUER:KEY_ID:BASE64URL_SEED" (`pim dev` keeps its own
+    # in .pim/proof-signing.key). Never on a worker in production.
+    proof_signing_key: SecretStr | None = None
+    # Development only: accept payloads without a valid proof. Logged loudly at start.
+    insecure_accept_unproven: bool = False
+    # TOTP secrets are encrypted at rest (pim/identity/secrets.py): "KEY_ID:BASE64KEY[,...]".
+    # `pim dev` keeps its own in .pim/mfa-secret.key.
+    mfa_secret_key: SecretStr | None = None
     # MFA codes are sealed (HMAC) by clients before they reach Temporal, and checked
     # by workers: a base64 secret of 32 bytes or more, the same on both sides (pim/mfa.py).
     # `pim dev` generates one into .pim/mfa-seal.key, which is used when this is unset.

@@ -1,12 +1,11 @@
 """Effective access: eligibility facts, claims on running activations, grants
-counted per source, the built-in directory's memberships, and MFA enrolments."""
+counted per source, and the built-in directory's memberships."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
@@ -17,7 +16,6 @@ from pim.domain.models import AccessType
 from pim.store.tables import (
     ActivationClaimRow,
     AssignmentRow,
-    AuditRow,
     DirectoryRoleRow,
     GrantRow,
     GroupRow,
@@ -104,6 +102,15 @@ class AccessOperations:
         )
         async with self.sessions() as session:
             return list(await session.scalars(query.order_by(GrantRow.id)))
+
+    async def set_grant_end(self, source_kind: str, source_id: str, ends_at: datetime | None) -> None:
+        """Move a source's end (an extended activation). Idempotent; nothing when the source is gone."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(GrantRow)
+                .where(GrantRow.source_kind == source_kind, GrantRow.source_id == source_id)
+                .values(ends_at=ends_at)
+            )
 
     async def remove_grant(self, source_kind: str, source_id: str) -> None:
         async with self.sessions.begin() as session:
@@ -225,6 +232,20 @@ class AccessOperations:
             except IntegrityError:
                 continue  # a concurrent claim won the race (or was released meanwhile): look again
 
+    async def claims(
+        self, *, group_id: str | None = None, access: AccessType | None = None, principal_id: str | None = None
+    ) -> list[ActivationClaimRow]:
+        """Running activations (one claim each), filtered."""
+        query = select(ActivationClaimRow)
+        if group_id is not None:
+            query = query.where(ActivationClaimRow.group_id == group_id)
+        if access is not None:
+            query = query.where(ActivationClaimRow.access == AccessType(access).value)
+        if principal_id is not None:
+            query = query.where(ActivationClaimRow.principal_id == principal_id)
+        async with self.sessions() as session:
+            return list(await session.scalars(query))
+
     async def release_activation(self, request_id: str) -> None:
         async with self.sessions.begin() as session:
             await session.execute(delete(ActivationClaimRow).where(ActivationClaimRow.request_id == request_id))
@@ -236,67 +257,3 @@ class AccessOperations:
         async with self.sessions.begin() as session:
             await session.execute(delete(GrantRow).where(GrantRow.source_kind == "activation", GrantRow.source_id == request_id))
             await session.execute(delete(ActivationClaimRow).where(ActivationClaimRow.request_id == request_id))
-
-    # --- MFA ----------------------------------------------------------------
-
-    async def enroll_mfa(self, principal_id: str, secret: str, at: datetime) -> None:
-        async with self.sessions.begin() as session:
-            row = await session.get(MfaEnrolmentRow, principal_id)
-            if row is None:
-                session.add(MfaEnrolmentRow(principal_id=principal_id, method="totp", secret=secret, enrolled_at=at))
-            else:
-                row.secret, row.enrolled_at, row.last_step, row.last_step_request_id = secret, at, None, None
-
-    async def mfa_secret(self, principal_id: str) -> str | None:
-        async with self.sessions() as session:
-            row = await session.get(MfaEnrolmentRow, principal_id)
-            return row.secret if row else None
-
-    async def consume_totp_step(self, principal_id: str, step: int, request_id: str) -> bool:
-        """Accept a TOTP time step once. The same request may present it again
-        (an activity retry); any other use of that step or an older one is a replay."""
-        # One conditional UPDATE, so that concurrent uses of a step cannot both win
-        # (SQLite has no SELECT ... FOR UPDATE).
-        async with self.sessions.begin() as session:
-            taken = cast(  # an UPDATE's result is a CursorResult (Session.execute is typed for selects)
-                CursorResult,
-                await session.execute(
-                    update(MfaEnrolmentRow)
-                    .where(
-                        MfaEnrolmentRow.principal_id == principal_id,
-                        or_(MfaEnrolmentRow.last_step.is_(None), MfaEnrolmentRow.last_step < step),
-                    )
-                    .values(last_step=step, last_step_request_id=request_id)
-                ),
-            )
-            if taken.rowcount == 1:
-                return True
-            row = await session.get(MfaEnrolmentRow, principal_id)
-            return row is not None and row.last_step == step and row.last_step_request_id == request_id
-
-    async def consume_mfa_token(self, principal_id: str, token_id: str, request_id: str, at: datetime) -> bool:
-        """Accept an OIDC token once (`token_id`: a digest of its issuer and jti, or of
-        the whole token; pim/oidc.py). The same request may present it again (an
-        activity retry); any other use is a replay."""
-        # No table of its own yet: an audit line whose unique dedupe key is the token
-        # id. The insert is atomic, so two concurrent uses cannot both win, and the
-        # log is append-only, so a used token stays used.
-        key = f"mfa-token:{token_id}"
-        try:
-            async with self.sessions.begin() as session:
-                session.add(
-                    AuditRow(
-                        at=at,
-                        action="mfa_token_used",
-                        actor=principal_id,
-                        principal_id=principal_id,
-                        request_id=request_id.split("#")[0],
-                        details={"run_key": request_id},
-                        dedupe_key=key,
-                    )
-                )
-            return True
-        except IntegrityError:
-            async with self.sessions() as session:
-                row = await session.scalar(select(AuditRow).where(AuditRow.dedupe_key == key))
-            return row is not None and row.principal_id == principal_id and (row.details or {}).get("run_key") == request_id

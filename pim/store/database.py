@@ -19,6 +19,7 @@ from pim.store.access import AccessOperations
 from pim.store.admin import AdminOperations
 from pim.store.assignments import AssignmentOperations
 from pim.store.audit import AuditOperations
+from pim.store.identity import IdentityOperations, SecretBox
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -36,9 +37,10 @@ def _prepare_sqlite_file(url: str) -> None:
 _PROCESS_LOCKS: dict[tuple[str, str], asyncio.Lock] = {}
 
 
-class Store(AdminOperations, AssignmentOperations, AccessOperations, AuditOperations):
-    def __init__(self, url: str, engine: AsyncEngine) -> None:
+class Store(AdminOperations, AssignmentOperations, AccessOperations, IdentityOperations, AuditOperations):
+    def __init__(self, url: str, engine: AsyncEngine, secrets: SecretBox | None = None) -> None:
         self.url = url
+        self.secrets = secrets  # reads and writes TOTP secrets; None: this process may not
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.is_postgres = make_url(url).get_backend_name() == "postgresql"
@@ -63,13 +65,13 @@ class Store(AdminOperations, AssignmentOperations, AccessOperations, AuditOperat
                 yield
 
     @classmethod
-    def open(cls, url: str) -> "Store":
+    def open(cls, url: str, secrets: SecretBox | None = None) -> "Store":
         _prepare_sqlite_file(url)
         is_sqlite = make_url(url).get_backend_name() == "sqlite"
         engine = create_async_engine(url, **({"connect_args": {"timeout": 30}} if is_sqlite else {"pool_pre_ping": True}))
         if is_sqlite:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return cls(url, engine)
+        return cls(url, engine, secrets)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -147,11 +147,27 @@ class MfaEnrolmentRow(Base):
     __tablename__ = "mfa_enrolments"
     principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id"), primary_key=True)
     method: Mapped[str] = mapped_column(String(16), default="totp")
-    secret: Mapped[str] = mapped_column(String(64))
+    # Encrypted (pim/identity/secrets.py): "v1:<key id>:<base64 of nonce and ciphertext>".
+    secret: Mapped[str] = mapped_column(String(256))
     enrolled_at: Mapped[datetime]
     # Replay protection: a TOTP time step is accepted once, by one request.
     last_step: Mapped[int | None] = mapped_column(Integer)
     last_step_request_id: Mapped[str | None] = mapped_column(String(400))
+
+
+class ProofUseRow(Base):
+    """Actor proofs already accepted (pim/identity/proofs.py): each proof id counts once.
+    Rows outlive the proof's expiry only until `forget_expired_proofs` runs."""
+
+    __tablename__ = "proof_uses"
+    proof_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Who used it: the same use (an activity retry) is accepted again, any other is a replay.
+    use_key: Mapped[str] = mapped_column(String(500))
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(400))
+    used_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class AuditRow(Base):

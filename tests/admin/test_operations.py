@@ -17,6 +17,7 @@ from pim.operations.assignments import create_assignment, extend_assignment, rem
 from pim.operations.groups import create_group, offboard_group, onboard_group
 from pim.operations.policies import set_policy
 from pim.operations.principals import add_user, bootstrap, grant_role
+from tests.conftest import TEST_SIGNER
 
 MEMBER, OWNER = AccessType.member, AccessType.owner
 
@@ -37,12 +38,12 @@ async def refused(store, call, code: str, actor: str | None = None):
 async def tenant(store):
     """A fresh tenant: root (Global Administrator) and its TOTP secret."""
     secret = await bootstrap(store, "root")
-    return AdminContext(store, "root"), secret
+    return AdminContext(store, "root", signer=TEST_SIGNER), secret
 
 
 def later(ctx: AdminContext, minutes: float) -> AdminContext:
     at = ctx.now() + timedelta(minutes=minutes)
-    return AdminContext(ctx.store, ctx.actor, clock=lambda: at)
+    return AdminContext(ctx.store, ctx.actor, clock=lambda: at, signer=TEST_SIGNER)
 
 
 # --- onboarding ---------------------------------------------------------------
@@ -124,7 +125,7 @@ async def test_onboarding_creates_default_member_and_owner_policies(store):
 
 
 async def test_onboarding_twice_or_with_the_wrong_flag_is_refused(demo):
-    admin = AdminContext(demo, "admin")
+    admin = AdminContext(demo, "admin", signer=TEST_SIGNER)
     await refused(demo, onboard_group(admin, "grp-ops", "security", role_assignable=True), "already_enabled")
     line = await refused(demo, onboard_group(admin, "grp-sre", "security", role_assignable=True), "role_assignable_fixed")
     assert "grp-sre is not role-assignable" in line.details["reason"]
@@ -132,7 +133,7 @@ async def test_onboarding_twice_or_with_the_wrong_flag_is_refused(demo):
 
 
 async def test_onboarding_a_user_id_is_refused(demo):
-    admin = AdminContext(demo, "admin")
+    admin = AdminContext(demo, "admin", signer=TEST_SIGNER)
     await refused(demo, onboard_group(admin, "alice", "security"), "principal_exists")
     assert (await demo.principal("alice")).kind == "user"
     assert await demo.group("alice") is None
@@ -146,7 +147,7 @@ async def test_a_group_id_must_be_a_valid_id(store, operation):
 
 
 async def test_offboarding_ends_eligible_assignments_and_keeps_active_ones(demo):
-    admin = AdminContext(demo, "admin")
+    admin = AdminContext(demo, "admin", signer=TEST_SIGNER)
     eligible = {a.id for a in await demo.assignments(group_id="grp-ops") if a.kind == "eligible"}
     ended = await offboard_group(admin, "grp-ops")
     assert set(ended) == eligible and len(ended) == 2  # alice (member) and bob (owner)
@@ -160,7 +161,7 @@ async def test_offboarding_ends_eligible_assignments_and_keeps_active_ones(demo)
 
 
 async def test_offboarding_refused_while_an_activation_runs(demo):
-    admin = AdminContext(demo, "admin")
+    admin = AdminContext(demo, "admin", signer=TEST_SIGNER)
     await demo.claim_activation("grp-ops", MEMBER, "alice", "activation/grp-ops/member/alice#1", admin.now())
     line = await refused(demo, offboard_group(admin, "grp-ops"), "activations_running")
     assert "activation/grp-ops/member/alice" in line.details["reason"]
@@ -172,7 +173,7 @@ async def test_offboarding_refused_while_an_activation_runs(demo):
 
 
 async def test_groups_administrator_manages_ordinary_groups_only(demo):
-    dave = AdminContext(demo, "dave")
+    dave = AdminContext(demo, "dave", signer=TEST_SIGNER)
     await onboard_group(dave, "grp-web", "security")
     await set_policy(dave, "grp-dev", MEMBER, ["eligible_assignment.allow_permanent=true"])
     await create_assignment(dave, "grp-dev", "bob", access=MEMBER, kind="eligible")
@@ -190,10 +191,10 @@ async def test_groups_administrator_manages_ordinary_groups_only(demo):
 
 
 async def test_an_owner_manages_their_role_assignable_group(demo):
-    admin = AdminContext(demo, "admin")
+    admin = AdminContext(demo, "admin", signer=TEST_SIGNER)
     await set_policy(admin, "grp-ops", OWNER, ["active_assignment.allow_permanent=true"])
     await create_assignment(admin, "grp-ops", "bob", access=OWNER, kind="active", justification="ops lead")
-    bob = AdminContext(demo, "bob")
+    bob = AdminContext(demo, "bob", signer=TEST_SIGNER)
     await set_policy(bob, "grp-ops", MEMBER, ["eligible_assignment.allow_permanent=true"])
     await create_assignment(bob, "grp-ops", "dave", access=MEMBER, kind="eligible")
     # Ownership of one group is not a role: nothing else, and no onboarding.
@@ -202,7 +203,7 @@ async def test_an_owner_manages_their_role_assignable_group(demo):
 
 
 async def test_a_plain_user_is_refused_everywhere_and_every_refusal_is_audited(demo):
-    carol = AdminContext(demo, "carol", clock=lambda: AdminContext(demo, "x").now() + timedelta(minutes=10))
+    carol = AdminContext(demo, "carol", clock=lambda: AdminContext(demo, "x").now() + timedelta(minutes=10), signer=TEST_SIGNER)
     alice_ops = next(a for a in await demo.assignments(group_id="grp-ops") if a.principal_id == "alice")
     attempts = {
         "onboard_group": onboard_group(carol, "grp-c", "security"),
@@ -225,15 +226,17 @@ async def test_a_plain_user_is_refused_everywhere_and_every_refusal_is_audited(d
 
 
 async def test_an_unknown_actor_is_refused(demo):
-    await refused(demo, onboard_group(AdminContext(demo, "mallory"), "grp-m", "security"), "unknown_actor", "mallory")
-    await refused(demo, set_policy(AdminContext(demo, "mallory"), "grp-dev", MEMBER, []), "unknown_actor")
+    await refused(
+        demo, onboard_group(AdminContext(demo, "mallory", signer=TEST_SIGNER), "grp-m", "security"), "unknown_actor", "mallory"
+    )
+    await refused(demo, set_policy(AdminContext(demo, "mallory", signer=TEST_SIGNER), "grp-dev", MEMBER, []), "unknown_actor")
 
 
 # --- assignments -------------------------------------------------------------
 
 
 async def test_permanent_eligible_only_when_the_policy_allows_it(demo):
-    admin = AdminContext(demo, "admin")
+    admin = AdminContext(demo, "admin", signer=TEST_SIGNER)
     line = await refused(
         demo, create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="eligible"), "permanent_not_allowed"
     )
@@ -247,7 +250,7 @@ async def test_permanent_eligible_only_when_the_policy_allows_it(demo):
 
 
 async def test_time_bound_assignments_checked_before_any_workflow(demo):
-    admin = AdminContext(demo, "admin")
+    admin = AdminContext(demo, "admin", signer=TEST_SIGNER)
     await refused(
         demo,
         create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="eligible", duration=timedelta(days=366)),
@@ -272,7 +275,7 @@ async def test_time_bound_assignments_checked_before_any_workflow(demo):
 
 
 async def test_target_refusals_through_the_operation(demo):
-    admin = AdminContext(demo, "admin")
+    admin = AdminContext(demo, "admin", signer=TEST_SIGNER)
     await refused(demo, create_assignment(admin, "grp-nope", "bob", access=MEMBER, kind="eligible"), "group_not_found")
     await refused(
         demo,
@@ -292,7 +295,7 @@ async def test_target_refusals_through_the_operation(demo):
 
 
 async def test_active_assignment_needs_a_justification(demo):
-    admin = AdminContext(demo, "admin")
+    admin = AdminContext(demo, "admin", signer=TEST_SIGNER)
     await set_policy(admin, "grp-dev", MEMBER, ["active_assignment.allow_permanent=true"])
     await refused(demo, create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="active"), "justification_required")
     await refused(
@@ -305,7 +308,7 @@ async def test_active_assignment_needs_a_justification(demo):
 
 
 async def test_active_assignment_with_mfa_needs_the_administrators_own_code(demo):
-    admin = AdminContext(demo, "admin")
+    admin = AdminContext(demo, "admin", signer=TEST_SIGNER)
     await set_policy(admin, "grp-dev", MEMBER, ["active_assignment.allow_permanent=true", "active_assignment.require_mfa=true"])
     code = mfa.current_code(await demo.mfa_secret("admin"))
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
@@ -335,7 +338,7 @@ async def test_active_assignment_with_mfa_needs_the_administrators_own_code(demo
 
 
 async def test_group_nesting_rules(demo):
-    admin = AdminContext(demo, "admin")
+    admin = AdminContext(demo, "admin", signer=TEST_SIGNER)
     line = await refused(
         demo,
         create_assignment(admin, "grp-ops", "grp-sre", access=MEMBER, kind="active", justification="whole team"),
@@ -378,7 +381,7 @@ async def test_removing_a_permanent_active_assignment(store):
 
 
 async def test_policy_validation(demo):
-    admin = AdminContext(demo, "admin")
+    admin = AdminContext(demo, "admin", signer=TEST_SIGNER)
     before = await demo.policy("grp-dev", MEMBER)
     line = await refused(demo, set_policy(admin, "grp-dev", MEMBER, ["activation.max_duration=PT30H"]), "invalid_policy")
     assert "activation.max_duration" in line.details["reason"]
@@ -395,7 +398,7 @@ async def test_policy_validation(demo):
 
 
 async def test_policy_change_is_audited_with_old_and_new_values(demo):
-    admin = AdminContext(demo, "admin")
+    admin = AdminContext(demo, "admin", signer=TEST_SIGNER)
     _, first = await demo.policy("grp-dev", MEMBER)  # the demo seed set it once already
     version = await set_policy(
         admin, "grp-dev", MEMBER, ["activation.max_duration=PT2H", 'activation.approval=[{"approvers": ["bob", "grp-sre"]}]']
@@ -431,7 +434,7 @@ async def test_bootstrap_once(store):
 async def test_users_and_roles(store):
     root, _ = await tenant(store)
     await add_user(root, "uma")
-    uma = AdminContext(store, "uma")
+    uma = AdminContext(store, "uma", signer=TEST_SIGNER)
     await refused(store, add_user(uma, "eve"), "not_authorized", "uma")
     await grant_role(root, "uma", authz.USER_ADMIN)
     await add_user(uma, "eve")

@@ -11,7 +11,7 @@ import pytest_asyncio
 from typer.testing import CliRunner
 
 from pim.cli.main import app
-from tests.conftest import sqlite_store
+from tests.conftest import CLI_SETTINGS, sqlite_store
 
 # Nothing listens on port 1: connecting is refused at once.
 UNREACHABLE = "127.0.0.1:1"
@@ -23,7 +23,12 @@ class Pim:
     temporal_address: str = UNREACHABLE
 
     def __call__(self, *args: str):
-        env = {"PIM_DATABASE_URL": self.database_url, "PIM_TEMPORAL_ADDRESS": self.temporal_address, "PIM_PAYLOAD_KEYS": None}
+        env = {
+            **CLI_SETTINGS,
+            "PIM_DATABASE_URL": self.database_url,
+            "PIM_TEMPORAL_ADDRESS": self.temporal_address,
+            "PIM_PAYLOAD_KEYS": None,
+        }
         return CliRunner().invoke(app, list(args), env=env)
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from pim.domain.models import AccessType
-from tests.conftest import running_worker
+from tests.conftest import CLI_SETTINGS, running_worker
 
 README = Path(__file__).parents[2] / "README.md"
 MARKER = "<!-- admin-walkthrough"
@@ -40,6 +40,7 @@ async def test_an_administrator_sets_up_a_tenant_from_nothing(dev_env, store):
     async with running_worker(dev_env, store) as pim:
         env = {
             **os.environ,
+            **CLI_SETTINGS,
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
             "PIM_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
             "PIM_TASK_QUEUE": pim.task_queue,

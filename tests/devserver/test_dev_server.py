@@ -15,8 +15,8 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State
 from pim.identity.totp import current_code
-from tests.conftest import running_worker
-from tests.polling import settled
+from tests.conftest import CLI_SETTINGS, running_worker
+from tests.polling import eventually, settled
 
 PIM = str(Path(sys.executable).parent / "pim")
 
@@ -72,11 +72,17 @@ async def test_search_attributes_list_pending_requests(dev_env, demo):
         dave = await pim.start(ops_request(current_code(await demo.mfa_secret("dave")), "dave"))
         for request_id in (alice, dave):
             await settled(pim, request_id, State.pending_approval, timeout=10)
-        for _ in range(100):  # visibility is eventually consistent
-            pending = {r.request_id: r for r in await pim.list(state="pending_approval", group_id="grp-ops")}
-            if {alice, dave} <= set(pending):
-                break
-            await asyncio.sleep(0.1)
+
+        async def listed_pending() -> dict:
+            return {r.request_id: r for r in await pim.list(state="pending_approval", group_id="grp-ops")}
+
+        pending = await eventually(  # visibility is eventually consistent
+            listed_pending,
+            until=lambda listed: {alice, dave} <= set(listed),
+            what="both requests in the pending list",
+            timeout=10,
+            interval=0.1,
+        )
         assert pending[dave].principal_id == "dave" and pending[dave].access == "member"
         assert [
             r.request_id for r in await pim.list(state="pending_approval", principal_id="alice") if r.request_id in (alice, dave)
@@ -84,12 +90,13 @@ async def test_search_attributes_list_pending_requests(dev_env, demo):
         for request_id in (alice, dave):
             await pim.cancel(request_id, "admin", "test over")
             assert (await pim.result(request_id)).state == State.canceled
-        for _ in range(100):
-            if not {alice, dave} & {r.request_id for r in await pim.list(state="pending_approval")}:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("canceled requests still listed as pending")
+        await eventually(
+            lambda: pim.list(state="pending_approval"),
+            until=lambda listed: not {alice, dave} & {r.request_id for r in listed},
+            what="the canceled requests to leave the pending list",
+            timeout=10,
+            interval=0.1,
+        )
 
 
 async def run_cli(env: dict, *args: str) -> tuple[int, str, str]:
@@ -105,6 +112,7 @@ async def test_cli_request_approve_status_members(dev_env, demo):
     async with running_worker(dev_env, demo) as pim:
         env = {
             **os.environ,
+            **CLI_SETTINGS,
             "PIM_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
             "PIM_TASK_QUEUE": pim.task_queue,
             "PIM_DATABASE_URL": demo.url,

@@ -15,6 +15,7 @@ from pim.domain.reconcile import ReconcileReport
 from pim.identity.totp import current_code
 from pim.runtime.schedules import RECONCILE_SCHEDULE_ID, ensure_reconcile_schedule
 from tests.conftest import running_worker
+from tests.polling import eventually, settled
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
 MEMBER = AccessType.member
@@ -38,14 +39,6 @@ async def terminate_with_cli(env, workflow_id: str) -> None:
     assert process.returncode == 0, err.decode()
 
 
-async def reach(pim, request_id: str, state: State) -> None:
-    for _ in range(200):
-        if (await pim.status(request_id)).state == state:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{request_id} never reached {state}")
-
-
 async def reconcile(env, pim) -> ReconcileReport:
     return await env.client.execute_workflow(
         "Reconcile", id=f"reconcile/test-{uuid.uuid4().hex[:6]}", task_queue=pim.task_queue, result_type=ReconcileReport
@@ -61,7 +54,7 @@ def dev_request(principal: str = "alice") -> ActivationRequest:
 async def test_access_of_a_terminated_activation_is_taken_away(dev_env, demo):
     async with running_worker(dev_env, demo) as pim:
         request_id = await pim.start(dev_request())
-        await reach(pim, request_id, State.active)
+        await settled(pim, request_id, State.active)
         await terminate_with_cli(dev_env, request_id)
         assert await demo.has_membership("grp-dev", MEMBER, "alice")  # nobody revoked it: the workflow is gone
 
@@ -76,7 +69,7 @@ async def test_access_of_a_terminated_activation_is_taken_away(dev_env, demo):
 
         # alice is not locked out: a new request is granted as usual.
         again = await pim.start(dev_request())
-        await reach(pim, again, State.active)
+        await settled(pim, again, State.active)
         assert (await reconcile(dev_env, pim)).revoked == []  # a running activation is left alone
         await pim.deactivate(again, "admin", "test over")
         # Closed before its worker goes: the dev server is shared, and a workflow left
@@ -97,17 +90,18 @@ async def test_a_request_terminated_while_pending_releases_its_claim(dev_env, de
                 justification="INC-42 database failover",
             )
         )
-        await reach(pim, request_id, State.pending_approval)
+        await settled(pim, request_id, State.pending_approval)
         await terminate_with_cli(dev_env, request_id)
         report = await reconcile(dev_env, pim)
         assert report.revoked == [] and [f.principal_id for f in report.released] == ["alice"]
         # Its search attributes still say pending_approval; `pim list` does not list it as pending.
-        for _ in range(100):  # visibility is eventually consistent
-            if request_id not in [r.request_id for r in await pim.list(state="pending_approval", principal_id="alice")]:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("a terminated request is still listed as pending")
+        await eventually(  # visibility is eventually consistent
+            lambda: pim.list(state="pending_approval", principal_id="alice"),
+            until=lambda pending: request_id not in [r.request_id for r in pending],
+            what=f"the terminated {request_id} to leave the pending list",
+            timeout=10,
+            interval=0.1,
+        )
         assert await demo.running_activations("grp-ops") == []
 
 
@@ -124,17 +118,21 @@ async def test_an_ended_assignment_whose_lifecycle_is_gone_is_revoked(dev_env, d
     assert not await demo.has_membership("grp-dev", MEMBER, "bob")
 
 
-async def test_access_without_any_source_is_reported_and_left_alone(dev_env, demo):
-    await demo.set_membership("grp-dev", MEMBER, "carol", present=True)
+async def test_access_without_any_source_is_removed_in_pim_and_reported_outside(dev_env, demo):
+    await demo.set_membership("grp-dev", MEMBER, "carol", present=True)  # in PIM: nothing gives it
+    await demo.set_membership("grp-sre", MEMBER, "carol", present=True)  # outside PIM: reported only
     async with running_worker(dev_env, demo) as pim:
         report = await reconcile(dev_env, pim)
     assert [(f.group_id, f.principal_id) for f in report.unsourced] == [("grp-dev", "carol")]
+    assert [(f.group_id, f.principal_id) for f in report.reported] == [("grp-sre", "carol")]
     assert report.revoked == []
-    assert await demo.has_membership("grp-dev", MEMBER, "carol")
-    assert [r.action for r in await demo.audit(principal_id="carol")][-1] == "access_unsourced"
+    assert not await demo.has_membership("grp-dev", MEMBER, "carol")
+    assert await demo.has_membership("grp-sre", MEMBER, "carol")
+    actions = [(r.action, r.group_id) for r in await demo.audit(principal_id="carol")]
+    assert ("access_unsourced_removed", "grp-dev") in actions and ("access_unsourced", "grp-sre") in actions
 
 
-async def test_the_schedule_runs_the_reconciler_every_five_minutes(dev_env, demo):
+async def test_the_schedule_runs_the_reconciler_at_its_interval(dev_env, demo):
     async with running_worker(dev_env, demo) as pim:
         await ensure_reconcile_schedule(dev_env.client, pim.task_queue, timedelta(minutes=5))
         await ensure_reconcile_schedule(dev_env.client, pim.task_queue, timedelta(minutes=5))  # idempotent
@@ -142,14 +140,14 @@ async def test_the_schedule_runs_the_reconciler_every_five_minutes(dev_env, demo
         description = await handle.describe()
         assert description.schedule.spec.intervals[0].every == timedelta(minutes=5)
         await handle.trigger()
-        for _ in range(100):
-            runs = [
+
+        async def scheduled_runs() -> list:
+            return [
                 w
                 async for w in dev_env.client.list_workflows("WorkflowType = 'Reconcile' AND ExecutionStatus = 'Completed'")
                 if w.id.startswith("reconcile-")
             ]  # a scheduled run: "<action id>-<time>"
-            if runs:
-                break
-            await asyncio.sleep(0.1)
+
+        runs = await eventually(scheduled_runs, what="a completed Reconcile run of the schedule", timeout=10, interval=0.1)
         assert runs, "the triggered schedule ran no Reconcile workflow"
         await handle.delete()

@@ -7,14 +7,20 @@ from __future__ import annotations
 import os
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from ldap3 import MODIFY_ADD
+from temporalio.api.failure.v1 import Failure
+from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities.access import AccessActivities
 from pim.directories.ldap import Flavor, LdapDirectory
-from pim.domain.models import AccessType
-from tests.directories.slapd import GROUPS, ROOT_DN, SUFFIX, Slapd, group_dn, user_dn
+from pim.domain.models import AccessType, ActivationRequest
+from pim.domain.status import AccessChange
+from tests.directories.slapd import GROUPS, ROOT_DN, ROOT_PASSWORD, SUFFIX, Slapd, group_dn, user_dn
 
 MEMBER, OWNER = AccessType.member, AccessType.owner
 
@@ -151,6 +157,48 @@ async def test_a_refused_bind_is_retryable_and_never_shows_the_password(slapd):
     error = await failure(directory.add("grp-ops", MEMBER, "bob"))
     assert error.type == "directory_auth_failed" and not error.non_retryable
     assert "wrong-password-xyz" not in str(error) and "wrong-password-xyz" not in repr(directory)
+
+
+async def test_a_grant_with_a_wrong_bind_password_is_retried_until_the_password_is_right(demo, slapd):
+    """The grant_access activity on slapd: refused with the wrong password (retryable,
+    and neither the error nor the failure Temporal records names it), then the same
+    activity input succeeds once the worker has the right one (what a retry after a
+    fixed secret and a restart does)."""
+    wrong = "wrong-password-xyz"
+    # An admitted request: its run holds the claim, under the policy in force.
+    request = ActivationRequest(group_id="grp-ops", access=MEMBER, principal_id="alice", duration=timedelta(hours=1))
+    run_key = f"{request.workflow_id}#run-1"
+    policy, version = await demo.policy("grp-ops", MEMBER)
+    now = datetime.now(UTC)
+    assert await demo.claim_activation("grp-ops", MEMBER, "alice", run_key, now) == run_key
+    change = AccessChange(
+        request_id=request.workflow_id,
+        run_key=run_key,
+        group_id="grp-ops",
+        access=MEMBER,
+        principal_id="alice",
+        at=now,
+        expires_at=now + timedelta(hours=1),
+        request=request,
+        policy=policy,
+        policy_version=version,
+    )
+    refused = LdapDirectory(slapd.url, base_dn=SUFFIX, bind_dn=ROOT_DN, bind_password=wrong, timeout=3)
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(AccessActivities(demo, refused).grant_access, change)
+    error = caught.value
+    assert error.type == "directory_auth_failed" and error.non_retryable is False
+    assert slapd.url in error.message and ROOT_DN in error.message
+    recorded = Failure()
+    DataConverter.default.failure_converter.to_failure(error, DataConverter.default.payload_converter, recorded)
+    for text in (str(error), repr(error), str(recorded), repr(refused)):
+        assert wrong not in text and ROOT_PASSWORD not in text
+    assert user_dn("alice") not in slapd.values("grp-ops")
+
+    right = LdapDirectory(slapd.url, base_dn=SUFFIX, bind_dn=ROOT_DN, bind_password=ROOT_PASSWORD, timeout=3)
+    await ActivityEnvironment().run(AccessActivities(demo, right).grant_access, change)
+    assert user_dn("alice") in slapd.values("grp-ops")
+    assert await right.holds("grp-ops", MEMBER, "alice")
 
 
 ODD = ["o'brien", "a,b", "x+y=z", " lead", "trail ", "#hash", "back\\slash", 'quote"d', "semi;colon<>", "café"]

@@ -19,7 +19,8 @@ from pim.domain.reconcile import ReconcileInput
 from tests.conftest import running_worker
 from tests.directories.conftest import ldap_settings
 from tests.directories.slapd import group_dn, user_dn
-from tests.workflows.test_approval import finish, request_ops, settled
+from tests.polling import settled
+from tests.workflows.test_approval import finish, request_ops
 
 PIM = str(Path(sys.executable).parent / "pim")
 MEMBER, OWNER = AccessType.member, AccessType.owner
@@ -94,7 +95,12 @@ async def test_diff_reports_stray_and_missing_members_with_exit_1(demo, slapd):
     )
     out, _ = await process.communicate()
     assert process.returncode == 1
-    assert out.decode().splitlines() == ["missing\tcarol", "unexpected\tdave", "grp-ops member: missing=1 unexpected=1 ok=0"]
+    assert [line.split() for line in out.decode().splitlines()] == [
+        ["finding", "principal"],
+        ["missing", "carol"],
+        ["unexpected", "dave"],
+        ["grp-ops", "member:", "missing=1", "unexpected=1", "ok=0"],
+    ]
 
 
 async def test_diff_cannot_compare_when_slapd_is_down_or_the_group_unknown(demo, slapd):
@@ -111,11 +117,21 @@ async def test_diff_cannot_compare_when_slapd_is_down_or_the_group_unknown(demo,
     assert "unreachable" in err.decode() and "slapd-test-secret" not in err.decode()
 
 
-async def test_the_reconciler_reports_unsourced_members_found_in_slapd(demo, slapd, ldap_directory):
+async def test_the_reconciler_removes_unsourced_members_found_in_slapd_unless_told_to_report(demo, slapd, ldap_directory):
     with slapd.connect() as conn:
         conn.modify(group_dn("grp-ops"), {"member": [(MODIFY_ADD, [user_dn("dave")])]})
         conn.delete(group_dn("grp-dev"))  # a group PIM knows that the directory lacks is skipped, not fatal
+    # grp-ops is in PIM: nothing gives dave its membership, so the backstop removes it.
     report = await ReconcileActivities(demo, ldap_directory).reconcile_access(ReconcileInput(at=datetime.now(UTC)))
     assert [(f.group_id, f.access, f.principal_id) for f in report.unsourced] == [("grp-ops", MEMBER, "dave")]
-    assert report.revoked == [] and report.released == []
+    assert report.revoked == [] and report.released == [] and report.reported == []
+    assert user_dn("dave") not in slapd.values("grp-ops") and user_dn("carol") in slapd.values("grp-ops")
+
+    # A group whose policy says `unsourced_access: report` keeps it, reported.
+    policy, _ = await demo.policy("grp-ops", MEMBER)
+    await demo.set_policy("grp-ops", MEMBER, policy.model_copy(update={"unsourced_access": "report"}), by="test")
+    with slapd.connect() as conn:
+        conn.modify(group_dn("grp-ops"), {"member": [(MODIFY_ADD, [user_dn("dave")])]})
+    report = await ReconcileActivities(demo, ldap_directory).reconcile_access(ReconcileInput(at=datetime.now(UTC)))
+    assert [(f.group_id, f.principal_id) for f in report.reported] == [("grp-ops", "dave")] and report.unsourced == []
     assert user_dn("dave") in slapd.values("grp-ops")  # reported, left alone

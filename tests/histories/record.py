@@ -32,7 +32,7 @@ from pim.operations.seed import seed_demo
 from pim.runtime.temporal import find_binary, register_search_attributes
 from pim.store import Store
 from pim.store.database import upgrade_async
-from tests.conftest import running_worker
+from tests.conftest import TEST_SECRETS, TEST_SIGNER, running_worker
 
 HERE = Path(__file__).parent
 RELEASE = tomllib.loads((HERE.parent.parent / "pyproject.toml").read_text())["project"]["version"]
@@ -125,7 +125,9 @@ SCENARIOS = [approved_and_expired, denied, approval_expired, canceled, deactivat
 async def _admin(env, pim, store) -> tuple[AdminContext, list]:
     """An administrator whose clock follows the test server (now[0], refreshed by the scenario)."""
     now = [await env.get_current_time()]
-    return AdminContext(store, "admin", temporal=env.client, task_queue=pim.task_queue, clock=lambda: now[0]), now
+    return AdminContext(
+        store, "admin", temporal=env.client, task_queue=pim.task_queue, clock=lambda: now[0], signer=TEST_SIGNER
+    ), now
 
 
 async def assignment_expired(env, pim, store):
@@ -203,7 +205,7 @@ async def record(target: Path = HERE) -> list[Path]:
             await register_search_attributes(env.client, "default")
             url = f"sqlite+aiosqlite:///{workdir / scenario.__name__}.db"
             await upgrade_async(url)
-            store = Store.open(url)
+            store = Store.open(url, secrets=TEST_SECRETS)
             await seed_demo(store)
             async with running_worker(env, store) as pim:
                 rid = await scenario(env, pim, store)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
+from tests.polling import eventually
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -27,3 +29,16 @@ async def http_status(port: int, path: str) -> int | None:
         return None
     finally:
         writer.close()
+
+
+async def until_ready(name: str, proc: asyncio.subprocess.Process, port: int, timeout: float) -> None:
+    """Wait until the worker process `proc` answers 200 on /readyz (fails at once when it exits first)."""
+
+    async def ready() -> bool:
+        if await http_status(port, "/readyz") == 200:
+            return True
+        if proc.returncode is not None:
+            raise AssertionError(f"{name} exited with {proc.returncode} before it was ready")
+        return False
+
+    await eventually(ready, what=f"{name} to be ready on port {port}", timeout=timeout, interval=0.2)

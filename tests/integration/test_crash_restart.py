@@ -44,7 +44,9 @@ from pim.operations.seed import seed_demo
 from pim.runtime.temporal import SEARCH_ATTRIBUTE_NAMES, connect, find_binary
 from pim.store import Store
 from pim.store.tables import GrantRow
-from tests.integration.processes import free_port, http_status
+from tests.conftest import KEY_SETTINGS, TEST_SIGNER
+from tests.integration.processes import free_port, until_ready
+from tests.polling import eventually
 from workflows.search_attributes import PIM_STATE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,18 +121,18 @@ class DevServer:
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
             )
-        deadline = time.monotonic() + SERVER_TIMEOUT
-        while True:
-            if self.proc.returncode is not None:
-                raise AssertionError(f"dev server exited with {self.proc.returncode}:\n{tail(self.log)}")
-            try:
-                client = await asyncio.wait_for(connect(self.address, "default"), 5)
-                await asyncio.wait_for(client.count_workflows(), 5)  # the namespace and visibility answer
-                return client
-            except Exception as error:  # refused while it starts, namespace not yet there
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"dev server not serving on {self.address} within {SERVER_TIMEOUT} s: {error}") from None
-                await asyncio.sleep(0.2)
+        proc = self.proc
+
+        async def serving() -> Client:
+            if proc.returncode is not None:
+                raise AssertionError(f"dev server exited with {proc.returncode}:\n{tail(self.log)}")
+            client = await asyncio.wait_for(connect(self.address, "default"), 5)
+            await asyncio.wait_for(client.count_workflows(), 5)  # the namespace and visibility answer
+            return client
+
+        return await eventually(  # refused while it starts, namespace not yet there
+            serving, what=f"the dev server to serve on {self.address}", timeout=SERVER_TIMEOUT, interval=0.2, ignoring=Exception
+        )
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
         if self.proc is None:
@@ -180,6 +182,7 @@ class Harness:
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
+            **KEY_SETTINGS,
             "PIM_TEMPORAL_ADDRESS": self.server.address,
             "PIM_NAMESPACE": "default",
             "PIM_TASK_QUEUE": self.pim.task_queue,
@@ -204,13 +207,7 @@ class Harness:
             )
         worker = WorkerProcess(name, log, proc, port)
         self.workers.append(worker)
-        deadline = time.monotonic() + READY_TIMEOUT
-        while await http_status(port, "/readyz") != 200:
-            if proc.returncode is not None:
-                raise AssertionError(f"{name} exited with {proc.returncode} before it was ready")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{name} not ready on port {port} within {READY_TIMEOUT} s")
-            await asyncio.sleep(0.2)
+        await until_ready(name, proc, port, READY_TIMEOUT)
         self.say(f"{name} ready (pid {proc.pid})")
         return worker
 
@@ -271,7 +268,7 @@ async def crash_harness(store: Store, tmp_path: Path):
     harness = None
     try:
         client = await server.start()
-        harness = Harness(tmp_path, store, server, PimClient(client, f"pim-crash-{uuid.uuid4().hex[:8]}"))
+        harness = Harness(tmp_path, store, server, PimClient(client, f"pim-crash-{uuid.uuid4().hex[:8]}", signer=TEST_SIGNER))
         harness.say(f"dev server on {server.address}, state in {server.db.name}")
         yield harness
         harness.say("done")
@@ -325,20 +322,22 @@ async def status(h: Harness, rid: str) -> ActivationStatus | None:
 
 async def wait_state(h: Harness, rid: str, state: State, timeout: float) -> ActivationStatus:
     started = time.monotonic()
-    last = None
-    while True:
-        current = await status(h, rid)
-        last = current or last
-        if current is not None and current.state == state:
-            h.say(f"{rid}: {state.value} after {time.monotonic() - started:.1f} s")
-            return current
-        if current is not None and current.state in FINAL:
-            raise AssertionError(f"{rid} ended {current.state.value} ({current.end_reason}), expected {state.value}")
-        if time.monotonic() - started > timeout:
-            raise AssertionError(
-                f"{rid} not {state.value} after {timeout} s: last seen {last.state.value if last else 'no answer'}"
-            )
-        await asyncio.sleep(0.5)
+
+    async def current() -> ActivationStatus | None:  # None: no answer
+        now = await status(h, rid)
+        if now is not None and now.state != state and now.state in FINAL:
+            raise AssertionError(f"{rid} ended {now.state.value} ({now.end_reason}), expected {state.value}")
+        return now
+
+    reached = await eventually(
+        current,
+        until=lambda now: now is not None and now.state == state,
+        what=f"{rid} to be {state.value}",
+        timeout=timeout,
+        interval=0.5,
+    )
+    h.say(f"{rid}: {state.value} after {time.monotonic() - started:.1f} s")
+    return reached
 
 
 async def visible_state(h: Harness, rid: str) -> str | None:
@@ -363,14 +362,17 @@ async def pending_activities(h: Harness, rid: str) -> list:
 
 async def wait_in_flight(h: Harness, rid: str, activity: str, timeout: float = 30) -> str:
     """Wait until an attempt of `activity` has started on a worker; returns that worker's identity."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for pending in await pending_activities(h, rid):
-            if pending.activity_type.name == activity and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED:
-                h.say(f"{rid}: {activity} in flight on {pending.last_worker_identity}")
-                return pending.last_worker_identity
-        assert time.monotonic() < deadline, f"{rid}: {activity} not in flight after {timeout} s"
-        await asyncio.sleep(0.2)
+
+    async def started_on() -> list[str]:  # the identities of the workers running an attempt
+        return [
+            pending.last_worker_identity
+            for pending in await pending_activities(h, rid)
+            if pending.activity_type.name == activity and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        ]
+
+    [identity, *_] = await eventually(started_on, what=f"{rid}: {activity} in flight", timeout=timeout, interval=0.2)
+    h.say(f"{rid}: {activity} in flight on {identity}")
+    return identity
 
 
 async def wait_quiet(h: Harness, rid: str, timeout: float = 20) -> None:
@@ -378,14 +380,13 @@ async def wait_quiet(h: Harness, rid: str, timeout: float = 20) -> None:
     (audit lines written and reported; admission, a local activity, recorded). A
     signal that arrives while a workflow task is in flight stays out of the history
     until that task completes, or times out when its worker was killed."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def pending() -> list[str]:  # what is still pending: activities, or a workflow task
         description = (await h.pim.temporal.get_workflow_handle(rid).describe()).raw_description
-        pending = [p.activity_type.name for p in description.pending_activities]
-        if not pending and not description.HasField("pending_workflow_task"):
-            return
-        assert time.monotonic() < deadline, f"{rid}: still pending after {timeout} s: {pending or 'a workflow task'}"
-        await asyncio.sleep(0.2)
+        activities = [p.activity_type.name for p in description.pending_activities]
+        return activities or (["a workflow task"] if description.HasField("pending_workflow_task") else [])
+
+    await eventually(pending, until=lambda left: not left, what=f"{rid}: nothing pending", timeout=timeout, interval=0.2)
 
 
 async def pending_timers(h: Harness, rid: str) -> list[datetime]:

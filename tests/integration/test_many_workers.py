@@ -30,7 +30,9 @@ from pim.domain.models import AccessType, ActivationRequest, State
 from pim.operations.seed import seed_demo
 from pim.store import Store
 from pim.store.tables import GrantRow
-from tests.integration.processes import free_port, http_status
+from tests.conftest import KEY_SETTINGS, TEST_SIGNER
+from tests.integration.processes import free_port, until_ready
+from tests.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "grp-dev"
@@ -82,14 +84,7 @@ async def start_worker(name: str, tmp_path: Path, env: dict[str, str]) -> Worker
 
 
 async def wait_ready(worker: WorkerProcess) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if worker.proc.returncode is not None:
-            raise AssertionError(f"worker {worker.name} exited with {worker.proc.returncode} before it was ready")
-        if await http_status(worker.port, "/readyz") == 200:
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"worker {worker.name} not ready on port {worker.port} within {READY_TIMEOUT} s")
+    await until_ready(f"worker {worker.name}", worker.proc, worker.port, READY_TIMEOUT)
 
 
 async def in_flight_grants(pim: PimClient, request_ids: list[str]) -> dict[str, str]:
@@ -117,16 +112,14 @@ async def states(pim: PimClient, request_ids: list[str]) -> dict[str, State | st
 
 
 async def wait_all(pim: PimClient, request_ids: list[str], state: State, timeout: float) -> float:
+    """Wait until every request shows `state`; returns the seconds that took."""
     started = time.monotonic()
-    deadline = started + timeout
-    while True:
-        current = await states(pim, request_ids)
-        if all(s == state for s in current.values()):
-            return time.monotonic() - started
-        if time.monotonic() > deadline:
-            stuck = {r: s for r, s in current.items() if s != state}
-            raise AssertionError(f"{len(stuck)} request(s) not {state.value} after {timeout} s: {stuck}")
-        await asyncio.sleep(0.5)
+
+    async def stuck() -> dict[str, State | str]:  # the requests not there yet
+        return {r: s for r, s in (await states(pim, request_ids)).items() if s != state}
+
+    await eventually(stuck, until=lambda left: not left, what=f"every request to be {state.value}", timeout=timeout, interval=0.5)
+    return time.monotonic() - started
 
 
 async def activation_grants(store: Store) -> list[GrantRow]:
@@ -146,6 +139,7 @@ async def test_two_workers_one_killed_every_activation_granted_once_and_revoked(
     task_queue = f"pim-many-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
+        **KEY_SETTINGS,
         "PIM_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
         "PIM_NAMESPACE": dev_env.client.namespace,
         "PIM_TASK_QUEUE": task_queue,
@@ -153,7 +147,7 @@ async def test_two_workers_one_killed_every_activation_granted_once_and_revoked(
         "PIM_LOG_FORMAT": "json",
         "PYTHONUNBUFFERED": "1",
     }
-    pim = PimClient(dev_env.client, task_queue)
+    pim = PimClient(dev_env.client, task_queue, signer=TEST_SIGNER)
     workers: list[WorkerProcess] = []
     lock_engine = create_async_engine(store.url)
     locks = None
@@ -179,10 +173,13 @@ async def test_two_workers_one_killed_every_activation_granted_once_and_revoked(
             )
 
         first_ids = list(await asyncio.gather(*(pim.start(request(u)) for u in FIRST)))
-        deadline = time.monotonic() + 30
-        while len(holders := await in_flight_grants(pim, first_ids)) < len(first_ids):
-            assert time.monotonic() < deadline, f"grants not all in flight after 30 s: {holders}"
-            await asyncio.sleep(0.2)
+        holders = await eventually(
+            lambda: in_flight_grants(pim, first_ids),
+            until=lambda held: len(held) >= len(first_ids),
+            what="every held grant to be in flight",
+            timeout=30,
+            interval=0.2,
+        )
         assert all(s == State.activating for s in (await states(pim, first_ids)).values())
 
         by_worker = {w.pid: [r for r, who in holders.items() if who.startswith(f"{w.pid}@")] for w in workers}

@@ -6,7 +6,6 @@ waits in the outbox and arrives once the server is back."""
 
 from __future__ import annotations
 
-import asyncio
 import email
 from email.policy import default as email_policy
 
@@ -17,7 +16,8 @@ from pim.notifications.channels.email import EmailChannel
 from pim.notifications.channels.log import LogChannel
 from tests.conftest import running_worker
 from tests.notifications.test_channels import Collector, free_port
-from tests.workflows.test_approval import request_ops, set_ops_approval, settled
+from tests.polling import eventually, settled
+from tests.workflows.test_approval import request_ops, set_ops_approval
 
 MEMBER = AccessType.member
 
@@ -37,12 +37,13 @@ def messages(collector: Collector) -> list:
 
 
 async def arrived(collector: Collector, recipient: str) -> list:
-    for _ in range(200):
-        found = [m for m in messages(collector) if recipient in m["To"]]
-        if found:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no message for {recipient}: {[m['To'] for m in messages(collector)]}")
+    """The messages to `recipient`, once there is one (a failure shows whom the others were to)."""
+    await eventually(
+        lambda: [m["To"] for m in messages(collector)],
+        until=lambda to: any(recipient in t for t in to),
+        what=f"a message for {recipient}",
+    )
+    return [m for m in messages(collector) if recipient in m["To"]]
 
 
 async def test_the_approver_gets_an_email_with_the_command_that_approves(time_env, demo):
@@ -75,21 +76,22 @@ async def test_a_mail_server_that_was_down_gets_the_message_later(time_env, demo
     async with running_worker(time_env, demo, channels=[LogChannel(), channel]) as pim:
         rid = await request_ops(pim, demo)
         assert (await settled(pim, rid)).state == State.active  # nobody waited for the mail server
-        for _ in range(100):
-            waiting = await demo.notifications(status="pending", request_id=rid)
-            if {r.event for r in waiting if r.last_error} == {"activation_requested", "activation_active"}:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the failed sends were not recorded")
+
+        async def failed_sends() -> set[str]:
+            return {r.event for r in await demo.notifications(status="pending", request_id=rid) if r.last_error}
+
+        await eventually(
+            failed_sends,
+            until=lambda events: events == {"activation_requested", "activation_active"},
+            what="the failed sends to be recorded",
+        )
         server = Controller(collector, hostname="127.0.0.1", port=port)
         server.start()
         try:
             # The dispatcher retries 5 s after the failure (pim/dispatch.py).
-            for _ in range(200):
-                if len(collector.envelopes) >= 2:
-                    break
-                await asyncio.sleep(0.1)
+            await eventually(
+                lambda: collector.envelopes, until=lambda sent: len(sent) >= 2, what="both messages to arrive", timeout=20
+            )
             subjects = sorted(m["Subject"] for m in messages(collector))
             assert any("Activation requested" in s for s in subjects) and any("Access granted" in s for s in subjects)
             assert {r.status for r in await demo.notifications(request_id=rid) if r.channel == "email"} == {"sent"}

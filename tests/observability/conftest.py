@@ -4,7 +4,6 @@ observed, so they run on SQLite alone."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import socket
 
@@ -12,6 +11,7 @@ import httpx
 import pytest_asyncio
 
 from tests.conftest import sqlite_store
+from tests.polling import eventually
 
 SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)$")
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -43,12 +43,13 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 
 async def scrape_until(port: int, ready, timeout: float = 15.0) -> str:
-    """GET /metrics until `ready(text)` holds; returns the last text (the caller asserts)."""
-    text = ""
+    """GET /metrics until `ready(text)` holds, and return that text; the test fails,
+    showing the last text, when it does not within `timeout` seconds."""
     async with httpx.AsyncClient() as http:
-        for _ in range(int(timeout / 0.2)):
-            text = (await http.get(f"http://127.0.0.1:{port}/metrics", timeout=5)).text
-            if ready(text):
-                break
-            await asyncio.sleep(0.2)
-    return text
+
+        async def scrape() -> str:
+            return (await http.get(f"http://127.0.0.1:{port}/metrics", timeout=5)).text
+
+        return await eventually(
+            scrape, until=ready, what=f"the awaited samples on :{port}/metrics", timeout=timeout, interval=0.2
+        )

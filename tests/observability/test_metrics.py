@@ -18,7 +18,7 @@ from pim.client import PimClient
 from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State
 from pim.identity.totp import current_code
 from pim.runtime.temporal import connect, find_binary, register_search_attributes
-from tests.conftest import running_worker
+from tests.conftest import TEST_PROOFS, TEST_SIGNER, running_worker
 from tests.observability.conftest import free_port, sample, scrape_until
 from tests.polling import settled
 from worker.app import serving
@@ -43,8 +43,8 @@ async def test_worker_metrics_on_the_dev_server(dev_env, demo):
     # A client made with the metrics runtime: its worker reports to that endpoint.
     client = await connect(dev_env.client.service_client.config.target_host, dev_env.client.namespace, runtime=runtime)
     task_queue = f"pim-metrics-{uuid.uuid4().hex[:8]}"
-    async with serving(client, demo, task_queue):
-        pim = PimClient(client, task_queue)
+    async with serving(client, demo, task_queue, proofs=TEST_PROOFS):
+        pim = PimClient(client, task_queue, signer=TEST_SIGNER)
         granted = await pim.start(dev_request("alice"))  # grp-dev: no approval
         approved = await pim.start(
             ActivationRequest(
@@ -100,10 +100,9 @@ async def test_expiry_and_retried_revocation(demo):
             request_id = await pim.start(dev_request("alice"))
             await settled(pim, request_id, State.active)
             await env.sleep(timedelta(hours=1))  # moved with sleep: awaiting the result races the retries
-            for _ in range(100):
-                if (status := await pim.status(request_id)).state == State.expired:
-                    break
-                await env.sleep(timedelta(seconds=5))
+            status = await settled(
+                pim, request_id, State.expired, env=env, interval=timedelta(seconds=5), timeout=timedelta(seconds=500)
+            )
             assert status.state == State.expired, [e.note for e in status.events]
             assert not await demo.has_membership("grp-dev", AccessType.member, "alice")
     finally:

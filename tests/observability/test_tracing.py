@@ -3,7 +3,6 @@ become spans of one trace, started by the client that made the request."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from datetime import timedelta
 
@@ -16,6 +15,7 @@ from pim.domain.models import AccessType, ActivationRequest, State
 from pim.runtime import tracing
 from pim.runtime.temporal import find_binary, register_search_attributes
 from tests.conftest import running_worker
+from tests.polling import settled
 
 
 async def test_an_activation_is_one_trace(demo):
@@ -39,13 +39,9 @@ async def test_an_activation_is_one_trace(demo):
                     justification="deploy the 1.4 hotfix",
                 )
             )
-            for _ in range(150):
-                status = await pim.status(rid)
-                if status.state == State.active:
-                    await pim.deactivate(rid, "admin", "test over")
-                if status.state == State.deactivated:
-                    break
-                await asyncio.sleep(0.1)
+            await settled(pim, rid, State.active)
+            await pim.deactivate(rid, "admin", "test over")
+            status = await settled(pim, rid, State.deactivated)
             assert status.state == State.deactivated
     finally:
         await env.shutdown()

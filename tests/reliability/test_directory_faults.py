@@ -16,12 +16,14 @@ from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 
 import pytest
+from temporalio.exceptions import ApplicationError
 
 from pim.directories.faults import FaultPlan, FaultyDirectory, InjectedFault
 from pim.directories.store_directory import StoreDirectory
 from pim.domain.models import AccessType, ActivationRequest, State
 from pim.domain.status import ActivationStatus
 from tests.conftest import running_worker
+from tests.polling import eventually
 from workflows.options import GRANT
 
 MEMBER = AccessType.member
@@ -56,16 +58,17 @@ async def start(pim, principal: str, duration: timedelta = timedelta(minutes=30)
 
 async def until(env, pim, rid: str, done, *, step=timedelta(seconds=5), limit=timedelta(hours=1)) -> ActivationStatus:
     """Move time in steps until the status satisfies `done` (or fail after `limit`)."""
-    moved = timedelta(0)
-    while not done(st := await pim.status(rid)):
-        assert moved < limit, f"{rid} still {st.state.value} after {moved}: {[e.note for e in st.events]}"
-        await env.sleep(step)
-        moved += step
-    return st
+    return await eventually(
+        lambda: pim.status(rid), until=done, what=f"{rid} to satisfy {done.__name__}", env=env, interval=step, timeout=limit
+    )
 
 
 def in_state(*states: State):
-    return lambda st: st.state in states
+    def reached(st: ActivationStatus) -> bool:
+        return st.state in states
+
+    reached.__name__ = f"in_state({', '.join(s.value for s in states)})"
+    return reached
 
 
 def ended(st: ActivationStatus) -> bool:
@@ -136,6 +139,9 @@ def test_the_fault_plan_parses_in_order_per_operation():
         ("add:fail:0", "'0'"),
         ("add:fail:-1", "'-1'"),
         ("add:fail:2,remove:hang", "'remove:hang'"),
+        ("remove:fail=directory_forbidden:1", "only `refuse`"),
+        ("remove:refuse=:1", "error type ''"),
+        ("remove:refuse=not-a-type:1", "'not-a-type'"),
     ],
 )
 def test_a_bad_fault_plan_names_the_setting_and_the_bad_part(text, bad):
@@ -158,6 +164,20 @@ async def test_each_mode_does_what_it_says(demo):
     await directory.remove(GROUP, MEMBER, "bob")  # the plan is used up: the real directory again
     assert not await is_member(demo, "bob") and not await directory.holds(GROUP, MEMBER, "bob")
     assert directory.injected == [("add", "fail"), ("add", "lie"), ("remove", "hang")]
+
+
+async def test_a_refusal_is_a_non_retryable_application_error_of_its_type(demo):
+    directory = faulty(demo, "add:refuse:1,remove:refuse=directory_forbidden:1")
+    with pytest.raises(ApplicationError) as refused:
+        await directory.add(GROUP, MEMBER, "bob")
+    assert refused.value.non_retryable and refused.value.type == "directory_refused"
+    assert not await is_member(demo, "bob")  # refused: nothing written
+    await directory.add(GROUP, MEMBER, "bob")
+    with pytest.raises(ApplicationError) as refused:
+        await directory.remove(GROUP, MEMBER, "bob")
+    assert refused.value.non_retryable and refused.value.type == "directory_forbidden"
+    assert await is_member(demo, "bob")
+    assert directory.injected == [("add", "refuse"), ("remove", "refuse=directory_forbidden")]
 
 
 # --- grant -------------------------------------------------------------------

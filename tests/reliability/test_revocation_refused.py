@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from temporalio.exceptions import ApplicationError
 
+from pim.directories.faults import FaultyDirectory
 from pim.directories.interface import GROUP_NOT_FOUND
 from pim.directories.sources import withdraw
 from pim.directories.store_directory import StoreDirectory
@@ -19,15 +20,9 @@ MEMBER = AccessType.member
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
 
 
-class RefusingDirectory(StoreDirectory):
-    """The store's directory, except that removal fails with `error` (the fault injected)."""
-
-    def __init__(self, store, error: ApplicationError) -> None:
-        super().__init__(store)
-        self.error = error
-
-    async def remove(self, group_id, access, principal_id) -> None:
-        raise self.error
+def refusing(store, error_type: str) -> FaultyDirectory:
+    """The store's directory, except that its next removal is refused for good with `error_type`."""
+    return FaultyDirectory(StoreDirectory(store), f"remove:refuse={error_type}:1")
 
 
 async def granted(demo, source_id: str) -> None:
@@ -37,7 +32,7 @@ async def granted(demo, source_id: str) -> None:
 
 async def test_a_group_the_directory_no_longer_has_counts_as_revoked(demo):
     await granted(demo, "run-1")
-    directory = RefusingDirectory(demo, ApplicationError("no such group", type=GROUP_NOT_FOUND, non_retryable=True))
+    directory = refusing(demo, GROUP_NOT_FOUND)
     await withdraw(
         demo,
         directory,
@@ -49,15 +44,16 @@ async def test_a_group_the_directory_no_longer_has_counts_as_revoked(demo):
         drop_source=lambda: demo.remove_grant("activation", "run-1"),
     )
     assert await demo.other_live_sources("grp-dev", MEMBER, "alice", source_id="none", at=NOW) == []
+    assert directory.injected == [("remove", f"refuse={GROUP_NOT_FOUND}")]
 
 
 async def test_a_permanent_refusal_is_retried_and_keeps_the_source(demo):
     await granted(demo, "run-2")
-    refusal = ApplicationError("Insufficient privileges", type="directory_forbidden", non_retryable=True)
+    directory = refusing(demo, "directory_forbidden")
     with pytest.raises(ApplicationError) as raised:
         await withdraw(
             demo,
-            RefusingDirectory(demo, refusal),
+            directory,
             "grp-dev",
             MEMBER,
             "alice",
@@ -66,7 +62,10 @@ async def test_a_permanent_refusal_is_retried_and_keeps_the_source(demo):
             drop_source=lambda: demo.remove_grant("activation", "run-2"),
         )
     assert raised.value.non_retryable is False  # Temporal retries it, without limit for close_activation
-    assert raised.value.type == "directory_forbidden" and "Insufficient privileges" in raised.value.message
+    assert directory.injected == [("remove", "refuse=directory_forbidden")]
+    refusal = raised.value.__cause__
+    assert isinstance(refusal, ApplicationError) and refusal.non_retryable  # what the directory said: for good
+    assert raised.value.type == "directory_forbidden" and refusal.message in raised.value.message
     # Nothing was forgotten: the source stays until the removal succeeds.
     sources = await demo.other_live_sources("grp-dev", MEMBER, "alice", source_id="none", at=NOW)
     assert [s.source_id for s in sources] == ["run-2"]

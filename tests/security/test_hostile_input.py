@@ -25,11 +25,12 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from pim.domain.actors import Action
 from pim.domain.durations import parse_duration
-from pim.domain.models import MAX_DURATION, AccessType, ActivationRequest, Extend, State
+from pim.domain.models import MAX_DURATION, AccessType, ActivationRequest, Deactivate, Decision, Extend, State
 from pim.domain.status import ActivationStatus
 from pim.identity.totp import current_code
-from tests.conftest import running_worker
+from tests.conftest import running_worker, signed
 from tests.polling import settled
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
@@ -158,7 +159,9 @@ async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_wor
             "justification": "INC-42 database failover",
             "mfa": {"method": "totp", "code": current_code(await demo.mfa_secret("alice"))},
         }
-        workflow_id = f"activation/grp-ops/member/alice-{uuid.uuid4().hex[:6]}"  # any id: admission keys on the request
+        # The canonical id (another one is refused), and a proof: what `pim sign` prints.
+        workflow_id = "activation/grp-ops/member/alice"
+        request = signed(ActivationRequest.model_validate(request), "alice", Action.request, workflow_id)
         await temporal(
             address,
             "workflow",
@@ -182,7 +185,7 @@ async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_wor
         def refused(status: ActivationStatus) -> list[str]:
             return [e.note for e in status.events if e.note and "refused" in e.note]
 
-        await settled(pim, workflow_id, State.pending_approval, PROMPT)
+        await settled(pim, workflow_id, State.pending_approval, timeout=PROMPT)
         while_pending = [
             ("hack", ["{}"], None),  # unknown name: ignored
             ("approve", [], "expected one argument, got 0"),  # no input
@@ -202,7 +205,7 @@ async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_wor
         for name, inputs, _ in while_pending:
             await signal(name, *inputs)
         await asyncio.sleep(0.5)
-        status = await settled(pim, workflow_id, State.pending_approval, PROMPT)
+        status = await settled(pim, workflow_id, State.pending_approval, timeout=PROMPT)
         notes = refused(status)
         pending_refusals = [(name, reason) for name, _, reason in while_pending if reason]
         assert len(notes) == len(pending_refusals), notes
@@ -213,8 +216,9 @@ async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_wor
         assert not await demo.has_membership("grp-ops", AccessType.member, "alice")
 
         # After all that, a valid approval still grants.
-        await signal("approve", '{"approver_id": "bob", "justification": "failover approved"}')
-        active = await settled(pim, workflow_id, State.active, PROMPT)
+        approval = Decision(approver_id="bob", justification="failover approved")
+        await signal("approve", json.dumps(signed(approval, "bob", Action.approve, workflow_id)))
+        active = await settled(pim, workflow_id, State.active, timeout=PROMPT)
         assert [d.approver_id for d in active.stages[0].decisions] == ["bob"]
         assert await demo.has_membership("grp-ops", AccessType.member, "alice")
 
@@ -232,9 +236,10 @@ async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_wor
         ]
         for name, inputs, _ in while_active:
             await signal(name, *inputs)
-        await signal("extend", '{"by": "alice", "duration": "PT1H", "justification": "failover takes longer"}')
+        more = Extend(by="alice", duration=timedelta(hours=1), justification="failover takes longer")
+        await signal("extend", json.dumps(signed(more, "alice", Action.extend, workflow_id)))
         await asyncio.sleep(0.5)
-        status = await settled(pim, workflow_id, State.active, PROMPT)
+        status = await settled(pim, workflow_id, State.active, timeout=PROMPT)
         notes = refused(status)[len(pending_refusals) :]
         active_refusals = [(name, reason) for name, _, reason in while_active if reason]
         assert len(notes) == len(active_refusals), notes
@@ -242,7 +247,9 @@ async def test_hostile_signals_are_refused_or_ignored_and_the_workflow_keeps_wor
             assert note.startswith(f"{name} refused") and reason in note, (note, reason)
         assert status.expires_at == active.expires_at + timedelta(hours=1)  # the valid extension applied
 
-        await signal("deactivate", '{"by": "admin", "reason": "test over"}')
+        await signal(
+            "deactivate", json.dumps(signed(Deactivate(by="admin", reason="test over"), "admin", Action.deactivate, workflow_id))
+        )
         final = await pim.result(workflow_id)
         assert final.state == State.deactivated
         assert not await demo.has_membership("grp-ops", AccessType.member, "alice")

@@ -18,11 +18,13 @@ from pydantic import ValidationError
 
 from activities.admission import AdmissionActivities
 from pim.domain.activation_rules import EligibilityFacts, check_mfa_presence
+from pim.domain.actors import Action
 from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, violations_from_validation_error
 from pim.domain.policy import ActivationSettings, Policy
 from pim.domain.status import AdmitInput
 from pim.identity.oidc import ASYMMETRIC, JwksCache, JwksUnavailable, OidcConfig, OidcVerifier, configured_verifier, parse_jwks
 from pim.runtime.settings import PimSettings
+from tests.conftest import TEST_PROOFS, signed
 from tests.oidc_idp import AUDIENCE, DROP, FakeIdp, b64, private_key, public_jwk
 
 POLICY = ActivationSettings(require_mfa=True)
@@ -357,6 +359,7 @@ async def admit(activities: AdmissionActivities, token: str, *, validate_only: b
         validate_only=validate_only,
         mfa=MfaEvidence(method="oidc", token=token),
     )
+    request = ActivationRequest.model_validate(signed(request, "alice", Action.request, request.workflow_id))
     admission = await activities.admit_request(
         AdmitInput(request_id=run_key.split("#")[0], run_key=run_key, request=request, at=datetime.now(UTC))
     )
@@ -369,7 +372,7 @@ async def test_a_token_is_used_once_and_a_dry_run_does_not_use_it(demo, verifier
     await demo.set_policy(
         "grp-ops", AccessType.member, Policy(activation=ActivationSettings(require_mfa=True, mfa_methods=["oidc"])), by="test"
     )
-    activities = AdmissionActivities(demo, mfa_seal_key=None, oidc_verifier=verifier)
+    activities = AdmissionActivities(demo, TEST_PROOFS, mfa_seal_key=None, oidc_verifier=verifier)
     token = idp.token()
     with structlog.testing.capture_logs() as logged:
         assert (await admit(activities, token, validate_only=True))[0] == []
@@ -389,7 +392,7 @@ async def test_a_token_is_used_once_and_a_dry_run_does_not_use_it(demo, verifier
 
 async def test_a_token_without_a_configured_issuer_is_refused_as_not_configured(demo, idp):
     await demo.set_policy("grp-ops", AccessType.member, Policy(activation=ActivationSettings(require_mfa=True)), by="test")
-    codes, _ = await admit(AdmissionActivities(demo, mfa_seal_key=None, oidc_verifier=None), idp.token())
+    codes, _ = await admit(AdmissionActivities(demo, TEST_PROOFS, mfa_seal_key=None, oidc_verifier=None), idp.token())
     assert codes == ["mfa_not_configured"]
 
 

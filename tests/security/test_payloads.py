@@ -22,12 +22,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from pim.client import PimClient
+from pim.domain.actors import Action
 from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State
 from pim.domain.status import ActivationStatus
 from pim.identity import totp as mfa
 from pim.runtime.codec import ENCODING, EncryptionCodec, PayloadKeyError, data_converter, parse_keys
 from pim.runtime.settings import PimSettings
-from tests.conftest import running_worker
+from tests.conftest import TEST_PROOFS, TEST_SIGNER, running_worker, signed
 from worker.app import build_worker
 from workflows.registry import WORKFLOWS
 
@@ -183,9 +184,9 @@ async def test_with_the_codec_on_no_justification_or_mfa_evidence_is_in_the_hist
     converter = data_converter(PimSettings(payload_keys=f"k1:{new_key()}"))
     client = Client(**{**time_env.client.config(), "data_converter": converter})
     task_queue = f"pim-test-{uuid.uuid4().hex[:8]}"
-    pim = PimClient(client, task_queue)  # no seal key: the plain code goes in, encrypted
+    pim = PimClient(client, task_queue, signer=TEST_SIGNER)  # no seal key: the plain code goes in, encrypted
     code = mfa.current_code(await demo.mfa_secret("alice"))
-    async with build_worker(client, demo, task_queue):
+    async with build_worker(client, demo, task_queue, proofs=TEST_PROOFS):
         rid = await pim.start(request(code))
         async with started(pim, rid):
             status = await settle(time_env, pim, rid)
@@ -247,7 +248,8 @@ async def test_a_plain_code_still_works_and_a_seal_without_a_worker_key_is_refus
     secret = await demo.mfa_secret("alice")
     async with running_worker(time_env, demo) as pim:  # neither side has a seal key
         code = mfa.current_code(secret)
-        raw = request(code).model_dump(mode="json", exclude={"mfa": {"sealed"}})
+        raw = signed(request(code), "alice", Action.request, request(code).workflow_id)
+        del raw["mfa"]["sealed"]  # as the SPEC example writes it
         assert raw["mfa"] == {"method": "totp", "code": code}
         handle = await time_env.client.start_workflow(
             "GroupActivation", raw, id=request(code).workflow_id, task_queue=pim.task_queue, result_type=ActivationStatus

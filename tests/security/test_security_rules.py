@@ -17,10 +17,12 @@ from temporalio.worker import Worker
 
 from activities.registry import build_activities
 from pim.client import PimClient, RPCError
-from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, ReviewDecision, State
+from pim.domain.actors import Action
+from pim.domain.models import AccessType, ActivationRequest, Decision, MfaEvidence, ReviewDecision, State
 from pim.domain.policy import ActivationSettings, ApprovalStage, Policy
 from pim.identity.totp import current_code
-from tests.conftest import running_worker
+from tests.conftest import TEST_PROOFS, TEST_SIGNER, running_worker
+from tests.polling import eventually, settled
 from tests.workflows.test_approval import (
     JUSTIFICATION,
     after_signal,
@@ -30,7 +32,6 @@ from tests.workflows.test_approval import (
     refusals,
     request_ops,
     set_ops_approval,
-    settled,
 )
 from workflows.registry import WORKFLOWS
 
@@ -109,9 +110,13 @@ async def worker_on(time_env, store, task_queue: str):
     task queue gets the pending workflow task at once (the test server holds its
     clock while a task waits, so a sticky queue's timeout would never pass)."""
     async with Worker(
-        time_env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=build_activities(store), max_cached_workflows=0
+        time_env.client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=build_activities(store, TEST_PROOFS),
+        max_cached_workflows=0,
     ):
-        yield PimClient(time_env.client, task_queue)
+        yield PimClient(time_env.client, task_queue, signer=TEST_SIGNER)
 
 
 async def test_an_approval_sent_after_the_deadline_timer_fired_is_not_applied(time_env, demo):
@@ -126,13 +131,11 @@ async def test_an_approval_sent_after_the_deadline_timer_fired_is_not_applied(ti
     handle = time_env.client.get_workflow_handle(rid)
     # The server moves to the deadline, fires the timer, and holds its clock until a worker takes the task.
     skipping = asyncio.create_task(time_env.sleep(timedelta(hours=24, minutes=5)))
-    for _ in range(100):
-        fired = [e async for e in handle.fetch_history_events() if e.HasField("timer_fired_event_attributes")]
-        if fired:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the deadline timer did not fire")
+
+    async def timers_fired() -> list:
+        return [e async for e in handle.fetch_history_events() if e.HasField("timer_fired_event_attributes")]
+
+    fired = await eventually(timers_fired, what="the deadline timer to fire", timeout=10)
     await pim.approve(rid, "bob", "sorry, was on leave")
     signaled = [e async for e in handle.fetch_history_events() if e.HasField("workflow_execution_signaled_event_attributes")]
     assert signaled[-1].event_id > fired[0].event_id
@@ -153,7 +156,10 @@ async def test_an_old_approval_does_not_carry_over_to_a_new_request_under_the_sa
     async with running_worker(time_env, demo) as pim:
         first = await request_ops(pim, demo)
         old_run = (await time_env.client.get_workflow_handle(first).describe()).run_id
-        await pim.approve(first, "bob", "failover approved")
+        # bob's approval, signed by the front end, sent as the `temporal` CLI would send it.
+        old_payload = pim.prove(Decision(approver_id="bob", justification="failover approved"), "bob", Action.approve, first)
+        old_payload = old_payload.model_dump(mode="json")
+        await time_env.client.get_workflow_handle(first).signal("approve", old_payload)
         approved = await after_signal(time_env, pim, first)
         assert approved.state == State.active
         old_decision = approved.stages[0].decisions[0]
@@ -170,14 +176,15 @@ async def test_an_old_approval_does_not_carry_over_to_a_new_request_under_the_sa
         assert fresh.state == State.pending_approval and decisions(fresh) == []
         assert not await is_member(demo)
 
-        # Sending to the finished run does nothing; re-sending bob's payload is a new approval by bob, now.
+        # Sending to the finished run does nothing; re-sending bob's signed payload from
+        # the first request is a replay, refused; only a new approval by bob, now, counts.
         with pytest.raises(RPCError):
-            await time_env.client.get_workflow_handle(first, run_id=old_run).signal(
-                "approve", {"approver_id": "bob", "justification": "failover approved"}
-            )
-        await time_env.client.get_workflow_handle(second).signal(
-            "approve", {"approver_id": "bob", "justification": "failover approved"}
-        )
+            await time_env.client.get_workflow_handle(first, run_id=old_run).signal("approve", old_payload)
+        await time_env.client.get_workflow_handle(second).signal("approve", old_payload)
+        st = await after_signal(time_env, pim, second)
+        assert st.state == State.pending_approval and decisions(st) == []
+        assert refusals(st, "approve", "bob") == ["approve refused: proof_replayed: proof: already used"]
+        await pim.approve(second, "bob", "failover approved")
         st = await after_signal(time_env, pim, second)
         assert st.state == State.active
         assert decisions(st) == [("bob", ReviewDecision.approve, "failover approved")]
@@ -238,11 +245,10 @@ async def test_a_group_cannot_activate_even_where_it_is_eligible(time_env, demo)
 
 
 async def test_a_pending_request_keeps_the_approvers_it_was_admitted_with(time_env, demo):
-    """The rule: a request is judged under the policy snapshot taken at admission.
-    An approver removed from the policy while the request is pending may still
-    decide on it; an approver added meanwhile may not (only later requests see the
-    new list). Removing someone's right to approve is therefore done by ending the
-    pending requests (deny or cancel), not by the policy change alone."""
+    """The rule: a request is decided under the policy snapshot taken at admission.
+    An approver added meanwhile may not decide on it (only later requests see the
+    new list); an approver removed meanwhile still may, but the grant re-checks the
+    approvals against the policy in force, so that approval grants nothing."""
     async with running_worker(time_env, demo) as pim:
         rid = await request_ops(pim, demo)
         await demo.set_policy(
@@ -265,4 +271,6 @@ async def test_a_pending_request_keeps_the_approvers_it_was_admitted_with(time_e
 
         st = await pim.review(rid, "bob", ReviewDecision.approve, "approved under the policy it was made under")
         assert decisions(st) == [("bob", ReviewDecision.approve, "approved under the policy it was made under")]
-        assert (await settled(pim, rid)).state == State.active and await is_member(demo)
+        ended = await settled(pim, rid, State.failed)
+        assert "policy_stricter" in (ended.end_reason or "") or "now needs" in (ended.end_reason or "")
+        assert not await is_member(demo)

@@ -24,7 +24,7 @@ ROUNDS = 25
 @pytest.fixture
 async def workers(store):
     """Two more Stores on the same database: three workers in all."""
-    others = [Store.open(store.url) for _ in range(2)]
+    others = [Store.open(store.url, secrets=store.secrets) for _ in range(2)]
     await store.add_principal("alice")
     await store.onboard_group("grp-ops", "security", by="admin")
     yield [store, *others]

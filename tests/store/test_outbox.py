@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pim.notifications.channels.log import LogChannel
 from pim.notifications.dispatcher import NotificationDispatcher, dispatching, retry_delay
 from pim.notifications.model import Notification, PermanentDeliveryError, Recipient
+from tests.polling import eventually
 
 AT = datetime(2026, 11, 29, 9, tzinfo=UTC)
 
@@ -141,10 +142,9 @@ async def test_a_burst_is_woken_at_once_and_sent_in_few_claims(store):
     async with dispatching(store, [channel], poll=timedelta(minutes=1), gather=timedelta(seconds=2)):
         for i in range(30):
             await audit_with(store, f"burst-{i}")
-        for _ in range(100):
-            if len(channel.sent) == 30:
-                break
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: channel.sent, until=lambda sent: len(sent) >= 30, what="the burst of 30", timeout=10, interval=0.1
+        )
         assert sorted(n.key for n in channel.sent) == sorted(f"burst-{i}" for i in range(30))
         # The first look (which may catch the first rows), then one for the rest:
         # not one per line (without the gathering window it took 14 to 17 for these 30).

@@ -21,6 +21,7 @@ from pim.operations.seed import seed_demo
 from pim.store.admin import StoreError
 from pim.store.database import Store, alembic_config, upgrade
 from pim.store.tables import Base
+from tests.conftest import TEST_SECRETS
 
 MEMBER, OWNER = AccessType.member, AccessType.owner
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -66,7 +67,7 @@ async def test_migrations_create_the_schema_on_an_empty_file(tmp_path):
 async def test_upgrading_twice_is_harmless(tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path / 'twice.db'}"
     await asyncio.to_thread(upgrade, url)
-    store = Store.open(url)
+    store = Store.open(url, secrets=TEST_SECRETS)
     try:
         await store.add_principal("alice")
         await asyncio.to_thread(upgrade, url)

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from pim.directories.faults import FaultyDirectory
 from pim.directories.store_directory import StoreDirectory
 from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State, Ticket
 from pim.domain.policy import ActivationSettings, ApprovalStage, Policy
@@ -105,20 +106,6 @@ async def sources(env, store, group: str, principal: str) -> list[str]:
 
 async def mfa(store, principal: str) -> MfaEvidence:
     return MfaEvidence(code=current_code(await store.mfa_secret(principal)))
-
-
-class FlakyDirectory(StoreDirectory):
-    """The built-in directory, except that its first `failures` removals fail (an injected fault)."""
-
-    def __init__(self, store, failures: int) -> None:
-        super().__init__(store)
-        self.failures, self.failed = failures, 0
-
-    async def remove(self, group_id, access, principal_id) -> None:
-        if self.failed < self.failures:
-            self.failed += 1
-            raise RuntimeError("directory unavailable (injected fault)")
-        await super().remove(group_id, access, principal_id)
 
 
 # --- 1. early deactivation ---------------------------------------------------
@@ -351,9 +338,10 @@ async def test_a_second_concurrent_activation_is_refused(time_env, demo):
         with pytest.raises(WorkflowAlreadyStartedError):
             await pim.start(req("grp-dev", "alice", duration=timedelta(hours=1)))
 
+        # Under another workflow id it is refused too: a request runs only under its canonical id.
         other = await start_raw(time_env, pim, req("grp-dev", "alice", duration=timedelta(hours=1)))
         second = await finish(time_env, pim, other.id)
-        assert second.state == State.rejected and codes(second) == ["already_active"]
+        assert second.state == State.rejected and codes(second) == ["workflow_id_mismatch"]
         assert rid in second.violations[0].message
 
         # The first one is untouched and still ends on its own.
@@ -366,19 +354,19 @@ async def test_a_second_concurrent_activation_is_refused(time_env, demo):
 
 
 async def test_revocation_is_retried_until_the_directory_accepts_it(time_env, demo):
-    directory = FlakyDirectory(demo, failures=3)
+    directory = FaultyDirectory(StoreDirectory(demo), "remove:fail:3")  # its first three removals fail
     async with worker(time_env, demo, directory=directory) as pim:
         rid, st = await start(time_env, pim, req("grp-dev", "alice", duration=timedelta(minutes=30)))
         assert st.state == State.active
 
         await time_env.sleep(st.expires_at - await time_env.get_current_time() + timedelta(seconds=2))
         st = await pim.status(rid)
-        assert st.state == State.revoking and directory.failed >= 1
+        assert st.state == State.revoking and len(directory.injected) >= 1
         assert await is_member(demo, "grp-dev", "alice")  # not yet: the directory refused
 
         await time_env.sleep(timedelta(minutes=1))
         final = await finish(time_env, pim, rid)
-        assert final.state == State.expired and directory.failed == 3
+        assert final.state == State.expired and directory.injected == [("remove", "fail")] * 3
         assert not await is_member(demo, "grp-dev", "alice")
         assert await sources(time_env, demo, "grp-dev", "alice") == []
 

@@ -4,7 +4,6 @@ approver groups and every refusal a reviewer can meet."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from pim.client import RPCError
@@ -13,9 +12,9 @@ from pim.domain.policy import ActivationSettings, ApprovalStage, Policy
 from pim.domain.status import ActivationStatus
 from pim.identity.totp import current_code
 from tests.conftest import running_worker
+from tests.polling import settled
 
 JUSTIFICATION = "INC-42 database failover"
-TRANSIENT = (State.validating, State.activating, State.revoking)
 
 
 async def request_ops(pim, demo, **overrides) -> str:
@@ -34,19 +33,6 @@ async def request_ops(pim, demo, **overrides) -> str:
     rid = await pim.start(ActivationRequest(**fields))
     await settled(pim, rid)
     return rid
-
-
-async def settled(pim, rid: str) -> ActivationStatus:
-    """The status once the workflow is out of validating / activating / revoking."""
-    for _ in range(200):
-        try:
-            status = await asyncio.wait_for(pim.status(rid), timeout=10)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"{rid} does not answer the status query: its workflow task is failing") from None
-        if status.state not in TRANSIENT:
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{rid} stuck in {status.state}")
 
 
 async def after_signal(time_env, pim, rid: str) -> ActivationStatus:

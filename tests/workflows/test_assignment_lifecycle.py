@@ -4,7 +4,6 @@ before the end, the exact end, extend, renew and remove."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
 
@@ -16,8 +15,8 @@ from pim.identity.totp import current_code
 from pim.notifications.channels.log import LogChannel
 from pim.operations import AdminContext, Refused
 from pim.operations.assignments import create_assignment, extend_assignment, remove_assignment, renew_assignment
-from tests.conftest import running_worker
-from tests.workflows.test_approval import settled
+from tests.conftest import TEST_SIGNER, running_worker
+from tests.polling import eventually, settled
 
 SECONDS = timedelta(seconds=5)
 
@@ -43,7 +42,7 @@ class Clock:
 async def admin_context(time_env, demo, pim, actor: str = "admin") -> tuple[AdminContext, Clock]:
     clock = Clock(time_env)
     await clock.sync()
-    return AdminContext(demo, actor, temporal=time_env.client, task_queue=pim.task_queue, clock=clock), clock
+    return AdminContext(demo, actor, temporal=time_env.client, task_queue=pim.task_queue, clock=clock, signer=TEST_SIGNER), clock
 
 
 async def lifecycle(time_env, aid: str) -> AssignmentStatus:
@@ -52,12 +51,11 @@ async def lifecycle(time_env, aid: str) -> AssignmentStatus:
 
 async def until_started(time_env, aid: str) -> AssignmentStatus:
     """The lifecycle once it has taken effect (or ended)."""
-    for _ in range(200):
-        status = await lifecycle(time_env, aid)
-        if status.state != "scheduled":
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"assignment {aid} never took effect")
+    return await eventually(
+        lambda: lifecycle(time_env, aid),
+        until=lambda s: s.state not in ("loading", "scheduled"),
+        what=f"assignment {aid} to take effect",
+    )
 
 
 async def run_to_end(time_env, clock: Clock, aid: str) -> AssignmentStatus:
@@ -66,22 +64,9 @@ async def run_to_end(time_env, clock: Clock, aid: str) -> AssignmentStatus:
     status = await lifecycle(time_env, aid)
     if status.ended_at is None:
         await clock.sleep(max(status.ends_at - clock.now, timedelta(0)) + timedelta(minutes=1))
-    for _ in range(200):
-        status = await lifecycle(time_env, aid)
-        if status.ended_at is not None:
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"assignment {aid} did not end: {status}")
-
-
-async def eventually(check, what: str):
-    """Activities that follow a timer (audit, notification) land a moment after the skip."""
-    for _ in range(200):
-        value = check()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
+    return await eventually(
+        lambda: lifecycle(time_env, aid), until=lambda s: s.ended_at is not None, what=f"assignment {aid} to end"
+    )
 
 
 def expiring(channel: LogChannel) -> list:
@@ -140,14 +125,14 @@ async def test_time_bound_eligible_assignment_takes_effect_reminds_and_expires(t
         assert (await settled(pim, rid)).state == State.canceled
 
         await clock.sleep(timedelta(days=6, minutes=1))  # 14 days before the end
-        first = await eventually(lambda: expiring(channel), "the 14-day reminder")
+        first = await eventually(lambda: expiring(channel), what="the 14-day reminder")
         assert len(first) == 1
         assert [r.principal_id for r in first[0].recipients] == ["dave", "admin"]
         assert first[0].details["assignment_id"] == aid
         assert len((await lifecycle(time_env, aid)).reminders_sent) == 1
 
         await clock.sleep(timedelta(days=13))  # 19 days + 1 minute: 1 day before the end
-        second = await eventually(lambda: len(expiring(channel)) == 2, "the 1-day reminder")
+        second = await eventually(lambda: expiring(channel), until=lambda sent: len(sent) == 2, what="the 1-day reminder")
         assert second
         for reminder in expiring(channel):  # the assignee, and the group's administrators
             told = {r.principal_id: r.role for r in reminder.recipients}
@@ -232,7 +217,7 @@ async def test_extend_moves_the_end_keeps_membership_and_rearms_reminders(time_e
         )
         old_end = (await until_started(time_env, aid)).ends_at
         await clock.sleep(timedelta(days=7))
-        await eventually(lambda: len(expiring(channel)) == 1, "the 14-day reminder of the old end")
+        await eventually(lambda: expiring(channel), until=lambda sent: len(sent) == 1, what="the 14-day reminder of the old end")
 
         new_end = await extend_assignment(ctx, aid, extra=timedelta(days=10), justification="the train slipped")
         assert new_end == old_end + timedelta(days=10)
@@ -243,14 +228,16 @@ async def test_extend_moves_the_end_keeps_membership_and_rearms_reminders(time_e
         assert (await lifecycle(time_env, aid)).state == "active"
         assert await member(demo, "bob", "grp-dev")
         # The reminders follow the new end: 14 days before it (day 16); the old end's 1-day one never came.
-        notes = await eventually(lambda: len(expiring(channel)) == 2 and expiring(channel), "the 14-day reminder of the new end")
+        notes = await eventually(
+            lambda: expiring(channel), until=lambda sent: len(sent) == 2, what="the 14-day reminder of the new end"
+        )
         assert notes[1].details["ends_at"] == new_end.isoformat()
 
         final = await run_to_end(time_env, clock, aid)
         assert final.state == "expired"
         assert new_end <= final.ended_at <= new_end + SECONDS
         assert not await member(demo, "bob", "grp-dev")
-        notes = await eventually(lambda: len(expiring(channel)) == 3 and expiring(channel), "the 1-day reminder")
+        notes = await eventually(lambda: expiring(channel), until=lambda sent: len(sent) == 3, what="the 1-day reminder")
         assert [n.details["ends_at"] for n in notes] == [old_end.isoformat()] + [new_end.isoformat()] * 2
         sent = final.reminders_sent
         assert len(sent) == 3

@@ -12,11 +12,13 @@ import pytest
 from pim.domain.models import AccessType, ActivationRequest, State
 from pim.operations import AdminContext, Refused
 from pim.operations.assignments import create_assignment, remove_assignment
-from tests.conftest import running_worker
-from tests.workflows.test_approval import after_signal, refusals, settled
+from tests.conftest import TEST_SIGNER, running_worker
+from tests.polling import settled
+from tests.workflows.test_approval import after_signal, refusals
 from tests.workflows.test_assignment_lifecycle import Clock, lifecycle, until_started
 
-# (action, actor) of every line about dave, in order.
+# (action, actor) of every line about dave, in order. A refused signal names its actor
+# only as claimed (details.claimed_actor): the audit's actor column says "unverified".
 EXPECTED = [
     ("refused", "carol"),  # carol may not manage grp-dev: she tries to assign dave
     ("assignment_created", "admin"),  # admin assigns dave eligible for 30 days
@@ -24,7 +26,7 @@ EXPECTED = [
     ("refused", "admin"),  # admin tries to remove it in its first 5 minutes
     ("activation_requested", "dave"),  # dave activates grp-dev (no approval)
     ("access_granted", "dave"),
-    ("refused", "bob"),  # bob tries to deactivate dave's activation
+    ("refused", "unverified"),  # "bob" tries to deactivate dave's activation: refused before his proof counts
     ("activation_ended", "dave"),  # dave deactivates after 6 minutes: one line per end (state deactivated)
     ("assignment_removed", "admin"),  # admin removes the assignment: one removal, one line
 ]
@@ -34,8 +36,8 @@ async def test_scripted_scenario_audit_lines_equal_the_expected_list(time_env, d
     async with running_worker(time_env, demo) as pim:
         clock = Clock(time_env)
         start = await clock.sync()
-        admin = AdminContext(demo, "admin", temporal=time_env.client, task_queue=pim.task_queue, clock=clock)
-        carol = AdminContext(demo, "carol", temporal=time_env.client, task_queue=pim.task_queue, clock=clock)
+        admin = AdminContext(demo, "admin", temporal=time_env.client, task_queue=pim.task_queue, clock=clock, signer=TEST_SIGNER)
+        carol = AdminContext(demo, "carol", temporal=time_env.client, task_queue=pim.task_queue, clock=clock, signer=TEST_SIGNER)
 
         with pytest.raises(Refused) as not_allowed:
             await create_assignment(

@@ -12,6 +12,7 @@ from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State
 from pim.domain.policy import ActivationSettings, ApprovalStage, Policy
 from pim.identity.totp import current_code
 from tests.conftest import running_worker
+from tests.polling import settled
 
 
 async def test_two_approvers_approving_at_once_grant_once(time_env, demo):
@@ -32,10 +33,7 @@ async def test_two_approvers_approving_at_once_grant_once(time_env, demo):
                 mfa=MfaEvidence(code=current_code(await demo.mfa_secret("alice"))),
             )
         )
-        for _ in range(100):
-            if (await pim.status(request_id)).state == State.pending_approval:
-                break
-            await asyncio.sleep(0.05)
+        await settled(pim, request_id, State.pending_approval)
 
         outcomes = await asyncio.gather(
             pim.review(request_id, "bob", "approve", "ok from bob"),
@@ -47,11 +45,7 @@ async def test_two_approvers_approving_at_once_grant_once(time_env, demo):
         assert len(accepted) == 1 and len(refused) == 1
         assert "not pending" in str(refused[0].cause)
 
-        for _ in range(100):
-            status = await pim.status(request_id)
-            if status.state == State.active:
-                break
-            await asyncio.sleep(0.05)
+        status = await settled(pim, request_id, State.active)
         assert status.state == State.active
         assert len(status.stages[0].decisions) == 1
         granted = [row for row in await demo.audit(request_id=request_id) if row.action == "access_granted"]

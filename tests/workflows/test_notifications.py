@@ -12,18 +12,16 @@ from datetime import timedelta
 from pim.domain.models import AccessType, State
 from pim.notifications.channels.log import LogChannel
 from tests.conftest import running_worker
+from tests.polling import eventually, settled
 from tests.store.test_outbox import FlakyChannel
-from tests.workflows.test_approval import finish, request_ops, set_ops_approval, settled
+from tests.workflows.test_approval import finish, request_ops, set_ops_approval
 
 MEMBER = AccessType.member
 
 
 async def delivered(channel, count: int, what: str) -> list:
-    for _ in range(200):
-        if len(channel.sent) >= count:
-            return channel.sent
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never delivered: {what} (got {[n.event for n in channel.sent]})")
+    """What `channel` has sent, once that is at least `count` notifications."""
+    return await eventually(lambda: channel.sent, until=lambda sent: len(sent) >= count, what=f"delivery of {what}")
 
 
 def told(notification) -> dict[str, str]:

@@ -14,6 +14,7 @@ from pim.domain.policy import ActivationSettings, Policy
 from pim.identity.totp import current_code
 from tests.conftest import running_worker
 from tests.oidc_idp import AUDIENCE, FakeIdp
+from tests.polling import settled
 
 MEMBER = AccessType.member
 
@@ -81,16 +82,6 @@ async def test_a_valid_token_activates_and_a_bad_one_is_rejected(time_env, demo,
                         await time_env.client.get_workflow_handle(rid).terminate("test cleanup")
 
 
-async def settled(env, pim, rid: str):
-    """The status once admission (and its retries) is over."""
-    for _ in range(30):
-        status = await pim.status(rid)
-        if status.state not in (State.validating, State.activating):
-            return status
-        await env.sleep(timedelta(seconds=1))
-    raise AssertionError(f"{rid} is still {status.state}")
-
-
 async def test_an_identity_provider_that_is_briefly_down_is_retried_not_a_rejection(time_env, demo, monkeypatch):
     await demo.set_policy(
         "grp-dev", MEMBER, Policy(activation=ActivationSettings(require_mfa=True, max_duration=timedelta(hours=4))), by="admin"
@@ -105,6 +96,7 @@ async def test_an_identity_provider_that_is_briefly_down_is_retried_not_a_reject
             # spent, which tests/security/test_oidc.py covers at the verifier).
             idp.failures = 2
             rid = await pim.start(request("alice", MfaEvidence(method="oidc", token=idp.token("alice"))))
-            status = await settled(time_env, pim, rid)
+            # Once admission (and its retries) is over; time moves a second at a time meanwhile.
+            status = await settled(pim, rid, env=time_env, interval=timedelta(seconds=1), timeout=timedelta(seconds=30))
             assert status.state == State.active and idp.hits["/.well-known/openid-configuration"] == 3
             await time_env.client.get_workflow_handle(rid).terminate("test cleanup")

@@ -1,6 +1,7 @@
-"""A policy change never changes a request already running (issue 3, item 5):
-the workflow keeps the policy it was admitted under and its status says which
-version; the next request uses the new one."""
+"""A policy change never changes how a running request is decided: the workflow
+keeps the policy it was admitted under and its status says which version; the
+next request uses the new one. A change that makes the policy stricter still
+stops the grant: the grant re-checks the approvals against the policy in force."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, Review
 from pim.identity.totp import current_code
 from pim.operations import AdminContext
 from pim.operations.policies import set_policy
-from tests.conftest import running_worker
-from tests.workflows.test_approval import JUSTIFICATION, after_signal, decisions, refusals, settled
+from tests.conftest import TEST_SIGNER, running_worker
+from tests.polling import settled
+from tests.workflows.test_approval import JUSTIFICATION, after_signal, decisions, refusals
 
 NEW_APPROVERS = 'activation.approval=[{"approvers":["carol"]}]'
 
@@ -43,7 +45,9 @@ async def test_running_request_keeps_its_policy_version_and_the_next_one_uses_th
         assert [s.approvers for s in before.stages] == [["bob"]]
 
         now = [await time_env.get_current_time()]
-        ctx = AdminContext(demo, "admin", temporal=time_env.client, task_queue=pim.task_queue, clock=lambda: now[0])
+        ctx = AdminContext(
+            demo, "admin", temporal=time_env.client, task_queue=pim.task_queue, clock=lambda: now[0], signer=TEST_SIGNER
+        )
         version = await set_policy(ctx, "grp-ops", AccessType.member, [NEW_APPROVERS])
         assert version == 3
         policy, stored_version = await demo.policy("grp-ops", AccessType.member)
@@ -67,21 +71,21 @@ async def test_running_request_keeps_its_policy_version_and_the_next_one_uses_th
         assert refusals(refused, "approve", "carol") == ["approve refused: carol is not an approver of the current stage"]
         assert not await demo.has_membership("grp-ops", AccessType.member, "alice")
 
-        # bob, the approver of version 2, still decides it.
+        # bob, the approver of version 2, still decides it, but the policy in force no
+        # longer accepts his approval: the grant re-checks it and refuses.
         await pim.approve(rid, "bob", "failover approved")
-        active = await after_signal(time_env, pim, rid)
-        assert active.state == State.active and active.policy_version == 2
-        assert decisions(active) == [("bob", ReviewDecision.approve, "failover approved")]
-        assert await demo.has_membership("grp-ops", AccessType.member, "alice")
-
-        await time_env.sleep(timedelta(minutes=6))
-        await pim.deactivate(rid, "alice", "failover done")
         ended = await after_signal(time_env, pim, rid)
-        assert ended.state == State.deactivated and ended.policy_version == 2
-        # The refusal and the decision are audited against the request.
-        lines = [(r.action, r.actor) for r in await demo.audit(request_id=rid)]
-        assert ("refused", "carol") in lines and ("request_approved", "bob") in lines
-        assert lines.index(("refused", "carol")) < lines.index(("request_approved", "bob"))
+        assert ended.state == State.failed and ended.policy_version == 2
+        assert decisions(ended) == [("bob", ReviewDecision.approve, "failover approved")]
+        assert "policy_stricter" in (ended.end_reason or "") or "now needs" in (ended.end_reason or "")
+        assert not await demo.has_membership("grp-ops", AccessType.member, "alice")
+        # The refusal, the decision and the refused grant are audited against the request.
+        audit = await demo.audit(request_id=rid)
+        lines = [(r.action, r.actor, r.details.get("claimed_actor")) for r in audit]
+        assert ("refused", "unverified", "carol") in lines and ("request_approved", "bob", None) in lines
+        assert lines.index(("refused", "unverified", "carol")) < lines.index(("request_approved", "bob", None))
+        refused_grant = [r for r in audit if r.action == "grant_refused"]
+        assert [v["code"] for v in refused_grant[0].details["violations"]] == ["policy_stricter"]
 
         # A new request is admitted under version 3: carol approves, bob no longer can.
         second = await alice_requests_ops(pim, demo, mfa_offset=30)

@@ -1,0 +1,91 @@
+"""What a `GroupActivation` writes down as it goes: status events (the `status`
+query), search attributes, and audit records sent without waiting. The workflow
+owns one `Journal`; keeping the bookkeeping here lets the workflow module read
+as the lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.interfaces import AuditInterface
+    from pim.domain.models import ActivationRequest, State
+    from pim.domain.status import ActivationStatus, AuditRecord, StatusEvent
+
+from workflows.options import RECORD
+from workflows.search_attributes import PIM_ACCESS, PIM_GROUP_ID, PIM_PRINCIPAL_ID, PIM_STATE
+
+MAX_EVENTS = 500  # a flood of refused signals must not grow the status without bound
+DROPPED = "further events dropped"
+
+
+class Journal:
+    def __init__(self, status: ActivationStatus, run_key: str, request: ActivationRequest | None) -> None:
+        self.status = status
+        self.run_key = run_key
+        self.request = request
+        self.records: list[workflow.ActivityHandle[None]] = []  # audit activities under way
+
+    def event(self, state: State, actor: str | None, note: str | None) -> None:
+        events = self.status.events
+        if len(events) < MAX_EVENTS:
+            events.append(StatusEvent(at=workflow.now(), state=state, actor=actor, note=note))
+        elif events[-1].note != DROPPED:
+            events.append(StatusEvent(at=workflow.now(), state=state, note=DROPPED))
+
+    def set_state(self, state: State, note: str | None = None, actor: str | None = None) -> None:
+        self.status.state = state
+        self.event(state, actor, note)
+        attributes = [PIM_STATE.value_set(state.value)]
+        if self.request is not None:
+            attributes += [
+                PIM_GROUP_ID.value_set(self.request.group_id),
+                PIM_ACCESS.value_set(self.request.access.value),
+                PIM_PRINCIPAL_ID.value_set(self.request.principal_id),
+            ]
+        workflow.upsert_search_attributes(attributes)
+        workflow.logger.info("activation state", extra={"state": state.value, "request_id": self.status.request_id})
+
+    def refuse(self, attempted: str, actor: Any, reason: str, code: str | None = None, verified: bool = False) -> None:
+        """A signal or update that does not count. Unless its proof was verified, the
+        actor is only claimed, and the audit says so."""
+        claimed = actor if isinstance(actor, str) and len(actor) <= 128 else None
+        workflow.logger.warning("signal refused", extra={"signal": attempted, "actor": claimed, "reason": reason})
+        self.event(self.status.state, claimed, f"{attempted} refused: {reason}")
+        if self.request is not None:
+            details = {
+                "attempted": attempted,
+                "reason": reason,
+                "claimed_actor": claimed or "",
+                "verified": str(verified).lower(),
+            }
+            if code:
+                details["code"] = code
+            self._append("refused", claimed if verified else "unverified", [], details)
+
+    def record(self, action: str, actor: str | None = None, ask: list[str] | None = None, **details: str) -> None:
+        """Audit (and, for decisions, notify) without waiting: a slow mail server never delays access."""
+        self._append(action, actor, ask or [], details)
+
+    def _append(self, action: str, actor: str | None, ask: list[str], details: dict[str, str]) -> None:
+        assert self.request is not None
+        record = AuditRecord(
+            at=workflow.now(),
+            action=action,
+            actor=actor or self.request.principal_id,
+            request_id=self.status.request_id,
+            group_id=self.request.group_id,
+            access=self.request.access,
+            principal_id=self.request.principal_id,
+            details=details,
+            ask=ask,
+            dedupe_key=f"{self.run_key}:{len(self.status.events)}:{action}",
+        )
+        self.records.append(workflow.start_activity_method(AuditInterface.record_event, record, **RECORD))
+
+    async def flush(self) -> None:
+        """Audit lines land before the workflow ends; their failures never change the outcome."""
+        await asyncio.gather(*self.records, return_exceptions=True)
