@@ -153,6 +153,10 @@ class MfaEnrolmentRow(Base):
     # Replay protection: a TOTP time step is accepted once, by one request.
     last_step: Mapped[int | None] = mapped_column(Integer)
     last_step_request_id: Mapped[str | None] = mapped_column(String(400))
+    # Guessing: wrong codes in a row, and the lock they earn (pim/identity/totp.py).
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)  # in a row: each one doubles the lock
 
 
 class ProofUseRow(Base):
@@ -185,6 +189,10 @@ class AuditRow(Base):
     details: Mapped[dict] = mapped_column(JSON, default=dict)
     # Idempotency for activity retries: the same event is written once.
     dedupe_key: Mapped[str | None] = mapped_column(String(500), unique=True)
+    # Tamper evidence: SHA-256 over the previous row's hash and this row's content
+    # (pim/store/audit.py). Rows written before the chain existed have none.
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    row_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class NotificationRow(Base):
