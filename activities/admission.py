@@ -3,7 +3,6 @@ checks, and the claim that makes it the only running activation of its kind."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -20,6 +19,7 @@ from pim.domain.status import Admission, AdmitInput
 from pim.identity import oidc
 from pim.identity import totp as mfa
 from pim.identity.actors import ProofPolicy, check_actor
+from pim.identity.totp_check import AttemptScope, verify_totp
 from pim.notifications.compose import compose, describe
 from pim.notifications.model import Notification
 from pim.runtime.logging import get_logger
@@ -51,11 +51,17 @@ class AdmissionActivities(AdmissionInterface):
             [u for u in await self.store.expand_approvers(stage.approvers, data.at) if u != request.principal_id]
             for stage in policy.activation.approval
         ]
-        # Who asks comes first: an unproven request is refused before anything else is looked at.
+        # Who asks comes first: an unproven request is refused before anything else is
+        # looked at, and its MFA evidence is left alone (else anyone could burn someone's code).
         unproven = await self._unproven(data)
         violations = unproven or evaluate_request(request, data.run_key, policy, facts, deciders, data.at)
-        if not violations and policy.activation.require_mfa:
-            violations = await self._verify_mfa(request, data, policy)
+        if not unproven and request.mfa is not None:
+            # Evidence sent is verified and used up whatever the verdict, a dry run's too:
+            # a code from the history of a refused request or a dry run is never good again.
+            # Its violations count where the policy requires MFA.
+            refused = await self._verify_mfa(request, data, policy)
+            if not violations and policy.activation.require_mfa:
+                violations = refused
         if not violations and not request.validate_only:
             holder = await self.store.claim_activation(
                 request.group_id, request.access, request.principal_id, data.run_key, data.at
@@ -167,35 +173,37 @@ class AdmissionActivities(AdmissionInterface):
         )
 
     async def _verify_mfa(self, request: ActivationRequest, data: AdmitInput, policy: Policy) -> list[Violation]:
-        assert request.mfa is not None  # presence, and an allowed method, were checked by the rules
+        """Verify the request's MFA evidence and use it up (pim/identity/totp_check.py)."""
+        assert request.mfa is not None
         evidence = request.mfa
         if evidence.method == "oidc":
             return await self._verify_oidc(evidence.token or "", request, data, policy)
-        code, seal_key = evidence.code or "", self.mfa_seal_key
-        secret = await self.store.mfa_secret(request.principal_id)
+        seal_key = self.mfa_seal_key
         if evidence.sealed and seal_key is None:
             return [mfa.MFA_UNSEALABLE]
-        if not secret:
-            step = None
-        elif evidence.sealed and seal_key is not None:
-            step = mfa.matching_sealed_step(secret, seal_key, request.principal_id, code, time.time())
-        else:
-            step = mfa.matching_step(secret, code, time.time())
-        if step is None:
-            return [mfa.MFA_INVALID]
-        if request.validate_only:
-            return []  # a dry run does not use the code up
-        if not await self.store.consume_totp_step(request.principal_id, step, data.run_key):
-            return [mfa.MFA_REPLAYED]
-        return []
+        verdict = await verify_totp(
+            self.store,
+            request.principal_id,
+            evidence.code or "",
+            use_key=data.run_key,
+            at=data.at,
+            scope=AttemptScope("request", request.group_id, request.access.value, data.request_id),
+            seal=(seal_key, mfa.SealBinding.of(request, data.request_id)) if evidence.sealed and seal_key else None,
+            meter=activity.metric_meter() if activity.in_activity() else None,
+        )
+        if seal_key is not None and not evidence.sealed:
+            # In the history in clear: verified (so used up) like any other, then refused.
+            return [mfa.MFA_UNSEALED]
+        return verdict.violations
 
     async def _verify_oidc(self, token: str, request: ActivationRequest, data: AdmitInput, policy: Policy) -> list[Violation]:
         # An unreachable identity provider raises JwksUnavailable: the activity retries.
         if self.oidc_verifier is None:
             return [oidc.NOT_CONFIGURED]
         verdict = await self.oidc_verifier.verify(token, request.principal_id, policy.activation)
-        if verdict.violations or request.validate_only or verdict.replay_key is None:
-            return verdict.violations  # a dry run does not use the token up
-        if not await self.store.consume_mfa_token(request.principal_id, verdict.replay_key, data.run_key, data.at):
+        # A genuine token of this principal is used up whatever the verdict, a dry run's too.
+        if verdict.replay_key is not None and not await self.store.consume_mfa_token(
+            request.principal_id, verdict.replay_key, data.run_key, data.at
+        ):
             return [oidc.TOKEN_REPLAYED]
-        return []
+        return verdict.violations

@@ -189,7 +189,9 @@ async def bench_env(n_users: int, n_approval_users: int = 0, *, max_concurrent_w
     """Dev server + seeded store + product worker + bare worker, all in this process."""
     from pim.client import PimClient
     from pim.identity import totp as mfa
-    from pim.notifications.model import LogChannel
+    from pim.identity.actors import ProofPolicy
+    from pim.identity.proofs import SigningKey, TrustedKeys
+    from pim.notifications.channels.log import LogChannel
     from pim.runtime.logging import configure_logging
     from pim.runtime.settings import load_settings
     from pim.runtime.temporal import find_binary
@@ -226,10 +228,13 @@ async def bench_env(n_users: int, n_approval_users: int = 0, *, max_concurrent_w
         # The product as `pim worker` runs it: worker and notification dispatcher.
         # BENCH_DISPATCH=0: the worker alone, to measure what the dispatcher costs.
         cache = load_settings().max_cached_workflows  # PIM_MAX_CACHED_WORKFLOWS
+        # The benchmark is the front end: it proves its actors, and the worker trusts it (docs/security.md).
+        signer = SigningKey.generate("pim-bench", "bench-1")
+        proofs = ProofPolicy(TrustedKeys([signer.trusted()]))
         product = (
-            serving(env.client, store, TASK_QUEUE, channels=[LogChannel()], max_cached_workflows=cache)
+            serving(env.client, store, TASK_QUEUE, channels=[LogChannel()], max_cached_workflows=cache, proofs=proofs)
             if os.environ.get("BENCH_DISPATCH", "1") == "1"
-            else build_worker(env.client, store, TASK_QUEUE, max_cached_workflows=cache)
+            else build_worker(env.client, store, TASK_QUEUE, max_cached_workflows=cache, proofs=proofs)
         )
         bare = Worker(
             env.client,
@@ -245,7 +250,7 @@ async def bench_env(n_users: int, n_approval_users: int = 0, *, max_concurrent_w
                 env=env,
                 client=env.client,
                 store=store,
-                pim=PimClient(env.client, TASK_QUEUE, seal_key),
+                pim=PimClient(env.client, TASK_QUEUE, seal_key, signer),
                 users=users,
                 approval_users=approval_users,
                 secrets=secrets,

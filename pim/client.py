@@ -11,7 +11,7 @@ of the history in clear."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -31,11 +31,13 @@ from pim.domain.models import (
     State,
 )
 from pim.domain.status import ActivationStatus
-from pim.identity import totp as mfa
-from pim.identity.proofs import SigningKey, configured_signing_key, prove
 from pim.runtime.settings import PimSettings
 from pim.runtime.temporal import connect_with
 from workflows.search_attributes import PIM_ACCESS, PIM_GROUP_ID, PIM_PRINCIPAL_ID, PIM_STATE
+
+# Signing and sealing are imported when used: `pim status` only queries.
+if TYPE_CHECKING:
+    from pim.identity.proofs import SigningKey
 
 WORKFLOW_TYPE = "GroupActivation"
 P = TypeVar("P", bound=Proven)
@@ -69,6 +71,9 @@ class PimClient:
 
     @classmethod
     async def connect(cls, settings: PimSettings) -> "PimClient":
+        from pim.identity import totp as mfa
+        from pim.identity.proofs import configured_signing_key
+
         key = mfa.seal_key(settings)
         return cls(await connect_with(settings), settings.task_queue, key, configured_signing_key(settings))
 
@@ -77,10 +82,17 @@ class PimClient:
 
     def prove(self, payload: P, actor: str, action: Action, target: str) -> P:
         """The payload with its proof, when this client holds a signing key."""
-        return payload if self.signer is None else prove(self.signer, payload, actor, action.value, target)
+        if self.signer is None:
+            return payload
+        from pim.identity.proofs import prove
+
+        return prove(self.signer, payload, actor, action.value, target)
 
     def prepared_request(self, request: ActivationRequest) -> ActivationRequest:
-        """The request as it is sent: its MFA code sealed, then proven."""
+        """The request as it is sent: its MFA code sealed for this request (its
+        group, access, principal and workflow id), then proven."""
+        from pim.identity import totp as mfa
+
         request = mfa.seal_request(request, self.mfa_seal_key)
         return self.prove(request, request.principal_id, Action.request, request.workflow_id)
 

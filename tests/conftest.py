@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pim.client import PimClient
@@ -22,7 +21,9 @@ from pim.identity.actors import ProofPolicy
 from pim.identity.proofs import SigningKey, TrustedKeys
 from pim.identity.secrets import SecretCipher
 from pim.operations.seed import seed_demo
+from pim.runtime.codec import data_converter
 from pim.runtime.process import hard_exit
+from pim.runtime.settings import PimSettings
 from pim.runtime.temporal import find_binary, register_search_attributes
 from pim.store import Store
 from pim.store.database import upgrade_async
@@ -31,6 +32,8 @@ from worker.app import serving
 from workflows.search_attributes import SEARCH_ATTRIBUTES
 
 _exit_status: dict[str, int] = {}
+# The data converter of a worker (pim/runtime/codec.py): no payload can fail a workflow task.
+WORKER_CONVERTER = data_converter(PimSettings(payload_keys=None), tolerant=True)
 # The key that encrypts TOTP secrets in every test store (pim/identity/secrets.py).
 _SECRET_KEY = os.urandom(32)
 TEST_SECRETS = SecretCipher([("test", _SECRET_KEY)])
@@ -65,7 +68,7 @@ async def time_env():
     starts at the real time, and one test's skipped years never leak into the next
     (the server can leap far ahead once a result has been awaited)."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter
+        test_server_existing_path=find_binary("temporal-test-server"), data_converter=WORKER_CONVERTER
     )
     await register_search_attributes(env.client, "default")
     yield env
@@ -76,7 +79,7 @@ async def time_env():
 async def dev_env():
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=WORKER_CONVERTER,
         search_attributes=list(SEARCH_ATTRIBUTES),
         dev_server_log_level="error",
     )

@@ -128,7 +128,7 @@ async def run_worker(settings: PimSettings, stop: asyncio.Event | None = None) -
             pass
     proofs = configured_proof_policy(settings)  # refuses to start without a trusted issuer
     runtime = metrics_runtime(settings.metrics_port) if settings.metrics_port else None
-    client = await connect_with(settings, runtime=runtime)
+    client = await connect_with(settings, runtime=runtime, worker=True)
     await ensure_reconcile_schedule(client, settings.task_queue, settings.reconcile_interval)
     store = Store.open(settings.database_url, secrets=configured_cipher(settings))
     worker = serving(

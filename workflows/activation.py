@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -23,9 +23,9 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities.interfaces import AccessInterface, AdmissionInterface, ProofInterface
+    from activities.interfaces import AccessInterface, AdmissionInterface
     from pim.domain import activation_rules as rules
-    from pim.domain.actors import Action, ActorCheck
+    from pim.domain.actors import Action
     from pim.domain.approval import Approval, all_approvers
     from pim.domain.durations import format_duration
     from pim.domain.grant_rules import ELIGIBILITY_REMOVED
@@ -40,18 +40,22 @@ with workflow.unsafe.imports_passed_through():
         Review,
         ReviewDecision,
         State,
+        Violation,
+        undecodable,
         violations_from_validation_error,
     )
     from pim.domain.policy import Policy
     from pim.domain.status import AccessChange, ActivationStatus, Admission, AdmitInput, StageStatus
 
 from workflows import metrics
+from workflows.gate import Gate
 from workflows.journal import Journal
-from workflows.options import ADMIT, CHECK, GRANT, REVOKE, VERIFY
+from workflows.options import ADMIT, CHECK, GRANT, REVOKE
 
-Payload = TypeVar("Payload", bound=Proven)
 # Where a request may still be ended by cancel, deactivate or a lost eligibility.
 OPEN_STATES = (State.pending_approval, State.scheduled, State.activating, State.active)
+ELIGIBILITY_PAUSE = timedelta(seconds=10)
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @workflow.defn(name="GroupActivation")
@@ -66,13 +70,19 @@ class GroupActivation:
         self.granted = False
         self.end_requested: State | None = None  # the state a cancel, deactivate or lost eligibility ends in
         self.expiry_moved = False
-        self.checks = 0  # proofs and eligibility checked so far: each check's use key
         self.eligibility_checking = False
+        self.recheck_eligibility = False
+        self.last_eligibility_check: datetime | None = None
         status = ActivationStatus(request_id=info.workflow_id, state=State.validating, requested_at=workflow.now())
+        not_decoded = undecodable(raw_request)
         try:
+            if not_decoded:
+                raise ValueError(not_decoded)
             self.request = ActivationRequest.model_validate(raw_request)
         except ValidationError as error:
             status.violations = violations_from_validation_error(error)
+        except ValueError:
+            status.violations = [Violation(code="undecodable", message=f"payload: could not be decoded ({not_decoded})")]
         else:
             r = self.request
             status = status.model_copy(
@@ -88,6 +98,7 @@ class GroupActivation:
             )
         self.status = status
         self.journal = Journal(status, self.run_key, self.request)
+        self.gate = Gate(self.journal, self.run_key, info.workflow_id)
 
     # --- the lifecycle: request -> checks -> approval -> grant -> sleep -> revoke ---
 
@@ -236,7 +247,8 @@ class GroupActivation:
     # --- query, signals and update -------------------------------------------
 
     @workflow.query(name="status")
-    def get_status(self) -> ActivationStatus:
+    def get_status(self, *args: Any) -> ActivationStatus:
+        """Arguments, of any kind, are ignored: a query cannot be made to fail a task."""
         return self.status
 
     # Signal handlers take *args: a signal sent with no payload or with several
@@ -251,26 +263,25 @@ class GroupActivation:
 
     async def _signal_decision(self, args: tuple[Any, ...], decision: ReviewDecision) -> None:
         name = decision.value
-        payload = self._parse(Decision, args, name)
-        if payload is None or self._refused(name, payload.approver_id, self._review_refusal(payload, decision)):
+        payload = self.gate.parse(Decision, args, name)
+        if payload is None or self.gate.refused(name, payload.approver_id, lambda: self._review_refusal(payload, decision)):
             return
         if not await self._proven(Action(name), payload.approver_id, payload, name):
             return
         # The request may have moved on while the proof was checked.
-        if self._refused(name, payload.approver_id, self._review_refusal(payload, decision), verified=True):
+        if self.gate.refused(name, payload.approver_id, lambda: self._review_refusal(payload, decision), verified=True):
             return
         self._apply_decision(payload.approver_id, decision, payload.justification)
 
     @workflow.update(name="review")
     async def review(self, *args: Any) -> ActivationStatus:
         payload = Review.model_validate(args[0])  # the validator admitted exactly one well-formed argument
-        refused = await self._proof_refusal(Action.review, payload.approver_id, payload, "review")
+        refused = await self.gate.proof_refusal(Action.review, payload.approver_id, payload, "review")
         if refused:
             raise ApplicationError(refused[1], type=refused[0], non_retryable=True)
-        refusal = self._review_refusal(payload, payload.decision)
-        if refusal:  # the state moved between validation and now
-            self.journal.refuse("review", payload.approver_id, refusal, verified=True)
-            raise ApplicationError(refusal, type="review_refused", non_retryable=True)
+        if self.gate.refused("review", payload.approver_id, lambda: self._review_refusal(payload, payload.decision), True):
+            # The state moved between validation and now.
+            raise ApplicationError(self.status.events[-1].note or "refused", type="review_refused", non_retryable=True)
         self._apply_decision(payload.approver_id, payload.decision, payload.justification)
         # Answer once the decision has taken effect: the request waits for more
         # decisions, or it has moved on (granted, scheduled or denied).
@@ -285,13 +296,19 @@ class GroupActivation:
         rules refuse. The proof's signature is checked by the handler's activity."""
         if len(args) != 1:
             raise ValueError(f"malformed payload: expected one argument, got {len(args)}")
+        not_decoded = undecodable(args[0])
+        if not_decoded:
+            raise ValueError(f"malformed payload: could not be decoded ({not_decoded})")
         try:
             payload = Review.model_validate(args[0])
         except ValidationError as error:
             raise ValueError("; ".join(v.message for v in violations_from_validation_error(error))) from None
         if not payload.proof:
             raise ValueError("proof_missing: proof: required, from a front end the workers trust")
-        refusal = self._review_refusal(payload, payload.decision)
+        try:
+            refusal = self._review_refusal(payload, payload.decision)
+        except Exception as error:  # noqa: BLE001 - an unforeseen payload is refused, never a failed task
+            refusal = f"could not be evaluated ({type(error).__name__})"
         if refusal:
             raise ValueError(refusal)
 
@@ -325,12 +342,12 @@ class GroupActivation:
 
     @workflow.signal(name="cancel")
     async def cancel(self, *args: Any) -> None:
-        payload = self._parse(Cancel, args, "cancel")
-        if payload is None or self._refused("cancel", payload.by, self._cancel_refusal(payload)):
+        payload = self.gate.parse(Cancel, args, "cancel")
+        if payload is None or self.gate.refused("cancel", payload.by, lambda: self._cancel_refusal(payload)):
             return
         if not await self._proven(Action.cancel, payload.by, payload, "cancel"):
             return
-        if self._refused("cancel", payload.by, self._cancel_refusal(payload), verified=True):
+        if self.gate.refused("cancel", payload.by, lambda: self._cancel_refusal(payload), verified=True):
             return
         self._request_end(State.canceled, f"canceled by {payload.by}", payload.reason, payload.by, "cancel accepted")
 
@@ -343,12 +360,12 @@ class GroupActivation:
 
     @workflow.signal(name="deactivate")
     async def deactivate(self, *args: Any) -> None:
-        payload = self._parse(Deactivate, args, "deactivate")
-        if payload is None or self._refused("deactivate", payload.by, self._deactivate_refusal(payload)):
+        payload = self.gate.parse(Deactivate, args, "deactivate")
+        if payload is None or self.gate.refused("deactivate", payload.by, lambda: self._deactivate_refusal(payload)):
             return
         if not await self._proven(Action.deactivate, payload.by, payload, "deactivate"):
             return
-        if self._refused("deactivate", payload.by, self._deactivate_refusal(payload), verified=True):
+        if self.gate.refused("deactivate", payload.by, lambda: self._deactivate_refusal(payload), verified=True):
             return
         self._request_end(State.deactivated, f"deactivated by {payload.by}", payload.reason, payload.by, "deactivate accepted")
 
@@ -371,12 +388,12 @@ class GroupActivation:
 
     @workflow.signal(name="extend")
     async def extend(self, *args: Any) -> None:
-        payload = self._parse(Extend, args, "extend")
-        if payload is None or self._refused("extend", payload.by, self._extend_refusal(payload)):
+        payload = self.gate.parse(Extend, args, "extend")
+        if payload is None or self.gate.refused("extend", payload.by, lambda: self._extend_refusal(payload)):
             return
         if not await self._proven(Action.extend, payload.by, payload, "extend"):
             return
-        if self._refused("extend", payload.by, self._extend_refusal(payload), verified=True):
+        if self.gate.refused("extend", payload.by, lambda: self._extend_refusal(payload), verified=True):
             return
         assert self.status.expires_at is not None
         new_end = self.status.expires_at + payload.duration
@@ -388,6 +405,7 @@ class GroupActivation:
         if self.status.state != State.active or self.end_requested:  # it ended while the grant moved
             return
         self.status.expires_at = new_end
+        self.status.extensions += 1
         self.expiry_moved = True
         self.journal.event(State.active, payload.by, f"extended to {new_end.isoformat()}")
 
@@ -406,19 +424,30 @@ class GroupActivation:
             settings=policy.activation,
             granted_at=granted_at,
             expires_at=expires_at,
+            extensions=self.status.extensions,
         )
 
     @workflow.signal(name="eligibility_changed")
     async def eligibility_changed(self, *args: Any) -> None:
         """Someone's assignment ended: is this request still eligible? Anyone may ask
-        (it carries nothing); the answer comes from the store, never from the sender."""
+        (it carries nothing); the answer comes from the store, never from the sender.
+        Checks run one at a time and at most one per ELIGIBILITY_PAUSE; a request that
+        arrives meanwhile is answered by one more check after it, never dropped."""
         if self.eligibility_checking or self.request is None or self.status.state not in OPEN_STATES:
+            self.recheck_eligibility = self.eligibility_checking
             return
         self.eligibility_checking = True
         try:
-            self.checks += 1
-            change = self._change(workflow.now())
-            eligible = await workflow.execute_local_activity_method(AccessInterface.still_eligible, change, **CHECK)
+            while True:
+                self.recheck_eligibility = False
+                wait = ELIGIBILITY_PAUSE - (workflow.now() - (self.last_eligibility_check or EPOCH))
+                if wait > timedelta(0):
+                    await workflow.sleep(wait)
+                self.last_eligibility_check = workflow.now()
+                change = self._change(workflow.now())
+                eligible = await workflow.execute_local_activity_method(AccessInterface.still_eligible, change, **CHECK)
+                if not eligible or not self.recheck_eligibility or self.status.state not in OPEN_STATES:
+                    break
         finally:
             self.eligibility_checking = False
         if not eligible and self.status.state in OPEN_STATES and self.end_requested is None:
@@ -429,47 +458,7 @@ class GroupActivation:
     # --- helpers -------------------------------------------------------------
 
     async def _proven(self, action: Action, actor: str, payload: Proven, attempted: str) -> bool:
-        return await self._proof_refusal(action, actor, payload, attempted) is None
-
-    async def _proof_refusal(self, action: Action, actor: str, payload: Proven, attempted: str) -> tuple[str, str] | None:
-        """None when the payload's proof binds this actor; else (code, reason), recorded and audited."""
-        self.checks += 1
-        check = ActorCheck(
-            proof=payload.proof,
-            actor=actor,
-            action=action,
-            target=self.status.request_id,
-            payload=payload.signed_part(),
-            use_key=f"{self.run_key}:{self.checks}",
-        )
-        try:
-            verdict = await workflow.execute_local_activity_method(ProofInterface.verify_actor, check, **VERIFY)
-        except ActivityError as error:  # fails closed
-            code, reason = "proof_unverifiable", f"proof_unverifiable: {_cause(error)}"
-        else:
-            if verdict.accepted:
-                return None
-            code, reason = verdict.code or "proof_invalid", f"{verdict.code}: {verdict.reason}"
-        self.journal.refuse(attempted, actor, reason, code=code)
-        return code, reason
-
-    def _refused(self, attempted: str, actor: str, refusal: str | None, verified: bool = False) -> bool:
-        if refusal:
-            self.journal.refuse(attempted, actor, refusal, verified=verified)
-        return refusal is not None
-
-    def _parse(self, model: type[Payload], args: tuple[Any, ...], name: str) -> Payload | None:
-        if len(args) != 1:
-            self.journal.refuse(name, None, f"malformed payload: expected one argument, got {len(args)}")
-            return None
-        raw = args[0]
-        try:
-            return model.model_validate(raw)
-        except ValidationError as error:
-            reasons = "; ".join(v.message for v in violations_from_validation_error(error))
-            actor = (raw.get("by") or raw.get("approver_id")) if isinstance(raw, dict) else None
-            self.journal.refuse(name, actor, f"malformed payload: {reasons}")
-            return None
+        return await self.gate.proof_refusal(action, actor, payload, attempted) is None
 
     def _change(self, at: datetime, final_state: State | None = None, reason: str | None = None) -> AccessChange:
         assert self.request is not None

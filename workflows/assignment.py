@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         AssignmentStart,
         AssignmentStatus,
     )
+    from pim.domain.models import undecodable, violations_from_validation_error
     from pim.domain.status import AuditRecord
 
 from workflows.options import RECORD, REVOKE, VERIFY
@@ -214,11 +215,13 @@ class AssignmentLifecycle:
         self.window_moved = True
 
     @workflow.query(name="status")
-    def get_status(self) -> AssignmentStatus:
+    def get_status(self, *args: Any) -> AssignmentStatus:
+        """Arguments, of any kind, are ignored: a query cannot be made to fail a task."""
         return self.status
 
     @workflow.update(name="extend")
-    async def extend(self, change: AssignmentChange) -> AssignmentStatus:
+    async def extend(self, raw: Any) -> AssignmentStatus:
+        change = AssignmentChange.model_validate(raw)  # the validator admitted it
         await self._require_proven(Action.extend_assignment, change)
         await self._require_stored(change)
         assert change.ends_at is not None
@@ -226,7 +229,8 @@ class AssignmentLifecycle:
         return self.status
 
     @extend.validator
-    def validate_extend(self, change: AssignmentChange) -> None:
+    def validate_extend(self, raw: Any) -> None:
+        change = _change(raw)
         self._require_open()
         if not change.proof:
             raise ValueError("proof_missing: proof: required, from a front end the workers trust")
@@ -234,7 +238,8 @@ class AssignmentLifecycle:
             raise ValueError("ends_at: must be after the current end")
 
     @workflow.update(name="remove")
-    async def remove(self, change: AssignmentChange) -> AssignmentStatus:
+    async def remove(self, raw: Any) -> AssignmentStatus:
+        change = AssignmentChange.model_validate(raw)  # the validator admitted it
         await self._require_proven(Action.remove_assignment, change)
         await self._require_stored(change, removed=True)
         if self.removal is None and self.status.ended_at is None:
@@ -243,7 +248,8 @@ class AssignmentLifecycle:
         return self.status
 
     @remove.validator
-    def validate_remove(self, change: AssignmentChange) -> None:
+    def validate_remove(self, raw: Any) -> None:
+        change = _change(raw)
         self._require_open()
         if not change.proof:
             raise ValueError("proof_missing: proof: required, from a front end the workers trust")
@@ -310,3 +316,15 @@ class AssignmentLifecycle:
             dedupe_key=f"{workflow.info().run_id}:{self.checks}:refused",
         )
         self.records.append(workflow.start_activity_method(AuditInterface.record_event, record, **RECORD))
+
+
+def _change(raw: Any) -> AssignmentChange:
+    """An update's payload, or ValueError naming what is wrong (the update is refused
+    before anything is written; the workflow task never fails on it)."""
+    not_decoded = undecodable(raw)
+    if not_decoded:
+        raise ValueError(f"malformed payload: could not be decoded ({not_decoded})")
+    try:
+        return AssignmentChange.model_validate(raw)
+    except ValidationError as error:
+        raise ValueError("; ".join(v.message for v in violations_from_validation_error(error))) from None

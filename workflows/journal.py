@@ -12,13 +12,15 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.interfaces import AuditInterface
-    from pim.domain.models import ActivationRequest, State
+    from pim.domain.models import ActivationRequest, State, valid_actor
     from pim.domain.status import ActivationStatus, AuditRecord, StatusEvent
 
 from workflows.options import RECORD
 from workflows.search_attributes import PIM_ACCESS, PIM_GROUP_ID, PIM_PRINCIPAL_ID, PIM_STATE
 
 MAX_EVENTS = 500  # a flood of refused signals must not grow the status without bound
+AUDITED_REFUSALS = 20  # audited one by one; past these, one audit line per hundred
+REFUSALS_PER_SUMMARY = 100
 DROPPED = "further events dropped"
 
 
@@ -51,20 +53,26 @@ class Journal:
 
     def refuse(self, attempted: str, actor: Any, reason: str, code: str | None = None, verified: bool = False) -> None:
         """A signal or update that does not count. Unless its proof was verified, the
-        actor is only claimed, and the audit says so."""
-        claimed = actor if isinstance(actor, str) and len(actor) <= 128 else None
+        actor is only claimed, and the audit says so. A flood stays bounded: the
+        first refusals are audited one by one, then one line per hundred."""
+        claimed = valid_actor(actor)
+        self.status.refusals += 1
+        count = self.status.refusals
         workflow.logger.warning("signal refused", extra={"signal": attempted, "actor": claimed, "reason": reason})
         self.event(self.status.state, claimed, f"{attempted} refused: {reason}")
-        if self.request is not None:
-            details = {
-                "attempted": attempted,
-                "reason": reason,
-                "claimed_actor": claimed or "",
-                "verified": str(verified).lower(),
-            }
-            if code:
-                details["code"] = code
-            self._append("refused", claimed if verified else "unverified", [], details)
+        if self.request is None or (count > AUDITED_REFUSALS and count % REFUSALS_PER_SUMMARY):
+            return
+        details = {
+            "attempted": attempted,
+            "reason": reason[:500],
+            "claimed_actor": claimed or "",
+            "verified": str(verified).lower(),
+        }
+        if code:
+            details["code"] = code
+        if count > AUDITED_REFUSALS:
+            details["refusals_so_far"] = str(count)
+        self._append("refused", claimed if verified else "unverified", [], details)
 
     def record(self, action: str, actor: str | None = None, ask: list[str] | None = None, **details: str) -> None:
         """Audit (and, for decisions, notify) without waiting: a slow mail server never delays access."""

@@ -5,36 +5,35 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, AsyncIterator, Awaitable, Callable, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Optional
 
-import pyotp
 import typer
 
 from pim.cli.common import (
     CliError,
     TemporalUnreachable,
     async_command,
+    mfa_code_option,
     open_store,
     parse_duration_option,
     parse_instant,
     settings,
+    store_location,
     temporal_client,
 )
-from pim.cli.directory import cli_directory
 from pim.cli.output import emit_json, print_table
 from pim.domain.actors import Action
 from pim.domain.models import AccessType
-from pim.identity import totp as totp
-from pim.identity.actors import ProofPolicy, configured_proof_policy
-from pim.identity.proofs import SigningKey, configured_signing_key, dev_trusted_key
-from pim.operations import AdminContext
-from pim.operations import assignments as assignment_ops
-from pim.operations import groups as group_ops
-from pim.operations import policies as policy_ops
-from pim.operations import principals as principal_ops
-from pim.operations.context import ADMIN_TARGET, admin_payload
-from pim.runtime.settings import PimSettings
-from pim.store import Store
+
+# Each command imports the operations it runs (pim/cli/app.py): `pim mfa code` and
+# the listings load the store, not the operations, Temporal's client or a directory.
+if TYPE_CHECKING:
+    from pim.identity.actors import ProofPolicy
+    from pim.identity.proofs import SigningKey
+    from pim.operations import AdminContext
+    from pim.runtime.settings import PimSettings
+    from pim.store import Store
+    from pim.store.audit_chain import ChainReport
 
 groups_app = typer.Typer(help="Groups: create, onboard into PIM, offboard, list.", no_args_is_help=True)
 assignments_app = typer.Typer(help="Assignments: list, extend, renew.", no_args_is_help=True)
@@ -60,6 +59,10 @@ def _now() -> datetime:
 async def admin(actor: str, temporal: bool = False) -> AsyncIterator[AdminContext]:
     """An AdminContext on the store; with `temporal`, also a Temporal client
     (needed by time-bound assignments; None when the server cannot be reached)."""
+    from pim.cli.directory import cli_directory
+    from pim.operations import AdminContext
+    from pim.operations.context import ADMIN_TARGET, admin_payload
+
     config = settings()
     signer, proofs = local_front_end(config)
     async with open_store() as store:
@@ -81,6 +84,9 @@ async def admin(actor: str, temporal: bool = False) -> AsyncIterator[AdminContex
 def local_front_end(config: PimSettings) -> tuple[SigningKey, ProofPolicy]:
     """The local mode's signing key and the keys it is checked against: `pim dev`'s
     own (.pim/), or PIM_PROOF_SIGNING_KEY with PIM_PROOF_TRUSTED_KEYS."""
+    from pim.identity.actors import configured_proof_policy
+    from pim.identity.proofs import configured_signing_key, dev_trusted_key
+
     try:
         signer = configured_signing_key(config)
         if signer is None:
@@ -116,6 +122,10 @@ async def bootstrap(
     name: str = typer.Option("", help="display name"),
 ) -> None:
     """Create the first Global Administrator of an empty tenant (once)."""
+    import pyotp
+
+    from pim.operations import principals as principal_ops
+
     async with open_store() as store:
         secret = await principal_ops.bootstrap(store, admin_id, name)
     typer.echo(f"{admin_id} is Global Administrator. Add this to an authenticator app:")
@@ -131,6 +141,8 @@ async def add_user(
     as_: str = AS,
 ) -> None:
     """Add a user to the directory."""
+    from pim.operations import principals as principal_ops
+
     async with admin(as_) as ctx:
         await principal_ops.add_user(ctx, user, name, email)
     typer.echo(f"user {user} added")
@@ -142,6 +154,8 @@ async def grant_role(
     principal: str = typer.Argument(...), role: str = typer.Argument(..., help='e.g. "Groups Administrator"'), as_: str = AS
 ) -> None:
     """Give a user a directory role."""
+    from pim.operations import principals as principal_ops
+
     async with admin(as_) as ctx:
         await principal_ops.grant_role(ctx, principal, role)
     typer.echo(f"{principal} is now {role}")
@@ -166,6 +180,8 @@ async def create_group(
     group: str = typer.Argument(...), kind: str = KIND, role_assignable: bool = ROLE_ASSIGNABLE, as_: str = AS
 ) -> None:
     """Create a group without enabling it in PIM (its members are plain, permanent)."""
+    from pim.operations import groups as group_ops
+
     await _add_group(group_ops.create_group, group, kind, role_assignable, as_)
     typer.echo(f"{group} created")
 
@@ -176,6 +192,8 @@ async def onboard_group(
     group: str = typer.Argument(...), kind: str = KIND, role_assignable: bool = ROLE_ASSIGNABLE, as_: str = AS
 ) -> None:
     """Enable GROUP in PIM (creating it if unknown), with default member and owner policies."""
+    from pim.operations import groups as group_ops
+
     await _add_group(group_ops.onboard_group, group, kind, role_assignable, as_)
     typer.echo(f"{group} enabled in PIM")
 
@@ -184,6 +202,8 @@ async def onboard_group(
 @async_command
 async def offboard(group: str = typer.Argument(...), as_: str = AS) -> None:
     """Take GROUP out of PIM: its eligible assignments end; refused while activations run."""
+    from pim.operations import groups as group_ops
+
     async with admin(as_, temporal=True) as ctx:
         ended = await group_ops.offboard_group(ctx, group)
     typer.echo(f"{group} is no longer in PIM; eligible assignments ended: {', '.join(ended) or 'none'}")
@@ -225,8 +245,11 @@ async def assign(
     as_: str = AS,
 ) -> None:
     """Make PRINCIPAL eligible for (or actively hold) membership or ownership of GROUP; prints the assignment id."""
+    from pim.operations import assignments as assignment_ops
+
     if eligible == active:
         raise CliError("give exactly one of --eligible and --active", 2)
+    mfa_code = mfa_code_option(mfa_code)
     window = _window(for_, until, permanent)
     async with admin(as_, temporal=bool(window)) as ctx:
         assignment_id = await assignment_ops.create_assignment(
@@ -245,6 +268,8 @@ async def assign(
 @async_command
 async def unassign(assignment_id: str = typer.Argument(...), reason: Optional[str] = typer.Option(None), as_: str = AS) -> None:
     """Remove an assignment (not in its first 5 minutes)."""
+    from pim.operations import assignments as assignment_ops
+
     async with admin(as_, temporal=True) as ctx:
         await assignment_ops.remove_assignment(ctx, assignment_id, reason)
     typer.echo(f"{assignment_id} removed")
@@ -320,6 +345,8 @@ async def extend_assignment(
     as_: str = AS,
 ) -> None:
     """Move the end of a running assignment (--for is added to the current end)."""
+    from pim.operations import assignments as assignment_ops
+
     await _move_end(assignment_ops.extend_assignment, assignment_id, for_, until, justification, as_)
 
 
@@ -333,6 +360,8 @@ async def renew_assignment(
     as_: str = AS,
 ) -> None:
     """Renew an assignment that expired less than 30 days ago (--for counts from now)."""
+    from pim.operations import assignments as assignment_ops
+
     await _move_end(assignment_ops.renew_assignment, assignment_id, for_, until, justification, as_)
 
 
@@ -359,11 +388,16 @@ async def set_policy(
         ..., metavar="KEY=VALUE...", help='e.g. activation.max_duration=PT4H activation.approval=\'[{"approvers":["bob"]}]\''
     ),
     owner: bool = typer.Option(False, "--owner"),
+    mfa_code: Optional[str] = typer.Option(
+        None, "--mfa-code", help="your code: an owner of a role-assignable group changes its policy only with MFA"
+    ),
     as_: str = AS,
 ) -> None:
     """Change policy settings; running requests keep the version they started with."""
+    from pim.operations import policies as policy_ops
+
     async with admin(as_) as ctx:
-        version = await policy_ops.set_policy(ctx, group, _access(owner), settings_)
+        version = await policy_ops.set_policy(ctx, group, _access(owner), settings_, mfa_code)
     typer.echo(f"{group} {_access(owner).value} policy is now version {version}")
 
 
@@ -439,6 +473,11 @@ async def enroll(
 ) -> None:
     """Enrol PRINCIPAL for TOTP (a User or Global Administrator, or PRINCIPAL with their
     current code); prints the otpauth URI for an authenticator app. Audited; PRINCIPAL is told."""
+    import pyotp
+
+    from pim.operations import principals as principal_ops
+
+    mfa_code = mfa_code_option(mfa_code)
     async with admin(as_) as ctx:
         secret = await principal_ops.enroll_mfa(ctx, principal, mfa_code)
     typer.echo(pyotp.TOTP(secret).provisioning_uri(name=principal, issuer_name="PIM for Groups"))
@@ -448,23 +487,45 @@ async def enroll(
 @async_command
 async def code(principal: str = typer.Argument(...)) -> None:
     """Print PRINCIPAL's current TOTP code (development store only)."""
-    if not settings().database_url.startswith("sqlite"):
+    from pim.identity import totp
+
+    url = settings().database_url
+    if not url.startswith("sqlite"):
         raise CliError("mfa code works only on the development (SQLite) store")
     async with open_store() as store:
         secret = await store.mfa_secret(principal)
-    if secret is None:
-        raise CliError(f"{principal} has no MFA enrolment")
+    if secret is None:  # named: run elsewhere, the same command reads another directory's .pim/pim.db
+        raise CliError(f"{principal} has no MFA enrolment (store: {store_location(url)})")
     typer.echo(totp.current_code(secret))
 
 
-@async_command
-async def audit(
+# `pim audit` lists the log; `pim audit verify` checks its hash chain.
+audit = typer.Typer(
+    help="The audit log, oldest first: time, action, actor, target and details (reason, old and new values).\n\n"
+    "`pim audit verify` checks that no line was changed, removed or forged.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@audit.callback(invoke_without_command=True)
+def audit_log(
+    ctx: typer.Context,
     group: Optional[str] = typer.Option(None),
     principal: Optional[str] = typer.Option(None),
     since: Optional[str] = typer.Option(None, help="ISO 8601 with a zone"),
     json_: bool = JSON,
 ) -> None:
     """The audit log, oldest first: time, action, actor, target and details (reason, old and new values)."""
+    if ctx.invoked_subcommand is None:
+        list_audit(group, principal, since, json_)
+    elif group or principal or since or json_:
+        typer.echo(f"error: give the options after `{ctx.invoked_subcommand}`", err=True)
+        raise typer.Exit(2)
+
+
+@async_command
+async def list_audit(group: Optional[str], principal: Optional[str], since: Optional[str], json_: bool) -> None:
     after = parse_instant(since, "--since") if since else None
     async with open_store() as store:
         rows = await store.audit(group_id=group, principal_id=principal, since=after)
@@ -490,6 +551,50 @@ async def audit(
     )
 
 
+@audit.command("verify")
+@async_command
+async def audit_verify(
+    expect: Optional[str] = typer.Option(
+        None, "--expect", metavar="ID:HASH", help="a head printed by an earlier run: row ID must still carry HASH"
+    ),
+    json_: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> int:
+    """Check the audit log's hash chain; exit 1 naming the first broken or forged row.
+
+    Finds a line changed, removed from the middle or forged; not the newest lines
+    removed, unless --expect gives a head recorded elsewhere. Run it where the
+    application's database role cannot write (docs/security.md)."""
+    expected = _expected_head(expect) if expect else None
+    async with open_store() as store:
+        report = await store.verify_audit(expected)
+    if json_:
+        emit_json(report.as_json())
+    elif report.problem is not None:
+        typer.echo(f"audit log broken at row {report.problem.row_id} ({report.problem.code}): {report.problem.message}")
+    else:
+        typer.echo(_intact(report))
+    return 0 if report.ok else 1
+
+
+def _expected_head(value: str) -> tuple[int, str]:
+    row_id, _, digest = value.partition(":")
+    if not (row_id.isdigit() and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+        raise CliError(f"--expect: {value!r} is not ID:HASH (a row id and 64 hex digits)", 2)
+    return int(row_id), digest
+
+
+def _intact(report: ChainReport) -> str:
+    if report.head_id is None:
+        return "audit log intact: no rows yet"
+    line = f"audit log intact: {report.rows} rows; head {report.head_id}:{report.head_hash}"
+    if report.unchained:
+        covered = (
+            f"the first chained row, {report.first_chained_id}, covers them" if report.first_chained_id else "none is chained yet"
+        )
+        line += f"\n{report.unchained} rows written before the chain existed carry no hash of their own (unchained); {covered}"
+    return line
+
+
 def _audit_details(details: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in details.items() if v not in ("", None, [], {}))
 
@@ -497,11 +602,15 @@ def _audit_details(details: dict[str, Any]) -> str:
 @db_app.command("upgrade")
 @async_command
 async def db_upgrade() -> None:
-    """Apply schema migrations to PIM_DATABASE_URL."""
+    """Apply schema migrations to PIM_DATABASE_URL; with PIM_DATABASE_APP_ROLE (PostgreSQL),
+    grant that role the tables, and the audit log by SELECT and INSERT only."""
     from pim.store.database import upgrade_async
 
-    await upgrade_async(settings().database_url)
+    config = settings()
+    await upgrade_async(config.database_url, app_role=config.database_app_role)
     typer.echo("database is up to date")
+    if config.database_app_role:
+        typer.echo(f"role {config.database_app_role} may use it; the audit log by SELECT and INSERT only")
 
 
 @async_command

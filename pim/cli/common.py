@@ -15,64 +15,34 @@ import functools
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Coroutine, ParamSpec, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, ParamSpec
 
 import typer
-from pydantic import ValidationError
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
-from temporalio.converter import PayloadCodec
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
-from pim.client import PimClient
-from pim.domain.durations import parse_duration
-from pim.domain.models import violations_from_validation_error
-from pim.identity import totp as mfa
-from pim.identity.proofs import configured_signing_key
-from pim.identity.secrets import configured_cipher
-from pim.operations import Refused
-from pim.runtime.codec import ENCODING, PayloadKeyError
-from pim.runtime.settings import PimSettings, load_settings
-from pim.runtime.temporal import connect_options, connect_with
-from pim.store import Store
-from pim.store.admin import StoreError
+from pim.cli.errors import (  # noqa: F401 - what every command module takes from here
+    CliError,
+    EncryptedPayloads,
+    RequestEnded,
+    StoreWithoutSchema,
+    TemporalUnreachable,
+    error_line,
+)
+
+# What a command needs is imported inside it (pim/cli/app.py): `pim status` never
+# loads the store, `pim groups list` never loads Temporal's client.
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from pim.client import PimClient
+    from pim.runtime.settings import PimSettings
+    from pim.store import Store
 
 P = ParamSpec("P")
 
 
-class CliError(Exception):
-    """A failure the command reports as it is: one line, and its exit code."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-class TemporalUnreachable(CliError):
-    def __init__(self, target: str) -> None:
-        super().__init__(f"cannot reach Temporal at {target} (is `pim dev` or the server running?)")
-        self.target = target
-
-
-class StoreWithoutSchema(CliError):
-    def __init__(self, shown_url: str) -> None:
-        super().__init__(f"the store at {shown_url} has no schema: run `pim db upgrade` (or `pim dev`)")
-
-
-class EncryptedPayloads(CliError):
-    def __init__(self) -> None:
-        super().__init__("the payloads are encrypted: set PIM_PAYLOAD_KEYS as the workers have it")
-
-
-class RequestEnded(CliError):
-    def __init__(self) -> None:
-        super().__init__("the request has already ended (see `pim status`)")
-
-
 def settings() -> PimSettings:
+    from pim.runtime.settings import load_settings
+
     return load_settings()
 
 
@@ -102,31 +72,6 @@ def async_command(command: Callable[P, Coroutine[Any, Any, int | None]]) -> Call
     return run_command
 
 
-def error_line(error: Exception) -> tuple[str, int] | None:
-    """The one-line message and exit code of a failure, by its type; None for an
-    unknown one (a bug: its traceback is shown)."""
-    match error:
-        case CliError():
-            return str(error), error.exit_code
-        case ValidationError():
-            return "; ".join(v.message for v in violations_from_validation_error(error)), 2
-        case StoreError() | Refused() | PayloadKeyError():
-            return str(error), 1
-        case WorkflowAlreadyStartedError():
-            return f"a request with id {error.workflow_id} is already running", 1
-        case WorkflowUpdateFailedError():
-            return f"refused: {getattr(error.cause, 'message', None) or error.cause}", 1
-        case WorkflowQueryFailedError():
-            return f"the request could not answer: {error}", 1
-        case RPCError() if error.status == RPCStatusCode.NOT_FOUND:
-            return f"not found: {error.message}", 1
-        case RPCError():
-            return f"Temporal: {error.message}", 1
-        case OperationalError():
-            return f"store: {error.orig}", 1
-    return None
-
-
 # --- arguments --------------------------------------------------------------------------
 
 
@@ -141,10 +86,20 @@ def parse_instant(text: str, field: str) -> datetime:
 
 
 def parse_duration_option(text: str, field: str = "duration") -> timedelta:
+    from pim.domain.durations import parse_duration
+
     try:
         return parse_duration(text, field)
     except ValueError as error:
         raise CliError(str(error), 2) from None
+
+
+def mfa_code_option(code: str | None) -> str | None:
+    """--mfa-code as given, once it has the shape of a TOTP code (6 digits): a
+    malformed one is refused before anything is sent, and never echoed."""
+    if code is not None and not (len(code) == 6 and code.isascii() and code.isdigit()):
+        raise CliError("--mfa-code: a TOTP code is 6 digits", 2)
+    return code
 
 
 # --- the store ----------------------------------------------------------------------------
@@ -152,41 +107,78 @@ def parse_duration_option(text: str, field: str = "duration") -> timedelta:
 
 def shown_url(url: str) -> str:
     """A database URL fit for a message: its password hidden."""
+    from sqlalchemy.engine import make_url
+
     return make_url(url).render_as_string(hide_password=True)
+
+
+def store_location(url: str) -> str:
+    """Where a store is, for a message: a SQLite file as an absolute path (the default
+    one, .pim/pim.db, depends on the working directory), anything else as its URL."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return str(Path(parsed.database).expanduser().resolve())
+    return shown_url(url)
 
 
 @asynccontextmanager
 async def open_store() -> AsyncIterator[Store]:
-    """The store of PIM_DATABASE_URL, checked to have a schema before any command uses it."""
-    url = settings().database_url
+    """The store of PIM_DATABASE_URL, checked to have a schema before any command uses
+    it. When PIM_DATABASE_URL is unset, the store is the working directory's
+    .pim/pim.db: a refusal or failure then names it (`... (store: /abs/.pim/pim.db)`),
+    since the same command run from another directory acts on another store."""
+    from sqlalchemy.engine import make_url
+
+    from pim.identity.secrets import configured_cipher
+    from pim.store import Store
+
+    config = settings()
+    url = config.database_url
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").expanduser().exists():
-        raise CliError(f"no store at {parsed.database} (set PIM_DATABASE_URL, run `pim dev`, or `pim db upgrade`)")
+        raise CliError(f"no store at {store_location(url)} (set PIM_DATABASE_URL, run `pim dev`, or `pim db upgrade`)")
     # TOTP secrets are readable only where their key is (a local `pim dev`, or PIM_MFA_SECRET_KEY).
-    store = Store.open(url, secrets=configured_cipher(settings()))
+    store = Store.open(url, secrets=configured_cipher(config))
     try:
         await _require_schema(store)
         yield store
+    except Exception as error:
+        known = error_line(error) if "database_url" not in config.model_fields_set else None
+        if known is None or known[1] != 1 or isinstance(error, StoreWithoutSchema):
+            raise
+        raise CliError(f"{known[0]} (store: {store_location(url)})", known[1]) from error
     finally:
         await store.close()
 
 
 async def _require_schema(store: Store) -> None:
-    from alembic.runtime.migration import MigrationContext
-
     try:
         async with store.engine.connect() as connection:
-            revision = await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+            revision = await connection.run_sync(_schema_revision)
     except OSError as error:  # the database server refused or is unknown (the driver's own error)
         raise CliError(f"cannot reach the store at {shown_url(store.url)}: {error}") from None
     if revision is None:
         raise StoreWithoutSchema(shown_url(store.url))
 
 
+def _schema_revision(connection: Any) -> str | None:
+    """What alembic's MigrationContext.get_current_revision reads, without loading
+    alembic: the revision in alembic_version, None when there is none."""
+    from sqlalchemy import inspect, text
+
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
 # --- Temporal -----------------------------------------------------------------------------
 
 
 def temporal_target() -> str:
+    from pim.runtime.temporal import connect_options
+
     try:
         return connect_options(settings())["target_host"]
     except ValueError:
@@ -196,6 +188,10 @@ def temporal_target() -> str:
 async def temporal_client(config: PimSettings | None = None) -> Client:
     """A client with the settings' connection options and data converter. Without
     PIM_PAYLOAD_KEYS, a payload the workers encrypted is refused as such."""
+    from temporalio.client import Client
+
+    from pim.runtime.temporal import connect_with
+
     config = config or settings()
     try:
         client = await connect_with(config)
@@ -206,11 +202,15 @@ async def temporal_client(config: PimSettings | None = None) -> Client:
     if config.payload_keys:
         return client
     options = client.config()
-    options["data_converter"] = dataclasses.replace(client.data_converter, payload_codec=RefuseEncrypted())
+    options["data_converter"] = dataclasses.replace(client.data_converter, payload_codec=refuse_encrypted())
     return Client(**options)
 
 
 async def pim_client() -> PimClient:
+    from pim.client import PimClient
+    from pim.identity import totp as mfa
+    from pim.identity.proofs import configured_signing_key
+
     config = settings()
     try:
         key = mfa.seal_key(config)
@@ -220,14 +220,23 @@ async def pim_client() -> PimClient:
     return PimClient(await temporal_client(config), config.task_queue, key, signer)
 
 
-class RefuseEncrypted(PayloadCodec):
+def refuse_encrypted() -> Any:
     """The codec of a client without keys: payloads go out as they are, and an
     encrypted one coming back (its `encoding` says so) raises EncryptedPayloads."""
+    from typing import Sequence
 
-    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return list(payloads)
+    from temporalio.api.common.v1 import Payload
+    from temporalio.converter import PayloadCodec
 
-    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        if any(payload.metadata.get("encoding") == ENCODING for payload in payloads):
-            raise EncryptedPayloads()
-        return list(payloads)
+    from pim.runtime.codec import ENCODING
+
+    class RefuseEncrypted(PayloadCodec):
+        async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+            return list(payloads)
+
+        async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+            if any(payload.metadata.get("encoding") == ENCODING for payload in payloads):
+                raise EncryptedPayloads()
+            return list(payloads)
+
+    return RefuseEncrypted()

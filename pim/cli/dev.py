@@ -5,22 +5,33 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import IO, TYPE_CHECKING, Optional
 
 import typer
 
-from pim.cli.common import CliError, async_command, settings
+from pim.cli.common import CliError, async_command, settings, store_location
 from pim.identity.actors import ProofPolicy, configured_proof_policy
-from pim.identity.proofs import ensure_dev_signing_key
-from pim.identity.secrets import configured_cipher, ensure_dev_secret_key
-from pim.identity.totp import ensure_dev_seal_key
+from pim.identity.proofs import DEV_SIGNING_KEY_FILE, ensure_dev_signing_key
+from pim.identity.secrets import DEV_SECRET_KEY_FILE, configured_cipher, ensure_dev_secret_key
+from pim.identity.totp import DEV_SEAL_KEY_FILE, ensure_dev_seal_key
 from pim.notifications.channels import build_channels
 from pim.operations import AdminContext
 from pim.operations.assignments import start_missing_lifecycles
 from pim.operations.seed import seed_demo
 from pim.runtime.codec import data_converter
+from pim.runtime.devserver import (
+    DevServerFailed,
+    StateInUse,
+    in_use,
+    lock_state,
+    port_holder,
+    port_is_free,
+    server_command,
+    start_server,
+    stop_server,
+    wait_until_serving,
+)
 from pim.runtime.logging import configure_logging, get_logger
 from pim.runtime.schedules import ensure_reconcile_schedule
 from pim.runtime.settings import PimSettings
@@ -30,10 +41,11 @@ from pim.store import Store
 from pim.store.database import upgrade_async
 from workflows.search_attributes import SEARCH_ATTRIBUTES
 
-# The worker (and with it every workflow and activity) and the dev server are
-# imported by `pim dev` and `pim worker` only: the other commands start faster.
+# The worker (and with it every workflow and activity) is imported by `pim dev`
+# and `pim worker` only: the other commands start faster.
 if TYPE_CHECKING:
-    from temporalio.testing import WorkflowEnvironment
+    from temporalio.client import Client
+    from temporalio.runtime import Runtime
 
 log = get_logger("pim.dev")
 
@@ -41,10 +53,21 @@ BANNER = """
 PIM dev is ready.
   Temporal:  {address} (namespace {namespace}, task queue {task_queue}){ui}{metrics}
   Store:     {db}
-  Try, in another terminal (see README):{port_hint}
-    pim request grp-ops --as alice --duration 2h --justification "INC-42 database failover" --mfa-code $(pim mfa code alice) --wait
+  Temporal's state: {temporal_db} (its log: {temporal_log})
+  Keys:      {keys}
+  `pim` commands find this store and these keys when run from {here} (they read
+  .pim/ in the working directory); anywhere else, set PIM_DATABASE_URL and the keys' settings.
+  Try, in another terminal:
+    cd {here}{port_hint}
+    {try_line}
 Press Ctrl-C to stop; state is kept in {state_dir}.
 """
+TRY_DEMO = (
+    'pim request grp-ops --as alice --duration 2h --justification "INC-42 database failover" '
+    '--mfa-code "$(pim mfa code alice)" --wait'
+)
+TRY_EMPTY = "pim bootstrap root      # the first administrator: README, the administrator's walk-through"
+UI_OFFSET = 1000  # the Web UI listens on the front-end port + 1000, as with start_local
 
 
 @async_command
@@ -52,7 +75,7 @@ async def dev(
     seed: Optional[str] = typer.Option(None, help="load a data set: demo"),
     db: Optional[Path] = typer.Option(None, help="SQLite file for the store (default: PIM_DATABASE_URL or .pim/pim.db)"),
     port: int = typer.Option(7233, help="Temporal front-end port"),
-    ui: bool = typer.Option(False, "--ui", help="also serve the Temporal Web UI"),
+    ui: bool = typer.Option(False, "--ui", help="also serve the Temporal Web UI (on the front-end port + 1000)"),
     metrics_port: Optional[int] = typer.Option(
         None,
         "--metrics-port",
@@ -66,7 +89,7 @@ async def dev(
 
     if seed not in (None, "demo"):
         raise CliError(f"--seed: unknown data set {seed!r} (known: demo)", 2)
-    _require_free_port(port)
+    _require_free_ports(port, ui)
     config = settings()
     if db is not None:
         config.database_url = f"sqlite+aiosqlite:///{db.resolve()}"
@@ -75,18 +98,22 @@ async def dev(
     configure_logging(config.log_format, config.log_level)
     try:
         await _run_dev(config, seed, port, ui)
-    except (MetricsUnavailable, TracingUnavailable) as error:
+    except (MetricsUnavailable, TracingUnavailable, DevServerFailed) as error:
         raise CliError(str(error), 1) from None
 
 
-def _require_free_port(port: int) -> None:
-    """The dev server would otherwise die quietly while we talk to whatever holds the port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no conflict
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            raise CliError(f"--port: {port} is already in use (another `pim dev`?); stop it or pick another port", 1) from None
+def _require_free_ports(port: int, ui: bool) -> None:
+    """The ports the dev server listens on, free; else the refusal names what holds them
+    (the dev server would otherwise die while we talk to whatever holds the port)."""
+    if not 1 <= port <= 65535:
+        raise CliError(f"--port: {port} is not a port (1 to 65535)", 2)
+    if ui and port + UI_OFFSET > 65535:
+        raise CliError(f"--ui: the Web UI would listen on --port + {UI_OFFSET} = {port + UI_OFFSET}; pick a lower --port", 2)
+    if not port_is_free(port):
+        raise CliError(in_use(f"--port {port}", port, port_holder(port)))
+    if ui and not port_is_free(port + UI_OFFSET):
+        what = f"--ui: port {port + UI_OFFSET} (the Web UI's, --port + {UI_OFFSET})"
+        raise CliError(in_use(what, port + UI_OFFSET, port_holder(port + UI_OFFSET)))
 
 
 async def _run_dev(config: PimSettings, seed: str | None, port: int, ui: bool) -> None:
@@ -94,16 +121,59 @@ async def _run_dev(config: PimSettings, seed: str | None, port: int, ui: bool) -
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    # Development state (the store, Temporal's database, the keys) is readable by its owner only.
+    from worker.telemetry import metrics_runtime
+
+    state_dir, lock = _own_state_dir()
+    with lock:  # one `pim dev` per directory, until this one ends
+        # Metrics before the client that reports them; then the server (from this, the
+        # main thread: see start_server), which starts while the store is prepared
+        # and dies with this process.
+        runtime = metrics_runtime(config.metrics_port, "127.0.0.1") if config.metrics_port else None
+        server = start_server(_server_command(config, port, ui, state_dir), state_dir / "temporal.log")
+        try:
+            store, proofs = await _prepare_store(config, seed)
+            try:
+                client = await wait_until_serving(server, lambda: _connect(config, port, runtime), state_dir / "temporal.log")
+                await _serve(client, store, config, port, ui, state_dir, stop, proofs, seed)
+            finally:
+                await store.close()
+        finally:
+            await stop_server(server)
+
+
+def _own_state_dir() -> tuple[Path, IO[str]]:
+    """.pim/ in the working directory, readable by its owner only (the store,
+    Temporal's database, the keys), and locked: one `pim dev` per directory."""
     os.umask(0o077)
-    state_dir = Path(".pim")
+    state_dir = Path(".pim").resolve()
     state_dir.mkdir(exist_ok=True)
     state_dir.chmod(0o700)
     for existing in state_dir.iterdir():
         if existing.is_file():
             existing.chmod(0o600)
-    # The development keys, in .pim/ (mode 0600): the worker below and every `pim`
-    # command run from here use them (docs/security.md).
+    try:
+        return state_dir, lock_state(state_dir)  # held until this process ends
+    except StateInUse as error:
+        raise CliError(
+            f"another `pim dev` (pid {error.holder}) keeps its state in {state_dir}: stop it, "
+            "or run this one from another directory"
+        ) from None
+
+
+def _server_command(config: PimSettings, port: int, ui: bool, state_dir: Path) -> list[str]:
+    return server_command(
+        find_binary("temporal"),
+        port=port,
+        namespace=config.namespace,
+        db_filename=state_dir / "temporal.db",
+        ui_port=port + UI_OFFSET if ui else None,
+        search_attributes=SEARCH_ATTRIBUTES,
+    )
+
+
+async def _prepare_store(config: PimSettings, seed: str | None) -> tuple[Store, ProofPolicy]:
+    """The development keys, in .pim/ (mode 0600), which the worker below and every
+    `pim` command run from here use (docs/security.md); the store, migrated and seeded."""
     if not config.mfa_seal_key:
         ensure_dev_seal_key()  # clients seal MFA codes with it
     signing_key = ensure_dev_signing_key()  # the local CLI proves its actors with it
@@ -116,37 +186,24 @@ async def _run_dev(config: PimSettings, seed: str | None, port: int, ui: bool) -
     if seed == "demo":
         loaded = await seed_demo(store)
         log.info("demo tenant " + ("loaded" if loaded else "already present"))
-    env = await _start_dev_server(config, port, ui, state_dir)
-    try:
-        await _serve(env, store, config, port, ui, state_dir, stop, proofs)
-    finally:
-        await env.shutdown()
-        await store.close()
+    return store, proofs
 
 
-async def _start_dev_server(config: PimSettings, port: int, ui: bool, state_dir: Path) -> WorkflowEnvironment:
-    from temporalio.testing import WorkflowEnvironment
+async def _connect(config: PimSettings, port: int, runtime: Runtime | None) -> Client:
+    """The worker's client on the dev server, as start_local made it (with metrics and tracing)."""
+    from temporalio.client import Client
 
-    from worker.telemetry import metrics_runtime
-
-    # Metrics and tracing before the server: the environment's client is made with them.
-    runtime = metrics_runtime(config.metrics_port, "127.0.0.1") if config.metrics_port else None
-    return await WorkflowEnvironment.start_local(
-        runtime=runtime,
-        interceptors=tracing_interceptors(config.otel),
+    return await Client.connect(
+        f"127.0.0.1:{port}",
         namespace=config.namespace,
-        port=port,
-        ui=ui,
-        search_attributes=list(SEARCH_ATTRIBUTES),
-        dev_server_existing_path=find_binary("temporal"),
-        dev_server_database_filename=str(state_dir / "temporal.db"),
-        data_converter=data_converter(config),
-        dev_server_log_level="error",
+        data_converter=data_converter(config, tolerant=True),  # the worker's: no payload fails a task
+        interceptors=tracing_interceptors(config.otel),
+        runtime=runtime,
     )
 
 
 async def _serve(
-    env: WorkflowEnvironment,
+    client: Client,
     store: Store,
     config: PimSettings,
     port: int,
@@ -154,12 +211,13 @@ async def _serve(
     state_dir: Path,
     stop: asyncio.Event,
     proofs: ProofPolicy,
+    seed: str | None,
 ) -> None:
     """The worker on the dev server until Ctrl-C (or SIGTERM)."""
     from worker.app import serving
 
     async with serving(
-        env.client,
+        client,
         store,
         config.task_queue,
         proofs=proofs,
@@ -168,25 +226,42 @@ async def _serve(
         backstop_every=config.reconcile_interval,
         backstop_grace=config.backstop_grace,
     ):
-        started = await start_missing_lifecycles(AdminContext(store, "seed", temporal=env.client, task_queue=config.task_queue))
+        started = await start_missing_lifecycles(AdminContext(store, "seed", temporal=client, task_queue=config.task_queue))
         if started:
             log.info("assignment lifecycles started", assignments=started)
-        await ensure_reconcile_schedule(env.client, config.task_queue, config.reconcile_interval)
-        print(
-            BANNER.format(
-                address=f"localhost:{port}",
-                namespace=config.namespace,
-                task_queue=config.task_queue,
-                port_hint="" if port == 7233 else f"\n    export PIM_TEMPORAL_ADDRESS=localhost:{port}",
-                ui=f"\n  Web UI:    http://localhost:{port + 1000}" if ui else "",
-                metrics=(f"\n  Metrics:   http://127.0.0.1:{config.metrics_port}/metrics" if config.metrics_port else ""),
-                db=config.database_url,
-                state_dir=state_dir.resolve(),
-            ),
-            flush=True,
-        )
+        await ensure_reconcile_schedule(client, config.task_queue, config.reconcile_interval)
+        print(_banner(config, port, ui, state_dir, seed), flush=True)
         await stop.wait()
         log.info("stopping")
+
+
+def _banner(config: PimSettings, port: int, ui: bool, state_dir: Path, seed: str | None) -> str:
+    """What `pim dev` serves and where its state is, as absolute paths: the `pim`
+    commands find the store and the keys in the working directory's .pim/."""
+    keys = [f"{state_dir / DEV_SIGNING_KEY_FILE.name} (signs actor proofs)"]
+    keys.append(
+        "PIM_MFA_SECRET_KEY (TOTP secrets)"
+        if config.mfa_secret_key
+        else f"{state_dir / DEV_SECRET_KEY_FILE.name} (encrypts TOTP secrets)"
+    )
+    keys.append(
+        "PIM_MFA_SEAL_KEY (MFA codes)" if config.mfa_seal_key else f"{state_dir / DEV_SEAL_KEY_FILE.name} (seals MFA codes)"
+    )
+    return BANNER.format(
+        address=f"localhost:{port}",
+        namespace=config.namespace,
+        task_queue=config.task_queue,
+        ui=f"\n  Web UI:    http://localhost:{port + UI_OFFSET}" if ui else "",
+        metrics=(f"\n  Metrics:   http://127.0.0.1:{config.metrics_port}/metrics" if config.metrics_port else ""),
+        db=store_location(config.database_url),
+        temporal_db=state_dir / "temporal.db",
+        temporal_log=state_dir / "temporal.log",
+        keys=",\n             ".join(keys),
+        here=state_dir.parent,
+        port_hint="" if port == 7233 else f"\n    export PIM_TEMPORAL_ADDRESS=localhost:{port}",
+        try_line=TRY_DEMO if seed == "demo" else TRY_EMPTY,
+        state_dir=state_dir,
+    )
 
 
 @async_command

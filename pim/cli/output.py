@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import typer
 from pydantic import BaseModel
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+
+# Rich is imported by the commands that print a table.
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # Wide enough that no row of any table is ever wrapped when stdout is not a terminal.
 UNWRAPPED_WIDTH = 100_000
@@ -32,6 +32,8 @@ def stdout_is_terminal() -> bool:
 def console() -> Console:
     """A console on the current stdout (test runners replace it); markup, emoji codes
     and highlighting are off: cells hold user data, shown as it is."""
+    from rich.console import Console
+
     common: dict[str, Any] = dict(markup=False, emoji=False, highlight=False)
     if stdout_is_terminal():
         return Console(**common)
@@ -39,7 +41,7 @@ def console() -> Console:
 
 
 def printable(value: object) -> str:
-    """A cell's text on one line: line breaks and tabs become spaces, and other control
+    """A cell's text on one line: tabs become spaces, and line breaks and other control
     characters (terminal escape sequences among them) are shown escaped, never sent."""
     if value is None or value == "":
         return NOTHING
@@ -49,8 +51,10 @@ def printable(value: object) -> str:
 def _printable_char(ch: str) -> str:
     if ch.isprintable() or ch == " ":
         return ch
-    if ch in "\t\n\r":
+    if ch == "\t":
         return " "
+    if ch in "\n\r":  # escaped, not broken: a value cannot forge a line of its own
+        return "\\n" if ch == "\n" else "\\r"
     return f"\\x{ord(ch):02x}" if ord(ch) <= 0xFF else f"\\u{ord(ch):04x}"
 
 
@@ -58,6 +62,10 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Non
     """A table with a header, or nothing at all when there are no rows. On a narrow
     terminal only the last column (free text: details, reasons) wraps; ids and
     times stay whole."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     rows = list(rows)
     if not rows:
         return

@@ -8,19 +8,32 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Awaitable, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Awaitable, Callable, Optional, TypeVar
 
 import typer
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
-from pim.cli.common import CliError, RequestEnded, async_command, open_store, parse_duration_option, parse_instant, pim_client
+from pim.cli.common import (
+    CliError,
+    RequestEnded,
+    async_command,
+    mfa_code_option,
+    open_store,
+    parse_duration_option,
+    parse_instant,
+    pim_client,
+    settings,
+    temporal_client,
+)
+from pim.cli.describe import describe_status
 from pim.cli.output import emit_json, print_table
-from pim.client import PimClient
-from pim.domain.durations import format_duration
 from pim.domain.models import AccessType, ActivationRequest, State, Ticket
 from pim.domain.status import ActivationStatus
+
+# Temporal's client is imported by the commands that talk to it (pim/cli/app.py).
+if TYPE_CHECKING:
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from pim.client import PimClient
 
 T = TypeVar("T")
 
@@ -29,31 +42,7 @@ TRANSIENT = {State.validating, State.activating}
 
 
 def describe(status: ActivationStatus) -> str:
-    lines = [f"{status.request_id}: {status.state.value}"]
-    if status.group_id:
-        lines.append(f"  {status.access.value if status.access else '?'} of {status.group_id} for {status.principal_id}")
-    if status.requested_duration:
-        lines.append(f"  duration: {format_duration(status.requested_duration)}")
-    for index, stage in enumerate(status.stages, start=1):
-        decided = ", ".join(f"{d.approver_id} {d.decision.value}d" for d in stage.decisions) or "no decision yet"
-        lines.append(
-            f"  stage {index}: {stage.approvals}/{stage.required} approvals from {', '.join(stage.approvers)} ({decided})"
-        )
-    if status.approval_deadline and status.state == State.pending_approval:
-        lines.append(f"  approval deadline: {status.approval_deadline.isoformat()}")
-    for label, value in (
-        ("starts at", status.starts_at),
-        ("granted at", status.granted_at),
-        ("expires at", status.expires_at),
-        ("ended at", status.ended_at),
-    ):
-        if value:
-            lines.append(f"  {label}: {value.isoformat()}")
-    if status.end_reason:
-        lines.append(f"  reason: {status.end_reason}")
-    for v in status.violations:
-        lines.append(f"  violation {v.code}: {v.message}")
-    return "\n".join(lines)
+    return describe_status(status.model_dump(mode="json"))
 
 
 async def wait_settled(pim: PimClient, request_id: str, timeout: float = 60) -> ActivationStatus:
@@ -68,6 +57,8 @@ async def wait_settled(pim: PimClient, request_id: str, timeout: float = 60) -> 
 async def while_running(pim: PimClient, request_id: str, action: Awaitable[T]) -> T:
     """A signal or an update of a request; RequestEnded when Temporal answers
     NOT_FOUND because the request exists but has ended (its last run is closed)."""
+    from temporalio.service import RPCError, RPCStatusCode
+
     try:
         return await action
     except RPCError as error:
@@ -77,6 +68,9 @@ async def while_running(pim: PimClient, request_id: str, action: Awaitable[T]) -
 
 
 async def has_ended(pim: PimClient, request_id: str) -> bool:
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.service import RPCError
+
     try:
         description = await pim.temporal.get_workflow_handle(request_id).describe()
     except RPCError:
@@ -85,10 +79,13 @@ async def has_ended(pim: PimClient, request_id: str) -> bool:
 
 
 async def signal_and_confirm(
-    pim: PimClient, request_id: str, actor: str, send: Callable[[], Awaitable[None]]
+    pim: PimClient, request_id: str, actor: str, send: Callable[[], Awaitable[None]], ends: bool = False
 ) -> ActivationStatus:
     """Signals are one-way: read the request's events back to tell the user
-    whether the workflow accepted or refused what they sent."""
+    whether the workflow accepted or refused what they sent. With `ends` (cancel,
+    deactivate), an accepted signal is followed until the request has ended, for at
+    most 10 seconds more, so that what is printed is the request after the signal
+    (`canceled`, `deactivated`), not the state it was accepted in."""
     before = len((await pim.status(request_id)).events)
     await while_running(pim, request_id, send())
     deadline = time.monotonic() + 10
@@ -98,9 +95,19 @@ async def signal_and_confirm(
             if event.actor == actor and event.note and " refused: " in event.note:
                 raise CliError(event.note)
             if event.actor == actor:
-                return status
+                return await until_ended(pim, request_id, status) if ends else status
         await asyncio.sleep(0.2)
     raise CliError("the request did not answer in time; check `pim status`")
+
+
+async def until_ended(pim: PimClient, request_id: str, status: ActivationStatus, timeout: float = 10) -> ActivationStatus:
+    """The request once it has ended, or as it is after `timeout` seconds (still
+    `revoking` while the directory fails, say)."""
+    deadline = time.monotonic() + timeout
+    while not status.state.terminal and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        status = await pim.status(request_id)
+    return status
 
 
 # Failure types of a `review` refused by its handler, which audits them itself.
@@ -123,6 +130,8 @@ async def audit_refused_review(
     """A `review` its validator refused leaves no trace in the workflow's history
     (nothing is written), so the command line audits it, the actor as claimed. One
     its handler refused (a proof, or a state that moved) the workflow has audited."""
+    from temporalio.exceptions import ApplicationError
+
     cause = error.cause
     if isinstance(cause, ApplicationError) and cause.type in HANDLER_REFUSALS:
         return
@@ -150,6 +159,7 @@ def mfa_evidence(code: str | None, token: str | None, token_file: str | None) ->
     the token out of the shell history and the process list."""
     if sum(x is not None for x in (code, token, token_file)) > 1:
         raise CliError("use one of --mfa-code, --mfa-token and --mfa-token-file", 2)
+    code = mfa_code_option(code)
     if token_file is not None:
         try:
             token = sys.stdin.read() if token_file == "-" else Path(token_file).read_text()
@@ -236,12 +246,29 @@ async def request(
         return 0
     settled = await wait_settled(pim, request_id)
     show(settled, json_)
+    if any(v.code == "mfa_invalid" for v in settled.violations):
+        note_local_seal_key()
     passed_dry_run = validate_only and not settled.violations and settled.state == State.canceled
     return 0 if settled.state in SETTLED_OK or passed_dry_run else 1
 
 
+def note_local_seal_key() -> None:
+    """A code refused as wrong may be right but sealed with another `pim dev`'s key:
+    say which key this command took from the working directory."""
+    from pim.identity.totp import DEV_SEAL_KEY_FILE
+
+    if not settings().mfa_seal_key and DEV_SEAL_KEY_FILE.is_file():
+        typer.echo(
+            f"note: the code was sealed with {DEV_SEAL_KEY_FILE.resolve()} (this directory's `pim dev`); "
+            "the workers of a `pim dev` run from another directory hold another key and refuse it",
+            err=True,
+        )
+
+
 async def review(request_id: str, approver: str, decision: str, justification: str | None) -> ActivationStatus:
     """The `review` update; a refusal is audited here (see audit_refused_review)."""
+    from temporalio.client import WorkflowUpdateFailedError
+
     pim = await pim_client()
     try:
         reviewed = await while_running(pim, request_id, pim.review(request_id, approver, decision, justification))
@@ -279,7 +306,7 @@ async def cancel(
 ) -> None:
     """Cancel a request that is pending approval or scheduled."""
     pim = await pim_client()
-    typer.echo(describe(await signal_and_confirm(pim, request_id, as_, lambda: pim.cancel(request_id, as_, reason))))
+    typer.echo(describe(await signal_and_confirm(pim, request_id, as_, lambda: pim.cancel(request_id, as_, reason), ends=True)))
 
 
 @async_command
@@ -288,7 +315,8 @@ async def deactivate(
 ) -> None:
     """End an active activation early."""
     pim = await pim_client()
-    typer.echo(describe(await signal_and_confirm(pim, request_id, as_, lambda: pim.deactivate(request_id, as_, reason))))
+    ended = await signal_and_confirm(pim, request_id, as_, lambda: pim.deactivate(request_id, as_, reason), ends=True)
+    typer.echo(describe(ended))
 
 
 @async_command
@@ -308,8 +336,9 @@ async def extend(
 @async_command
 async def status(request_id: str = typer.Argument(...), json_: bool = JSON) -> None:
     """Show a request: state, approvals, times, violations."""
-    pim = await pim_client()
-    show(await pim.status(request_id), json_)
+    from pim.client import PimClient
+
+    show(await PimClient(await temporal_client()).status(request_id), json_)  # a query: nothing to sign or seal
 
 
 @async_command

@@ -133,7 +133,12 @@ def check_duration(duration: timedelta, settings: ActivationSettings) -> list[Vi
     return []
 
 
+START_AT_SLACK = timedelta(minutes=1)  # a client's clock a little behind the worker's
+
+
 def check_schedule(request: ActivationRequest, duration: timedelta, facts: EligibilityFacts, at: datetime) -> list[Violation]:
+    if request.start_at is not None and request.start_at < at - START_AT_SLACK:
+        return [violation("start_in_past", f"start_at: {request.start_at.isoformat()} has passed; leave it out to start now")]
     starts = max(request.start_at or at, at)
     if facts.eligible_until is not None and starts + duration > facts.eligible_until:
         return [
@@ -288,9 +293,11 @@ def refuse_extension(
     settings: ActivationSettings,
     granted_at: datetime,
     expires_at: datetime,
+    extensions: int = 0,
 ) -> str | None:
     """The total never passes the policy maximum unless an approver (other than
-    the requester) extends."""
+    the requester) extends, and never passes `max_total_duration` or
+    `max_extensions`, whoever extends."""
     # Administrators may extend anyone's activation within the maximum; only an
     # approver (never the requester) may go beyond it.
     privileged = by != requester_id and by in approvers
@@ -298,7 +305,14 @@ def refuse_extension(
         return f"{by} may not extend this activation"
     if settings.require_justification and is_blank(justification):
         return "justification: a justification is required to extend"
+    if extensions >= settings.max_extensions:
+        return f"this activation was extended {extensions} times, the most the policy allows"
     total = expires_at + extra - granted_at
+    if total > settings.total_limit:
+        return (
+            f"duration: the activation would last {format_duration(total)}, more than the policy's total limit "
+            f"of {format_duration(settings.total_limit)}, whoever extends it"
+        )
     if total > settings.max_duration and not privileged:
         return (
             f"duration: the activation would last {format_duration(total)}, more than the maximum of "

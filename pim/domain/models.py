@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_serializer,
@@ -31,6 +32,24 @@ PrincipalId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 GroupId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 MAX_TEXT = 2000  # justifications and reasons; longer text is refused, not truncated
+
+
+# What a worker sees in place of a payload it could not decode (pim/runtime/codec.py):
+# the workflow refuses it like any malformed payload, naming why.
+UNDECODABLE = "pim_undecodable"
+
+
+def undecodable(raw: object) -> str | None:
+    """Why `raw` stands for a payload that could not be decoded, or None."""
+    if isinstance(raw, dict) and set(raw) == {UNDECODABLE}:
+        return str(raw[UNDECODABLE])[:200]
+    return None
+
+
+def valid_actor(value: object) -> str | None:
+    """`value` when it is a well-formed principal id, else None: what a refusal may
+    name as its claimed actor (no control characters, no look-alikes, bounded)."""
+    return value if isinstance(value, str) and re.fullmatch(ID_PATTERN, value) else None
 
 
 class Contract(BaseModel):
@@ -103,7 +122,7 @@ class MfaEvidence(Contract):
     token: Annotated[str, StringConstraints(min_length=1, max_length=MAX_MFA_TOKEN)] | None = None
     # True when `code` is the client's seal of the code, not the code (pim/mfa.py):
     # what PimClient sends, so that no code is ever written in a Temporal history.
-    sealed: bool = False
+    sealed: StrictBool = False
 
     @model_validator(mode="after")
     def _shape_of_method(self) -> "MfaEvidence":
@@ -190,7 +209,7 @@ class ActivationRequest(Proven):
     ticket: Ticket | None = None
     mfa: MfaEvidence | None = None
     start_at: AwareDatetime | None = None
-    validate_only: bool = False
+    validate_only: StrictBool = False
 
     _positive = field_validator("duration")(positive_duration)
     _sane_start = field_validator("start_at")(sane_instant)

@@ -63,6 +63,10 @@ class ActivationStatus(BaseModel):
     # and whether it was only a dry run.
     policy_version: int | None = None
     validate_only: bool = False
+    # How many times the activation was extended, and how many signals and
+    # updates were refused (events and audit lines stop growing past a bound).
+    extensions: int = 0
+    refusals: int = 0
 
 
 class Admission(BaseModel):

@@ -20,7 +20,8 @@ What a token must be, in this order (the first failure is the verdict):
    (or one of its `acrs`); otherwise `amr` contains "mfa".
 7. Recent: `auth_time` is at most the policy's `mfa_max_auth_age` ago.
 
-The caller then uses the token up (`replay_key`). An identity provider that cannot
+The caller then uses the token up (`replay_key`): a token that passes 1 to 5 is
+used up even when 6 or 7 refuse it. An identity provider that cannot
 be reached raises JwksUnavailable, so the activity retries instead of rejecting.
 Violations name `mfa.token` and never contain the token.
 """
@@ -249,6 +250,7 @@ class JwksCache:
 class Verdict:
     violations: list[Violation] = field(default_factory=list)
     # What the caller records as used: a digest of issuer and jti, or of the token.
+    # Set for every genuine token of the principal, refused by the policy or not.
     replay_key: str | None = None
 
 
@@ -313,12 +315,15 @@ class OidcVerifier:
             return Verdict([_v("mfa_invalid", "the signature does not verify")])
         except (jwt.PyJWTError, ValueError, TypeError):
             return Verdict([_v("mfa_invalid", "the token is malformed")])
-        problem = self._check_claims(claims, principal_id, settings, time.time())
-        if problem:
-            return Verdict([problem])
         jti = claims.get("jti")
         basis = f"jti\0{claims['iss']}\0{jti}" if isinstance(jti, str) and jti else f"token\0{token}"
-        return Verdict(replay_key=hashlib.sha256(basis.encode()).hexdigest())
+        replay_key = hashlib.sha256(basis.encode()).hexdigest()
+        problem = self._check_claims(claims, principal_id, settings, time.time())
+        if problem is not None and problem.code == "mfa_wrong_subject":
+            return Verdict([problem])  # someone else's token: not this principal's to use up
+        # A genuine token of this principal is used up even when this policy refuses it
+        # (not multi-factor enough, too old): it is in the history of a refused request.
+        return Verdict([problem] if problem else [], replay_key=replay_key)
 
     def _check_claims(self, claims: dict, principal_id: str, settings: ActivationSettings, now: float) -> Violation | None:
         claim = self.config.principal_claim

@@ -5,27 +5,34 @@ encryption (pim/codec.py). The workflow input is written to the history when
 the workflow starts, before any worker sees it, so a code cannot be verified
 first and stripped afterwards: it is sealed before it leaves the client.
 
-- Sealing. `PimClient.start` (and so `pim request --mfa-code`) replaces
-  `mfa.code` with `base64url(HMAC-SHA256(seal key, "pim-mfa-seal-v1" || principal_id || code))`
-  and sets `mfa.sealed: true`. The seal key (setting `PIM_MFA_SEAL_KEY`, base64
-  of 32 bytes or more) is a secret shared by the clients that start requests and
-  the workers, and by nothing else: the store does not hold it, and whoever only
-  reads Temporal (UI, `temporal` CLI, history exports) cannot turn a seal back
-  into its code. `pim dev` generates one into `.pim/mfa-seal.key`, which every
-  `pim` command run from the same directory uses when the setting is unset.
-- Verifying. The admission activity recomputes the seal of each code of the
-  TOTP window (one step either side) for the request's principal and compares in
-  constant time; the matching step is then used up as before, so a seal (like a
-  code) is accepted once, only for the principal it was made for, and only
-  within about a minute and a half.
+- Sealing. `PimClient.start` (and so `pim request --mfa-code`) and `pim sign
+  request` replace `mfa.code` with `base64url(HMAC-SHA256(seal key,
+  "pim-mfa-seal-v2" || workflow_id || group_id || access || principal_id || code))`
+  (the parts separated by a 0 byte) and set `mfa.sealed: true`. A seal is bound
+  to the request it was made for: copied into a request for another group,
+  access, principal or workflow id it matches no code. The seal key (setting
+  `PIM_MFA_SEAL_KEY`, base64 of 32 bytes or more) is a secret shared by the
+  clients that start requests and the workers, and by nothing else: the store
+  does not hold it, and whoever only reads Temporal (UI, `temporal` CLI, history
+  exports) cannot turn a seal back into its code. `pim dev` generates one into
+  `.pim/mfa-seal.key`, which every `pim` command run from the same directory
+  uses when the setting is unset.
+- Verifying (pim/identity/totp_check.py). The admission activity recomputes the
+  seal of each code of the TOTP window (one step either side) for the request it
+  admits and compares in constant time; the matching step is then used up, so a
+  seal (like a code) is accepted once, only for the request it was made for, and
+  only within about a minute and a half. It is used up whatever the verdict on
+  the rest of the request, a dry run's included. Wrong codes lock the
+  principal's MFA (pim/domain/mfa_lockout.py).
 - Unsealed codes. A request that carries a plain code (`{"method": "totp",
   "code": "123456"}`, the SPEC example: the `temporal` CLI, or a client without
-  a seal key) is still accepted, so the wire contract is unchanged, but that
-  code is then in the history, written there by whoever sent it: it is used up
-  when verified and expires within the window. Every deployment that wants the
-  guarantee sets `PIM_MFA_SEAL_KEY` on its workers and clients; rotating it means
-  changing both at once (a request sealed with the old key in between fails MFA
-  and is simply asked again).
+  a seal key) is accepted only by workers that have no seal key: that code is
+  in the history, written there by whoever sent it, used up when verified and
+  expired after the window. A worker with a seal key refuses it
+  (`mfa_unsealed`), after using it up. Every deployment that wants the guarantee
+  sets `PIM_MFA_SEAL_KEY` on its workers and clients; rotating it means changing
+  both at once (a request sealed with the old key in between fails MFA and is
+  simply asked again).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import hmac
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,7 +56,7 @@ from pim.runtime.settings import PimSettings, load_settings
 TOTP_INTERVAL = 30
 VALID_WINDOW = 1  # one step either side, for clock drift
 SEAL_SETTING = "PIM_MFA_SEAL_KEY"
-SEAL_CONTEXT = b"pim-mfa-seal-v1"
+SEAL_CONTEXT = b"pim-mfa-seal-v2"
 DEV_SEAL_KEY_FILE = Path(".pim") / "mfa-seal.key"  # written by `pim dev`, next to its store
 
 
@@ -79,10 +87,10 @@ def matching_step(secret: str, code: str, at: float | None = None) -> int | None
     return None
 
 
-def matching_sealed_step(secret: str, key: bytes, principal_id: str, sealed: str, at: float | None = None) -> int | None:
-    """The time step whose code, sealed for `principal_id`, is `sealed`, or None."""
+def matching_sealed_step(secret: str, key: bytes, binding: SealBinding, sealed: str, at: float | None = None) -> int | None:
+    """The time step whose code, sealed for the request `binding` names, is `sealed`, or None."""
     for candidate, step in _window(secret, at):
-        if hmac.compare_digest(seal(key, principal_id, candidate), sealed):
+        if hmac.compare_digest(seal(key, binding, candidate), sealed):
             return step
     return None
 
@@ -94,19 +102,38 @@ def _as_datetime(moment: float) -> datetime:
 # --- sealing (see the module docstring) -------------------------------------------
 
 
-def seal(key: bytes, principal_id: str, code: str) -> str:
-    message = b"\0".join((SEAL_CONTEXT, principal_id.encode(), code.encode()))
+@dataclass(frozen=True)
+class SealBinding:
+    """What a seal is bound to: the request it was made for, and its workflow id."""
+
+    workflow_id: str
+    group_id: str
+    access: str
+    principal_id: str
+
+    @classmethod
+    def of(cls, request: ActivationRequest, workflow_id: str | None = None) -> "SealBinding":
+        """The binding of `request`, sent as `workflow_id` (by default its canonical id):
+        the client seals with the request it sends, the worker checks against the
+        request it admits and the workflow id it runs under."""
+        return cls(workflow_id or request.workflow_id, request.group_id, request.access.value, request.principal_id)
+
+
+def seal(key: bytes, binding: SealBinding, code: str) -> str:
+    parts = (binding.workflow_id, binding.group_id, binding.access, binding.principal_id, code)
+    message = b"\0".join((SEAL_CONTEXT, *(part.encode() for part in parts)))
     digest = hmac.new(key, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def seal_request(request: ActivationRequest, key: bytes | None) -> ActivationRequest:
-    """The request as it may enter Temporal: its MFA code sealed (unchanged without a key)."""
+    """The request as it may enter Temporal: its MFA code sealed for this request
+    (its group, access, principal and workflow id); unchanged without a key."""
     evidence = request.mfa
     # An OIDC token is not sealed: the worker must see it to verify its signature.
     if key is None or evidence is None or evidence.sealed or evidence.method != "totp" or evidence.code is None:
         return request
-    sealed = MfaEvidence(method=evidence.method, code=seal(key, request.principal_id, evidence.code), sealed=True)
+    sealed = MfaEvidence(method=evidence.method, code=seal(key, SealBinding.of(request), evidence.code), sealed=True)
     return request.model_copy(update={"mfa": sealed})
 
 
@@ -148,3 +175,13 @@ MFA_REPLAYED = Violation(code="mfa_replayed", message="mfa.code: this code was a
 MFA_UNSEALABLE = Violation(
     code="mfa_invalid", message=f"mfa.code: the code is sealed but the workers have no seal key ({SEAL_SETTING})"
 )
+MFA_UNSEALED = Violation(
+    code="mfa_unsealed",
+    message=f"mfa.code: the workers accept sealed codes only ({SEAL_SETTING}); send it with a client that seals it",
+)
+
+
+def mfa_locked(until: datetime | None) -> Violation:
+    """The principal's MFA is locked after too many wrong codes (pim/domain/mfa_lockout.py)."""
+    when = until.astimezone(UTC).isoformat(timespec="seconds") if until else "later"
+    return Violation(code="mfa_locked", message=f"mfa.code: too many wrong codes; MFA is locked until {when}")

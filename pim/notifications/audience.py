@@ -6,10 +6,15 @@
 | request_approved/denied  | yes       |           | yes    |
 | activation_active/ended  | yes       |           | yes    |
 | assignment_* (2)         | yes       |           | yes    |
+| mfa_locked (3)           | yes       |           | yes    |
 
 (1) only while approval is needed: they get the command to approve or deny.
 (2) the "requestor" of an assignment is the assignee.
-A policy narrows this with `notifications.recipients` and `notifications.events`.
+(3) the principal whose MFA is locked after too many wrong codes, and the
+    administrators of the group the codes were for. A security alert: a policy's
+    `notifications.recipients` and `notifications.events` do not silence it (a
+    policy saved before the event existed lists every other event).
+A policy narrows the others with `notifications.recipients` and `notifications.events`.
 """
 
 from __future__ import annotations
@@ -29,17 +34,21 @@ AUDIENCE: dict[str, tuple[Role, ...]] = {
     "assignment_active": ("requestor", "admins"),
     "assignment_expiring_soon": ("requestor", "admins"),
     "assignment_ended": ("requestor", "admins"),
+    "mfa_locked": ("requestor", "admins"),
 }
+# Told whatever the policy's rule says.
+ALWAYS_TOLD = frozenset({"mfa_locked"})
 
 
 def audience(event: str, rule: NotificationRule, people: Mapping[Role, Sequence[str]]) -> list[tuple[str, Role]]:
     """(principal id, role) of everyone to tell, each once, in the first role that
     names them (a requestor who is also an admin is told as the requestor)."""
-    if event not in AUDIENCE or event not in rule.events:
+    always = event in ALWAYS_TOLD
+    if event not in AUDIENCE or (event not in rule.events and not always):
         return []
     told: dict[str, Role] = {}
     for role in AUDIENCE[event]:
-        if role in rule.recipients:
+        if role in rule.recipients or always:
             for principal_id in people.get(role, ()):
                 told.setdefault(principal_id, role)
     return list(told.items())

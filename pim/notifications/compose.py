@@ -24,8 +24,8 @@ async def compose(
     people: Mapping[Role, Sequence[str]],
     subject: str,
     request_id: str | None = None,
-    group_id: str,
-    access: str,
+    group_id: str | None,
+    access: str | None,
     principal_id: str,
     details: Mapping[str, str] | None = None,
 ) -> list[Notification]:

@@ -8,7 +8,7 @@ and the facts that are present.
 
 The `details` keys read here (all optional, values are strings): state,
 reason, duration (ISO 8601), justification, ticket, approval_deadline,
-starts_at, granted_at, expires_at, ended_at, ends_at (ISO 8601 instants),
+starts_at, granted_at, expires_at, ended_at, ends_at, locked_until (ISO 8601 instants),
 approver, approver_justification, approvers, stage, assignment_id, kind, by.
 Other keys are shown as they come, except those named like a secret.
 """
@@ -44,6 +44,7 @@ _LABELS: dict[str, str] = {
     "assignment_id": "Assignment",
     "kind": "Assignment kind",
     "by": "By",
+    "locked_until": "Locked until",
 }
 
 # Notifications carry no secrets, but `details` is open-ended: a key named like
@@ -125,6 +126,9 @@ def headline(notification: Notification) -> str:
             return f"The {kind}assignment of {who} for {what}{ends}."
         case "assignment_ended":
             return f"The {kind}assignment of {who} for {what} has ended."
+        case "mfa_locked":
+            until = f" until {_instant(d['locked_until'])}" if d.get("locked_until") else ""
+            return f"The MFA of {who} is locked{until}, after too many wrong codes in a row."
     return " ".join(n.subject.split()) or n.event.replace("_", " ")
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
@@ -23,7 +22,7 @@ from pim.domain.assignments import (
 )
 from pim.domain.models import AccessType
 from pim.domain.policy import AssignmentSettings, Policy
-from pim.identity import totp as mfa
+from pim.identity.totp_check import AttemptScope, verify_totp
 from pim.operations.context import AdminContext
 from pim.operations.eligibility import end_dependent_activations
 from pim.store.tables import AssignmentRow
@@ -48,12 +47,20 @@ async def _settings(ctx: AdminContext, group_id: str, access: AccessType, kind: 
     return policy.eligible_assignment if kind == "eligible" else policy.active_assignment
 
 
-async def _mfa_verified(ctx: AdminContext, code: str | None, operation_key: str) -> bool:
+async def mfa_verified(ctx: AdminContext, code: str | None, operation_key: str, **target: str) -> bool:
+    """The actor's code, verified and used up (pim/identity/totp_check.py), for the
+    operation `operation_key` starts with ("assign_active:grp-ops:..."). A locked MFA
+    refuses the operation (`mfa_locked`); a wrong code leaves it unverified. `target`
+    (group_id, access) names the group whose administrators hear of a lockout."""
     if not code:
         return False
-    secret = await ctx.store.mfa_secret(ctx.actor)
-    step = mfa.matching_step(secret, code, time.time()) if secret else None
-    return step is not None and await ctx.store.consume_totp_step(ctx.actor, step, operation_key)
+    action = operation_key.split(":", 1)[0]
+    scope = AttemptScope(action, target.get("group_id"), target.get("access"))
+    verdict = await verify_totp(ctx.store, ctx.actor, code, use_key=operation_key, at=ctx.now(), scope=scope)
+    locked = [v for v in verdict.violations if v.code == "mfa_locked"]
+    if locked:
+        await ctx.refuse(action, "mfa_locked", locked[0].message, **target)
+    return verdict.accepted
 
 
 async def create_assignment(
@@ -71,7 +78,7 @@ async def create_assignment(
     """Permanent when neither `ends_at` nor `duration` (counted from now) is given."""
     action = f"assign_{kind}"
     target = dict(group_id=group_id, principal_id=principal_id, access=access.value)
-    await ctx.require_group_manager(action, group_id, **{k: v for k, v in target.items() if k != "group_id"})
+    group = await ctx.require_group_manager(action, group_id, **{k: v for k, v in target.items() if k != "group_id"})
     at = ctx.now()
     if duration is not None:
         ends_at = at + duration
@@ -79,8 +86,10 @@ async def create_assignment(
     if not facts.group_enabled and facts.group_exists and kind == "active" and ends_at is None:
         facts.group_enabled = True  # a group outside PIM still has plain, permanent members
     settings = await _settings(ctx, group_id, access, kind)
+    if kind == "active" and await ctx.acts_as_owner_only(group):
+        settings = settings.model_copy(update={"require_mfa": True})
     verified = (
-        await _mfa_verified(ctx, mfa_code, f"{action}:{group_id}:{principal_id}:{at.isoformat()}")
+        await mfa_verified(ctx, mfa_code, f"{action}:{group_id}:{principal_id}:{at.isoformat()}", **target)
         if settings.require_mfa and kind == "active"
         else False
     )

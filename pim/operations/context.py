@@ -154,6 +154,14 @@ class AdminContext:
         if await self.store.principal(self.actor) is None:
             await self.refuse(attempted, "unknown_actor", f"--as: no principal {self.actor!r}")
 
+    async def acts_as_owner_only(self, group: GroupRow) -> bool:
+        """True when the actor may manage this role-assignable group only as one of its
+        owners. Such an owner changes its policy or makes active assignments only with
+        MFA: ownership must not be a shortcut around the member policy."""
+        if not group.role_assignable or set(await self.roles()) & authz.roles_that_manage(True):
+            return False
+        return await self.store.is_owner(group.id, self.actor, self.now())
+
     async def require_group_manager(self, attempted: str, group_id: str, **target: Any) -> GroupRow:
         """The group, when the actor may manage it (refused otherwise)."""
         await self.require_known_actor(attempted)

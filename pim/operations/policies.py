@@ -8,8 +8,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from pim.domain import authorization as authz
 from pim.domain.models import AccessType, violations_from_validation_error
-from pim.domain.policy import Policy
+from pim.domain.policy import ROLE_PREFIX, Policy
+from pim.operations.assignments import mfa_verified
 from pim.operations.context import AdminContext
 
 
@@ -40,9 +42,21 @@ def apply_settings(current: dict, assignments: list[str]) -> tuple[dict, dict[st
     return data, changes
 
 
-async def set_policy(ctx: AdminContext, group_id: str, access: AccessType, assignments: list[str]) -> int:
+async def set_policy(
+    ctx: AdminContext, group_id: str, access: AccessType, assignments: list[str], mfa_code: str | None = None
+) -> int:
     action = "set_policy"
-    await ctx.require_group_manager(action, group_id, access=access.value)
+    group = await ctx.require_group_manager(action, group_id, access=access.value)
+    if await ctx.acts_as_owner_only(group):
+        key = f"{action}:{group_id}:{access.value}:{ctx.now().isoformat()}"
+        if not await mfa_verified(ctx, mfa_code, key, group_id=group_id, access=access.value):
+            await ctx.refuse(
+                action,
+                "mfa_required",
+                f"mfa: an owner of the role-assignable group {group_id} changes its policy only with MFA (--mfa-code)",
+                group_id=group_id,
+                access=access.value,
+            )
     found = await ctx.store.policy(group_id, access)
     if found is None:
         await ctx.refuse(action, "group_not_enabled", f"group: {group_id} is not enabled in PIM", group_id=group_id)
@@ -57,6 +71,12 @@ async def set_policy(ctx: AdminContext, group_id: str, access: AccessType, assig
         await ctx.refuse(action, "invalid_policy", str(error), group_id=group_id)
     for index, stage in enumerate(policy.activation.approval):
         for approver in stage.approvers:
+            if approver.startswith(ROLE_PREFIX):
+                if approver.removeprefix(ROLE_PREFIX) not in authz.ROLES:
+                    await ctx.refuse(
+                        action, "invalid_policy", f"activation.approval[{index}]: unknown role in {approver!r}", group_id=group_id
+                    )
+                continue
             if await ctx.store.principal(approver) is None:
                 await ctx.refuse(
                     action, "invalid_policy", f"activation.approval[{index}]: no principal {approver!r}", group_id=group_id

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 from pim.domain import authorization as authz
 from pim.identity import totp as mfa
+from pim.identity.totp_check import AttemptScope, verify_totp
 from pim.notifications.model import Notification, Recipient
 from pim.operations.context import AdminContext, Refused, valid_email, valid_id
 from pim.store import Store
@@ -68,13 +68,20 @@ async def enroll_mfa(ctx: AdminContext, principal_id: str, current_code: str | N
         await ctx.refuse(action, "principal_not_found", f"principal: no user {principal_id!r}", principal_id=principal_id)
     own_factor = False
     if ctx.actor == principal_id and current_code:
-        secret = await ctx.store.mfa_secret(principal_id)
-        step = mfa.matching_step(secret, current_code, time.time()) if secret else None
-        own_factor = step is not None and await ctx.store.consume_totp_step(
-            principal_id, step, f"{action}:{ctx.now().isoformat()}"
+        verdict = await verify_totp(
+            ctx.store,
+            principal_id,
+            current_code,
+            use_key=f"{action}:{ctx.now().isoformat()}",
+            at=ctx.now(),
+            scope=AttemptScope(action),
         )
-        if not own_factor:
-            await ctx.refuse(action, "mfa_invalid", "mfa: the current code is not valid", principal_id=principal_id)
+        if not verdict.accepted:
+            code, message = verdict.violations[0].code, verdict.violations[0].message
+            if code != "mfa_locked":  # wrong or already used: one answer
+                code, message = "mfa_invalid", "mfa: the current code is not valid"
+            await ctx.refuse(action, code, message, principal_id=principal_id)
+        own_factor = True
     reason = authz.refuse_mfa_enrolment(
         ctx.actor, await ctx.roles(), principal_id, await ctx.store.roles_of(principal_id), own_factor_verified=own_factor
     )

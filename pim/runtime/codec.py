@@ -23,15 +23,18 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import json
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
+from pim.domain.models import UNDECODABLE
 from pim.runtime.settings import PimSettings
 
 ENCODING = b"binary/encrypted"
@@ -66,15 +69,16 @@ def parse_keys(setting: str, name: str = SETTING) -> list[tuple[str, bytes]]:
 
 
 class EncryptionCodec(PayloadCodec):
-    def __init__(self, keys: Sequence[tuple[str, bytes]]) -> None:
+    def __init__(self, keys: Sequence[tuple[str, bytes]], tolerant: bool = False) -> None:
         if not keys:
             raise ValueError(f"{SETTING}: at least one key is needed")
+        self.tolerant = tolerant  # a worker's: an undecryptable payload is handed on as undecodable
         self._encrypt_id = keys[0][0]
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys}
 
     @classmethod
-    def from_setting(cls, setting: str) -> "EncryptionCodec":
-        return cls(parse_keys(setting))
+    def from_setting(cls, setting: str, tolerant: bool = False) -> "EncryptionCodec":
+        return cls(parse_keys(setting), tolerant)
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         key_id = self._encrypt_id
@@ -89,32 +93,77 @@ class EncryptionCodec(PayloadCodec):
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         out = []
         for payload in payloads:
-            if payload.metadata.get("encoding") != ENCODING:
-                out.append(payload)
-                continue
-            key_id = payload.metadata.get(KEY_ID, b"").decode(errors="replace")
-            cipher = self._ciphers.get(key_id)
-            if cipher is None:
-                raise PayloadKeyError(
-                    f"payload encrypted with key id {key_id!r}, which is not in {SETTING} "
-                    f"(known: {', '.join(sorted(self._ciphers))})"
-                )
-            data = payload.data
             try:
-                plain = cipher.decrypt(data[:NONCE_SIZE], data[NONCE_SIZE:], key_id.encode())
-            except InvalidTag:
-                raise PayloadKeyError(
-                    f"payload encrypted with key id {key_id!r} cannot be decrypted: "
-                    f"the key in {SETTING} differs, or the payload was altered"
-                ) from None
-            decoded = Payload()
-            decoded.ParseFromString(plain)
-            out.append(decoded)
+                out.append(self._decode_one(payload))
+            except (PayloadKeyError, DecodeError) as error:
+                if not self.tolerant:
+                    raise
+                out.append(undecodable_payload(str(error)[:200]))
         return out
 
+    def _decode_one(self, payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload
+        key_id = payload.metadata.get(KEY_ID, b"").decode(errors="replace")
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise PayloadKeyError(
+                f"payload encrypted with key id {key_id[:40]!r}, which is not in {SETTING} "
+                f"(known: {', '.join(sorted(self._ciphers))})"
+            )
+        data = payload.data
+        try:
+            plain = cipher.decrypt(data[:NONCE_SIZE], data[NONCE_SIZE:], key_id.encode())
+        except (InvalidTag, ValueError):
+            raise PayloadKeyError(
+                f"payload encrypted with key id {key_id!r} cannot be decrypted: "
+                f"the key in {SETTING} differs, or the payload was altered"
+            ) from None
+        decoded = Payload()
+        decoded.ParseFromString(plain)
+        return decoded
 
-def data_converter(settings: PimSettings) -> DataConverter:
-    """The data converter of every connection: pydantic JSON, encrypted when keys are set."""
-    if not settings.payload_keys:
-        return pydantic_data_converter
-    return dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec.from_setting(settings.payload_keys))
+
+class TolerantPayloadConverter(PydanticPayloadConverter):
+    """The worker's payload converter: a payload meant for a workflow's own checks
+    (a value typed `Any`: a start input, a signal, an update argument) that cannot
+    be decoded becomes `{"pim_undecodable": why}`, which the workflow refuses like
+    any malformed payload. A typed value (an activity's input or result) still
+    raises: those come from the product itself."""
+
+    def from_payloads(self, payloads: Sequence[Payload], type_hints: list[type] | None = None) -> list[Any]:
+        try:
+            return super().from_payloads(payloads, type_hints)
+        except Exception:  # noqa: BLE001 - any failure to decode is judged below, one payload at a time
+            if type_hints and any(hint not in (Any, object) for hint in type_hints):
+                raise
+        values: list[Any] = []
+        for payload in payloads:
+            try:
+                values.extend(super().from_payloads([payload], None))
+            except Exception as error:  # noqa: BLE001
+                values.append({UNDECODABLE: _why(payload, error)})
+        return values
+
+
+def _why(payload: Payload, error: Exception) -> str:
+    encoding = payload.metadata.get("encoding", b"").decode(errors="replace")[:40]
+    return f"encoding {encoding!r}: {type(error).__name__}"
+
+
+def undecodable_payload(why: str) -> Payload:
+    """What a tolerant codec hands on in place of a payload it cannot decrypt."""
+    return Payload(metadata={"encoding": b"json/plain"}, data=json.dumps({UNDECODABLE: why}).encode())
+
+
+def data_converter(settings: PimSettings, tolerant: bool = False) -> DataConverter:
+    """The data converter of every connection: pydantic JSON, encrypted when keys are
+    set. `tolerant`: a worker's, on which no payload can fail a workflow task (a
+    payload it cannot decrypt or decode reaches the workflow as undecodable)."""
+    converter = pydantic_data_converter
+    if tolerant:
+        converter = dataclasses.replace(converter, payload_converter_class=TolerantPayloadConverter)
+    if settings.payload_keys:
+        codec = EncryptionCodec.from_setting(settings.payload_keys, tolerant=tolerant)
+        converter = dataclasses.replace(converter, payload_codec=codec)
+    return converter

@@ -54,3 +54,13 @@ def backstop_ran_without_schedule(meter: MetricMeter, schedule_state: str) -> No
     meter.create_counter(
         BACKSTOP_WITHOUT_SCHEDULE, "Reconcile runs a worker started because the schedule was paused or missing"
     ).add(1, {"schedule": schedule_state})
+
+
+MFA_LOCKOUTS = "pim_mfa_lockouts"
+
+
+def mfa_lockout_started(meter: MetricMeter, attempted: str) -> None:
+    """A principal's MFA locked after too many wrong codes (pim/identity/totp_check.py)."""
+    meter.create_counter(MFA_LOCKOUTS, "Lockouts of a principal's MFA after too many wrong TOTP codes").add(
+        1, {"attempted": attempted}
+    )

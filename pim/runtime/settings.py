@@ -29,6 +29,9 @@ class PimSettings(BaseSettings):
     temporal_tls_ca: str | None = None  # server CA (PEM file), when not a public CA
     temporal_tls_server_name: str | None = None
     database_url: str = "sqlite+aiosqlite:///./.pim/pim.db"
+    # `pim db upgrade` on PostgreSQL, run as the tables' owner: the role the workers connect
+    # as, granted the tables and the audit log by SELECT and INSERT only (docs/security.md).
+    database_app_role: str | None = None
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
     # Where membership is written (pim/directories): the store's own table, LDAP, or Microsoft Graph.

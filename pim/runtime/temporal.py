@@ -67,13 +67,14 @@ def _read(path: str | None, name: str) -> bytes | None:
         raise ValueError(f"{name}: cannot read {path}: {error.strerror}") from None
 
 
-async def connect_with(settings: PimSettings, runtime: Runtime | None = None) -> Client:
+async def connect_with(settings: PimSettings, runtime: Runtime | None = None, worker: bool = False) -> Client:
     """The connection of workers, the CLI and services, from settings and the environment
-    (payloads encrypted when PIM_PAYLOAD_KEYS is set: pim/codec.py; traced when PIM_OTEL
-    is set: pim/tracing.py). `runtime`: one that exports metrics, else the SDK's default."""
+    (payloads encrypted when PIM_PAYLOAD_KEYS is set: pim/runtime/codec.py; traced when
+    PIM_OTEL is set: pim/runtime/tracing.py). `runtime`: one that exports metrics, else the
+    SDK's default. `worker`: the worker's own, on which no payload fails a workflow task."""
     return await Client.connect(
         **connect_options(settings),
-        data_converter=data_converter(settings),
+        data_converter=data_converter(settings, tolerant=worker),
         interceptors=tracing_interceptors(settings.otel),
         runtime=runtime,
     )

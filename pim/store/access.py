@@ -13,6 +13,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from pim.domain import authorization as authz
 from pim.domain.activation_rules import EligibilityFacts
 from pim.domain.models import AccessType
+from pim.domain.policy import ROLE_PREFIX
 from pim.store.tables import (
     ActivationClaimRow,
     AssignmentRow,
@@ -188,9 +189,13 @@ class AccessOperations:
             return facts
 
     async def expand_approvers(self, approvers: list[str], at: datetime) -> list[str]:
-        """Users named directly, plus the active members of approver groups."""
+        """Users named directly, the active members of approver groups, and the holders
+        of approver roles (`role:NAME`)."""
         users: set[str] = set()
         for approver in approvers:
+            if approver.startswith(ROLE_PREFIX):
+                users.update(await self.holders_of((approver.removeprefix(ROLE_PREFIX),)))  # type: ignore[attr-defined]
+                continue
             principal = await self.principal(approver)  # type: ignore[attr-defined]
             if principal is None:
                 continue

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pim.domain.models import AccessType
-from pim.domain.policy import Policy
+from pim.domain.policy import Policy, default_policy
 from pim.store.tables import ActivationClaimRow, AssignmentRow, DirectoryRoleRow, GroupRow, PolicyRow, PrincipalRow
 
 
@@ -87,7 +87,7 @@ class AdminOperations:
                                 group_id=group_id,
                                 access=access.value,
                                 version=1,
-                                settings=Policy().model_dump(mode="json"),
+                                settings=default_policy(access, group.role_assignable).model_dump(mode="json"),
                                 updated_at=now(),
                                 updated_by=by,
                             )

@@ -1,27 +1,54 @@
-"""The append-only audit log."""
+"""The append-only audit log, hash-chained (pim/store/audit_chain.py).
+
+Appending reads the last row's hash and inserts the new row under one lock, so
+that concurrent writers never fork the chain: on PostgreSQL a transaction-scoped
+advisory lock (every worker), on SQLite the database's write lock taken at the
+start of the transaction (BEGIN IMMEDIATE: the CLI and `pim dev`'s worker are two
+processes) behind an asyncio lock per database in this process. The row's `at`
+is the store's clock at insert (PostgreSQL's on PostgreSQL), never earlier than
+the row before it; the caller's time of the event is kept as `details.event_at`
+when it differs."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pim.notifications.model import Notification
+from pim.store import audit_chain
 from pim.store.outbox import OutboxOperations
 from pim.store.tables import AuditRow
+
+# One key for the whole chain, in the two-integer key space of advisory locks
+# (access_lock uses the one-bigint space: the two never meet). "pim" and 1.
+CHAIN_LOCK = {"space": 0x70696D, "key": 1}
+# The caller's time of the event is kept (details.event_at) when it is further than
+# this from the row's time: a retried activity, a workflow's clock, a backdated call.
+EVENT_AT_TOLERANCE = timedelta(seconds=1)
+BATCH = 1_000
+
+# SQLite: one asyncio lock per database URL and event loop (a lock belongs to its loop).
+_CHAIN_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 
 class AuditOperations(OutboxOperations):
     sessions: async_sessionmaker[AsyncSession]
+    url: str
+    is_postgres: bool
 
     async def append_audit(
         self,
         *,
-        at: datetime,
         action: str,
+        at: datetime | None = None,
         actor: str | None = None,
         request_id: str | None = None,
         group_id: str | None = None,
@@ -31,36 +58,96 @@ class AuditOperations(OutboxOperations):
         dedupe_key: str | None = None,
         notifications: Sequence[Notification] = (),
         channels: Sequence[str] = (),
-    ) -> None:
-        """Insert one line, and queue the notifications it causes on each channel in
-        the same transaction: both or neither. A line with a dedupe key already
-        written is not written again, and neither are its notifications."""
+    ) -> bool:
+        """Insert one line, chained to the one before it, and queue the notifications
+        it causes on each channel in the same transaction: both or neither. A line
+        with a dedupe key already written is not written again, and neither are its
+        notifications: False. `at`, the caller's time of the event, does not date the
+        line (the store's clock does); it is kept as `details.event_at` when it differs."""
+        if at is not None and at.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
         queued = 0
         try:
             # No look-up first: the unique dedupe key refuses a second line (a retried
             # activity), rolling back its notifications with it. One statement less on
             # every line, which every activation writes three of.
-            async with self.sessions.begin() as session:
-                session.add(
-                    AuditRow(
-                        at=at,
-                        action=action,
-                        actor=actor,
-                        request_id=request_id,
-                        group_id=group_id,
-                        access=access,
-                        principal_id=principal_id,
-                        details=details or {},
-                        dedupe_key=dedupe_key,
-                    )
+            async with self._chain_lock(), self.sessions.begin() as session:
+                row = AuditRow(
+                    action=action,
+                    actor=actor,
+                    request_id=request_id,
+                    group_id=group_id,
+                    access=access,
+                    principal_id=principal_id,
+                    details=audit_chain.normalized_details(details),
+                    dedupe_key=dedupe_key,
                 )
+                await self._chain(session, row, event_at=at)
+                session.add(row)
                 queued = self._queue_notifications(session, notifications, channels)
         except IntegrityError:
             if dedupe_key is None:
                 raise
-            return
+            return False
         if queued:
             self._wake_dispatcher()
+        return True
+
+    @asynccontextmanager
+    async def _chain_lock(self) -> AsyncIterator[None]:
+        """In-process serialization of appends on SQLite (PostgreSQL locks in the
+        transaction itself)."""
+        if self.is_postgres:
+            yield
+            return
+        locks = _CHAIN_LOCKS.setdefault(asyncio.get_running_loop(), {})
+        async with locks.setdefault(self.url, asyncio.Lock()):
+            yield
+
+    async def _chain(self, session: AsyncSession, row: AuditRow, *, event_at: datetime | None) -> None:
+        """Take the chain's lock for this transaction, then give the row its id, its
+        time and its hashes. Must be the transaction's first statement."""
+        if self.is_postgres:
+            await session.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"), CHAIN_LOCK)
+            next_id, now = (
+                await session.execute(text("SELECT nextval(pg_get_serial_sequence('audit_log', 'id')), clock_timestamp()"))
+            ).one()
+        else:
+            # The database's write lock from the first statement on: no other process
+            # can append between the read of the last hash and this insert.
+            await session.execute(text("BEGIN IMMEDIATE"))
+            next_id, now = None, datetime.now(UTC)
+        last = (
+            await session.execute(select(AuditRow.id, AuditRow.at, AuditRow.row_hash).order_by(AuditRow.id.desc()).limit(1))
+        ).first()
+        row.id = next_id if next_id is not None else (last.id + 1 if last else 1)
+        # Never dated before the chained row before it (a clock stepped back).
+        row.at = max(now, last.at) if last is not None and last.row_hash is not None else now
+        if event_at is not None and abs(event_at - row.at) > EVENT_AT_TOLERANCE:
+            row.details = {**row.details, "event_at": audit_chain.instant(event_at)}
+        if last is None:
+            row.prev_hash = audit_chain.GENESIS
+        elif last.row_hash is not None:
+            row.prev_hash = last.row_hash
+        else:  # the first chained row: it covers the rows written before the chain existed
+            row.prev_hash = audit_chain.head_of(await session.scalars(select(AuditRow).order_by(AuditRow.id)))
+        row.row_hash = audit_chain.row_hash(row.prev_hash, row)
+
+    async def verify_audit(self, expected_head: tuple[int, str] | None = None) -> audit_chain.ChainReport:
+        """Read the whole log in id order, in batches, and check its chain (`pim audit
+        verify`); stops at the first row that does not fit."""
+        verifier = audit_chain.ChainVerifier(expected_head=expected_head)
+        after: int | None = None  # no lower bound: a row given id 0 or -1 by hand is read too
+        while True:
+            query = select(AuditRow).order_by(AuditRow.id).limit(BATCH)
+            async with self.sessions() as session:
+                batch = list(await session.scalars(query if after is None else query.where(AuditRow.id > after)))
+            for row in batch:
+                if verifier.add(row) is not None:
+                    return verifier.finish()
+            if len(batch) < BATCH:
+                return verifier.finish()
+            after = batch[-1].id
 
     async def audit(
         self,

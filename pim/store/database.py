@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from pim.store.access import AccessOperations
-from pim.store.admin import AdminOperations
+from pim.store.admin import AdminOperations, StoreError
 from pim.store.assignments import AssignmentOperations
 from pim.store.audit import AuditOperations
 from pim.store.identity import IdentityOperations, SecretBox
@@ -97,13 +97,65 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations (blocking; call from a thread inside an event loop)."""
+def upgrade(url: str, revision: str = "head", app_role: str | None = None) -> None:
+    """Apply migrations (blocking; call from a thread inside an event loop); then,
+    given the application's role (PIM_DATABASE_APP_ROLE), grant it what it needs."""
     from alembic import command
 
     _prepare_sqlite_file(url)
     command.upgrade(alembic_config(url), revision)
+    if app_role:
+        asyncio.run(grant_app_role(url, app_role))
 
 
-async def upgrade_async(url: str) -> None:
-    await asyncio.to_thread(upgrade, url)
+async def upgrade_async(url: str, app_role: str | None = None) -> None:
+    await asyncio.to_thread(upgrade, url, "head", app_role)
+
+
+async def grant_app_role(url: str, role: str) -> None:
+    """PostgreSQL: let `role`, the one workers and operations connect as, use the
+    store's tables, and the audit log by SELECT and INSERT only: it can neither
+    change, delete nor truncate a line, nor drop the triggers (only the tables'
+    owner can, the role migrations run as). Run after every upgrade: a new table
+    is granted too. Refuses a role that owns the tables or is a superuser."""
+    if make_url(url).get_backend_name() != "postgresql":
+        raise StoreError("app_role_unsupported", "PIM_DATABASE_APP_ROLE applies to PostgreSQL only: SQLite has no roles")
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            found = (
+                await connection.execute(
+                    text(
+                        "SELECT r.rolsuper, pg_has_role(r.oid, t.tableowner, 'MEMBER') AS owns, current_schema() AS schema "
+                        "FROM pg_roles r, pg_tables t "
+                        "WHERE r.rolname = :role AND t.tablename = 'audit_log' AND t.schemaname = current_schema()"
+                    ),
+                    {"role": role},
+                )
+            ).first()
+            if found is None:
+                raise StoreError(
+                    "app_role_missing", f"role {role} does not exist (or the store has no audit_log): create it first"
+                )
+            if found.rolsuper or found.owns:
+                raise StoreError(
+                    "app_role_owns",
+                    f"role {role} is a superuser or owns the tables: it could drop the audit log's triggers; "
+                    "run migrations as the owner and let the application connect as another role",
+                )
+            quote = connection.dialect.identifier_preparer.quote
+            who, schema = quote(role), quote(found.schema)
+            for statement in (
+                f"GRANT USAGE ON SCHEMA {schema} TO {who}",
+                f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {who}",
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {who}",
+                f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {who}",
+                # Append-only for the application: read and insert, nothing else.
+                f"REVOKE ALL ON audit_log FROM {who}, PUBLIC",
+                f"GRANT SELECT, INSERT ON audit_log TO {who}",
+                f"REVOKE ALL ON alembic_version FROM {who}",
+                f"GRANT SELECT ON alembic_version TO {who}",  # `pim health` reads the schema's version
+            ):
+                await connection.execute(text(statement))
+    finally:
+        await engine.dispose()

@@ -10,8 +10,14 @@ from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pim.domain.mfa_lockout import VERIFIED, MfaAttempt, MfaGuard, counted_attempt
 from pim.store.admin import StoreError
+from pim.store.audit import AuditOperations
 from pim.store.tables import AuditRow, MfaEnrolmentRow, ProofUseRow
+
+# Rounds of count_mfa_attempt's compare-and-set: each round at least one of the
+# racing attempts wins, so this bounds how many may race at once.
+COUNT_ROUNDS = 200
 
 
 class SecretBox(Protocol):
@@ -24,7 +30,7 @@ class SecretBox(Protocol):
     def is_sealed(self, stored: str) -> bool: ...
 
 
-class IdentityOperations:
+class IdentityOperations(AuditOperations):  # an OIDC token's use is an audit line
     sessions: async_sessionmaker[AsyncSession]
     secrets: SecretBox | None
 
@@ -38,6 +44,8 @@ class IdentityOperations:
                 session.add(MfaEnrolmentRow(principal_id=principal_id, method="totp", secret=sealed, enrolled_at=at))
             else:
                 row.secret, row.enrolled_at, row.last_step, row.last_step_request_id = sealed, at, None, None
+                # A new secret: earlier guesses tell nothing about it (pim/domain/mfa_lockout.py).
+                row.failed_attempts, row.locked_until, row.lockouts = 0, None, 0
 
     async def mfa_secret(self, principal_id: str) -> str | None:
         """The principal's TOTP secret in clear, or None when not enrolled; StoreError
@@ -83,6 +91,58 @@ class IdentityOperations:
             row = await session.get(MfaEnrolmentRow, principal_id)
             return row is not None and row.last_step == step and row.last_step_request_id == request_id
 
+    async def count_mfa_attempt(self, principal_id: str, at: datetime) -> MfaAttempt | None:
+        """Count one TOTP attempt before its code is checked (pim/domain/mfa_lockout.py):
+        refused while locked; the attempt that reaches the limit starts the lockout.
+        None when the principal is not enrolled.
+
+        A compare-and-set: read the counters, then one conditional UPDATE that holds
+        only if nobody changed them meanwhile, else read again. Concurrent attempts
+        are therefore counted one after the other and never pass the limit. (The read
+        is a transaction of its own: on SQLite a read transaction that then writes
+        after another writer committed fails instead of waiting.)"""
+        for _ in range(COUNT_ROUNDS):
+            async with self.sessions() as session:
+                row = await session.get(MfaEnrolmentRow, principal_id)
+                if row is None:
+                    return None
+                before = MfaGuard(row.failed_attempts, row.locked_until, row.lockouts)
+            after = counted_attempt(before, at)
+            if after is None:
+                return MfaAttempt(before, None)
+            async with self.sessions.begin() as session:
+                counted = cast(
+                    CursorResult,
+                    await session.execute(
+                        update(MfaEnrolmentRow)
+                        .where(
+                            MfaEnrolmentRow.principal_id == principal_id,
+                            MfaEnrolmentRow.failed_attempts == before.failed_attempts,
+                            MfaEnrolmentRow.lockouts == before.lockouts,
+                            MfaEnrolmentRow.locked_until.is_not_distinct_from(before.locked_until),
+                        )
+                        .values(failed_attempts=after.failed_attempts, locked_until=after.locked_until, lockouts=after.lockouts)
+                    ),
+                )
+            if counted.rowcount == 1:
+                return MfaAttempt(before, after)
+        raise StoreError("mfa_busy", f"mfa: too many attempts at once for {principal_id}; try again")
+
+    async def mfa_code_accepted(self, principal_id: str) -> None:
+        """A right code was accepted: the wrong codes in a row, the lock and its doubling reset."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(MfaEnrolmentRow)
+                .where(MfaEnrolmentRow.principal_id == principal_id)
+                .values(failed_attempts=VERIFIED.failed_attempts, locked_until=VERIFIED.locked_until, lockouts=VERIFIED.lockouts)
+            )
+
+    async def mfa_guard(self, principal_id: str) -> MfaGuard | None:
+        """The lockout counters of the principal's enrolment, None when not enrolled."""
+        async with self.sessions() as session:
+            row = await session.get(MfaEnrolmentRow, principal_id)
+        return MfaGuard(row.failed_attempts, row.locked_until, row.lockouts) if row else None
+
     async def consume_mfa_token(self, principal_id: str, token_id: str, request_id: str, at: datetime) -> bool:
         """Accept an OIDC token once (`token_id`: a digest of its issuer and jti, or of
         the whole token; pim/oidc.py). The same request may present it again (an
@@ -91,24 +151,20 @@ class IdentityOperations:
         # id. The insert is atomic, so two concurrent uses cannot both win, and the
         # log is append-only, so a used token stays used.
         key = f"mfa-token:{token_id}"
-        try:
-            async with self.sessions.begin() as session:
-                session.add(
-                    AuditRow(
-                        at=at,
-                        action="mfa_token_used",
-                        actor=principal_id,
-                        principal_id=principal_id,
-                        request_id=request_id.split("#")[0],
-                        details={"run_key": request_id},
-                        dedupe_key=key,
-                    )
-                )
+        written = await self.append_audit(  # chained like every line (pim/store/audit.py)
+            at=at,
+            action="mfa_token_used",
+            actor=principal_id,
+            principal_id=principal_id,
+            request_id=request_id.split("#")[0],
+            details={"run_key": request_id},
+            dedupe_key=key,
+        )
+        if written:
             return True
-        except IntegrityError:
-            async with self.sessions() as session:
-                row = await session.scalar(select(AuditRow).where(AuditRow.dedupe_key == key))
-            return row is not None and row.principal_id == principal_id and (row.details or {}).get("run_key") == request_id
+        async with self.sessions() as session:
+            row = await session.scalar(select(AuditRow).where(AuditRow.dedupe_key == key))
+        return row is not None and row.principal_id == principal_id and (row.details or {}).get("run_key") == request_id
 
     # --- actor proofs ---------------------------------------------------------
 

@@ -12,6 +12,7 @@ from pim.domain import authorization as authz
 from pim.domain.models import AccessType
 from pim.domain.policy import Policy
 from pim.identity import totp as mfa
+from pim.identity.totp import current_code
 from pim.operations import AdminContext, Refused
 from pim.operations.assignments import create_assignment, extend_assignment, remove_assignment, renew_assignment
 from pim.operations.groups import create_group, offboard_group, onboard_group
@@ -193,10 +194,21 @@ async def test_groups_administrator_manages_ordinary_groups_only(demo):
 async def test_an_owner_manages_their_role_assignable_group(demo):
     admin = AdminContext(demo, "admin", signer=TEST_SIGNER)
     await set_policy(admin, "grp-ops", OWNER, ["active_assignment.allow_permanent=true"])
+    await set_policy(admin, "grp-ops", MEMBER, ["active_assignment.allow_permanent=true"])
     await create_assignment(admin, "grp-ops", "bob", access=OWNER, kind="active", justification="ops lead")
     bob = AdminContext(demo, "bob", signer=TEST_SIGNER)
-    await set_policy(bob, "grp-ops", MEMBER, ["eligible_assignment.allow_permanent=true"])
-    await create_assignment(bob, "grp-ops", "dave", access=MEMBER, kind="eligible")
+    # An owner of a role-assignable group changes its policy, or makes active
+    # assignments, only with MFA: ownership is no shortcut around the member policy.
+    await refused(demo, set_policy(bob, "grp-ops", MEMBER, ["activation.require_mfa=false"]), "mfa_required", "bob")
+    await refused(
+        demo,
+        create_assignment(bob, "grp-ops", "dave", access=MEMBER, kind="active", justification="on call"),
+        "mfa_required",
+        "bob",
+    )
+    code = current_code(await demo.mfa_secret("bob"))
+    await set_policy(bob, "grp-ops", MEMBER, ["eligible_assignment.allow_permanent=true"], mfa_code=code)
+    await create_assignment(bob, "grp-ops", "dave", access=MEMBER, kind="eligible")  # eligible: no MFA needed
     # Ownership of one group is not a role: nothing else, and no onboarding.
     await refused(demo, set_policy(bob, "grp-dev", MEMBER, ["activation.require_mfa=true"]), "not_authorized", "bob")
     await refused(demo, onboard_group(bob, "grp-bob", "security"), "not_authorized", "bob")

@@ -6,6 +6,8 @@ that does not exist (or a cycle), a one-shot that the worker does not wait for,
 a worker setting the code never reads, a database URL pointing at the wrong
 host or driver, a search attribute missing. The Dockerfile: running as root, an
 install that differs from the README's, a COPY of a file that is not there.
+One test runs a service's script for real: the one that creates the workers'
+database role, through sh and psql on the test PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
+import subprocess
 import tomllib
+import uuid
 from fnmatch import fnmatch
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -26,16 +31,18 @@ from sqlalchemy.engine import make_url
 from pim.cli.main import app as cli_app
 from pim.runtime.settings import PimSettings
 from pim.runtime.temporal import SEARCH_ATTRIBUTE_NAMES
+from tests import postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict] = COMPOSE["services"]
 
-ONE_SHOT = {"temporal-admin-tools", "temporal-create-namespace", "pim-migrate"}
+ONE_SHOT = {"temporal-admin-tools", "temporal-create-namespace", "pim-app-role", "pim-migrate"}
 LONG_RUNNING = {"postgresql", "temporal", "pim-worker"}
 EXPECTED = ONE_SHOT | LONG_RUNNING | {"temporal-ui"}
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 PIM_VARIABLES = {f"PIM_{name.upper()}" for name in PimSettings.model_fields}
+APP_ROLE = "pim_app"  # the database role the workers connect as (not the tables' owner)
 
 
 # --- reading the compose file ---------------------------------------------------------------------
@@ -193,11 +200,11 @@ def test_the_worker_reaches_temporal_and_the_store():
     postgres = environment("postgresql")
     assert url.drivername == "postgresql+asyncpg"
     assert url.host == "postgresql" and (url.port or 5432) == 5432
-    assert (url.username, url.password, url.database) == (
-        postgres["POSTGRES_USER"],
-        postgres["POSTGRES_PASSWORD"],
-        postgres["POSTGRES_DB"],
-    )
+    assert url.database == postgres["POSTGRES_DB"]
+    # Not as the owner of the tables: as the application's role, created by pim-app-role.
+    role = environment("pim-app-role")
+    assert url.username != postgres["POSTGRES_USER"]
+    assert (url.username, url.password) == (APP_ROLE, role["APP_PASSWORD"])
 
     namespace = environment("temporal-create-namespace")
     assert namespace["TEMPORAL_NAMESPACE"] == env["PIM_NAMESPACE"], "the worker polls a namespace nobody created"
@@ -218,7 +225,75 @@ def test_migration_runs_on_the_workers_database_before_them():
     migrate = SERVICES["pim-migrate"]
     assert migrate["command"] == ["db", "upgrade"]
     assert migrate.get("build") == SERVICES["pim-worker"].get("build")
-    assert environment("pim-migrate")["PIM_DATABASE_URL"] == environment("pim-worker")["PIM_DATABASE_URL"]
+    owner = make_url(environment("pim-migrate")["PIM_DATABASE_URL"])
+    app = make_url(environment("pim-worker")["PIM_DATABASE_URL"])
+    assert (owner.drivername, owner.host, owner.port, owner.database) == (app.drivername, app.host, app.port, app.database)
+    # Migrations run as the owner of the tables, and then grant the workers' role.
+    postgres = environment("postgresql")
+    assert (owner.username, owner.password) == (postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"])
+    assert environment("pim-migrate")["PIM_DATABASE_APP_ROLE"] == app.username == APP_ROLE
+
+
+# --- the application's database role --------------------------------------------------------------
+
+
+def test_the_app_role_exists_before_the_migration_grants_it():
+    assert depends_on("pim-app-role") == {"postgresql": "service_healthy"}
+    assert depends_on("pim-migrate")["pim-app-role"] == "service_completed_successfully"
+    role = environment("pim-app-role")
+    postgres = environment("postgresql")
+    assert (role["PGHOST"], role["PGUSER"], role["PGPASSWORD"], role["PGDATABASE"]) == (
+        "postgresql",
+        postgres["POSTGRES_USER"],
+        postgres["POSTGRES_PASSWORD"],
+        postgres["POSTGRES_DB"],
+    )
+    assert SERVICES["pim-app-role"]["image"] == SERVICES["postgresql"]["image"], "psql of the server's own version"
+
+
+def test_the_app_role_is_created_without_privileges_of_its_own():
+    setup = script("pim-app-role")
+    assert f"CREATE ROLE {APP_ROLE} LOGIN" in setup and f"rolname = '{APP_ROLE}'" in setup, "created only when missing"
+    (alter,) = [line for line in setup.splitlines() if line.strip().startswith(f"ALTER ROLE {APP_ROLE}")]
+    for attribute in ("NOSUPERUSER", "NOCREATEDB", "NOCREATEROLE", "PASSWORD :'password'"):
+        assert attribute in alter
+    assert '-v password="$APP_PASSWORD"' in interpolate(setup) and "ON_ERROR_STOP=1" in setup
+    # No grant here, none to the owner's role: the privileges come from `pim db upgrade`.
+    assert "GRANT" not in setup.upper()
+    assert "PIM_DATABASE_APP_ROLE" in PIM_VARIABLES
+
+
+def test_the_app_role_script_runs_twice_on_a_real_server():
+    """The pim-app-role script itself, through sh and psql, on the test PostgreSQL
+    (under a role name of its own): it creates the role, and runs again harmlessly."""
+    if shutil.which("psql") is None:
+        pytest.skip("no psql")
+    admin = make_url(postgres.admin_url())
+    role = f"pim_app_{uuid.uuid4().hex[:8]}"
+    env = {
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+        "PGHOST": admin.host or "127.0.0.1",
+        "PGPORT": str(admin.port or 5432),
+        "PGUSER": admin.username or "postgres",
+        "PGPASSWORD": admin.password or "",
+        "PGDATABASE": admin.database or "postgres",
+        "APP_PASSWORD": "it's s3cret",
+    }
+    setup = interpolate(script("pim-app-role")).replace(APP_ROLE, role)
+    alive = subprocess.run(["psql", "-X", "-c", "SELECT 1"], env=env, capture_output=True, timeout=30)
+    if alive.returncode != 0:
+        if postgres.required():
+            pytest.fail(f"PostgreSQL at {postgres.admin_url()} cannot be used: {alive.stderr!r}")
+        pytest.skip(postgres.HOW_TO)
+    try:
+        for _ in range(2):
+            done = subprocess.run(["/bin/sh", "-ec", setup], env=env, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+        query = f"SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = '{role}'"
+        found = subprocess.run(["psql", "-X", "-tA", "-c", query], env=env, capture_output=True, text=True, timeout=30)
+        assert found.stdout.strip() == "t|f|f|f"
+    finally:
+        subprocess.run(["psql", "-X", "-c", f"DROP ROLE IF EXISTS {role}"], env=env, capture_output=True, timeout=30)
 
 
 def test_temporal_runs_on_postgresql_with_its_schema_set_up_first():

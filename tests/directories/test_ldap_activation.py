@@ -14,8 +14,9 @@ from pathlib import Path
 from ldap3 import MODIFY_ADD, MODIFY_DELETE
 
 from activities.reconcile import ReconcileActivities
-from pim.domain.models import AccessType, ActivationRequest, State
+from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State
 from pim.domain.reconcile import ReconcileInput
+from pim.identity.totp import current_code
 from tests.conftest import running_worker
 from tests.directories.conftest import ldap_settings
 from tests.directories.slapd import group_dn, user_dn
@@ -39,7 +40,7 @@ async def diff(slapd, store, *args: str) -> tuple[int, dict]:
 
 
 async def test_an_activation_adds_and_expiry_removes_the_member_in_slapd(time_env, demo, slapd, ldap_directory):
-    """alice (eligible member of grp-ops, approver bob) and bob (eligible owner, no approval)."""
+    """alice (eligible member of grp-ops, approver bob) and bob (eligible owner: MFA, admin approves)."""
     assert user_dn("alice") not in slapd.values("grp-ops") and slapd.values("grp-ops", "owner") == set()
     async with running_worker(time_env, demo, directory=ldap_directory) as pim:
         member_request = await request_ops(pim, demo)
@@ -54,10 +55,13 @@ async def test_an_activation_adds_and_expiry_removes_the_member_in_slapd(time_en
                 principal_id="bob",
                 duration=timedelta(hours=1),
                 justification="rotate the group's owners",
+                mfa=MfaEvidence(code=current_code(await demo.mfa_secret("bob"))),
             )
         )
+        assert (await settled(pim, owner_request)).state == State.pending_approval
+        await pim.approve(owner_request, "admin", "owner rotation agreed")
         assert (await settled(pim, member_request)).state == State.active
-        assert (await settled(pim, owner_request)).state == State.active
+        assert (await settled(pim, owner_request, State.active)).state == State.active
         # slapd itself, searched apart from PIM: alice next to carol (the seed's permanent member), bob owner.
         assert slapd.values("grp-ops") == {user_dn("carol"), user_dn("alice")}
         assert slapd.values("grp-ops", "owner") == {user_dn("bob")}

@@ -221,6 +221,8 @@ async def test_two_workers_one_killed_every_activation_granted_once_and_revoked(
         for request_id in request_ids:
             ended = [a for a in await store.audit(request_id=request_id) if a.action == "activation_ended"]
             assert len(ended) == 1 and ended[0].details.get("revoked") == "true", (request_id, ended)
+        chain = await store.verify_audit()  # two processes appended, one killed mid-way: still one chain
+        assert chain.ok and chain.rows > 2 * len(request_ids), chain.problem
         granted_by = {w.name: w.count('"event": "access granted"') for w in (victim, survivor)}
         print(f"all deactivated and revoked; grants carried out by {granted_by}")
 

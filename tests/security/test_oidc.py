@@ -346,18 +346,19 @@ def test_the_rules_refuse_a_method_the_policy_does_not_allow_and_oidc_needs_no_t
     assert check_mfa_presence(token_request, POLICY, EligibilityFacts(mfa_enrolled=False)) == []
 
 
-# --- the admission activity: a token is used once, a dry run uses nothing --------------------
+# --- the admission activity: a token is used once, by a dry run too -----------------------
 
 
-async def admit(activities: AdmissionActivities, token: str, *, validate_only: bool = False):
+async def admit(activities: AdmissionActivities, token: str, *, validate_only: bool = False, **fields):
     run_key = f"activation/grp-ops/member/alice#{uuid.uuid4()}"
+    fields.setdefault("justification", "INC-42 database failover")
     request = ActivationRequest(
         group_id="grp-ops",
         access=AccessType.member,
         principal_id="alice",
-        justification="INC-42 database failover",
         validate_only=validate_only,
         mfa=MfaEvidence(method="oidc", token=token),
+        **fields,
     )
     request = ActivationRequest.model_validate(signed(request, "alice", Action.request, request.workflow_id))
     admission = await activities.admit_request(
@@ -368,16 +369,19 @@ async def admit(activities: AdmissionActivities, token: str, *, validate_only: b
     return [v.code for v in admission.violations], run_key
 
 
-async def test_a_token_is_used_once_and_a_dry_run_does_not_use_it(demo, verifier, idp):
+async def test_a_token_is_used_once_and_a_dry_run_uses_it_up(demo, verifier, idp):
     await demo.set_policy(
         "grp-ops", AccessType.member, Policy(activation=ActivationSettings(require_mfa=True, mfa_methods=["oidc"])), by="test"
     )
     activities = AdmissionActivities(demo, TEST_PROOFS, mfa_seal_key=None, oidc_verifier=verifier)
-    token = idp.token()
+    tried = idp.token()
     with structlog.testing.capture_logs() as logged:
-        assert (await admit(activities, token, validate_only=True))[0] == []
-    assert logged and token not in str(logged)
-    assert (await admit(activities, token, validate_only=True))[0] == []
+        assert (await admit(activities, tried, validate_only=True))[0] == []
+    assert logged and tried not in str(logged)
+    # The dry run used it: copied from its history, it is good for nothing.
+    assert (await admit(activities, tried, validate_only=True))[0] == ["mfa_replayed"]
+    assert (await admit(activities, tried))[0] == ["mfa_replayed"]
+    token = idp.token()
     codes, run_key = await admit(activities, token)
     assert codes == []
     assert (await admit(activities, token))[0] == ["mfa_replayed"]
@@ -387,7 +391,29 @@ async def test_a_token_is_used_once_and_a_dry_run_does_not_use_it(demo, verifier
         "alice", (await verifier.verify(token, "alice", POLICY)).replay_key, run_key, datetime.now(UTC)
     )
     used = [row for row in await demo.audit(principal_id="alice") if row.action == "mfa_token_used"]
-    assert len(used) == 2 and all(token not in str(row.details) for row in used)
+    assert len(used) == 3 and all(t not in str(row.details) for row in used for t in (tried, token))
+
+
+async def test_a_token_is_used_up_when_the_request_is_refused_for_another_reason(demo, verifier, idp):
+    await demo.set_policy(
+        "grp-ops",
+        AccessType.member,
+        Policy(activation=ActivationSettings(require_mfa=True, mfa_methods=["oidc"], require_ticket=True)),
+        by="test",
+    )
+    activities = AdmissionActivities(demo, TEST_PROOFS, mfa_seal_key=None, oidc_verifier=verifier)
+    token = idp.token()
+    assert (await admit(activities, token))[0] == ["ticket_required"]
+    assert (await admit(activities, token, ticket={"system": "jira", "number": "OPS-1"}))[0] == ["mfa_replayed"]
+    # A genuine token that this policy finds too weak is used up too; someone else's is left alone.
+    weak = idp.token(amr=["pwd"])
+    assert (await admit(activities, weak, ticket={"system": "jira", "number": "OPS-1"}))[0] == ["mfa_insufficient"]
+    assert (await admit(activities, weak, ticket={"system": "jira", "number": "OPS-1"}))[0] == ["mfa_replayed"]
+    bobs = idp.token("bob")
+    assert (await admit(activities, bobs, ticket={"system": "jira", "number": "OPS-1"}))[0] == ["mfa_wrong_subject"]
+    assert (await verifier.verify(bobs, "bob", POLICY)).replay_key is not None
+    used = [row for row in await demo.audit() if row.action == "mfa_token_used"]
+    assert len(used) == 2
 
 
 async def test_a_token_without_a_configured_issuer_is_refused_as_not_configured(demo, idp):

@@ -129,7 +129,17 @@ def test_the_spec_evidence_is_still_valid_and_a_seal_replaces_the_code():
     key = base64.b64decode(new_key())
     sealed = mfa.seal_request(request, key)
     assert sealed.mfa.sealed and "123456" not in sealed.model_dump_json()
-    assert sealed.mfa.code == mfa.seal(key, "alice", "123456") != mfa.seal(key, "bob", "123456")
+    binding = mfa.SealBinding("activation/grp-ops/member/alice", "grp-ops", "member", "alice")
+    assert mfa.SealBinding.of(request) == binding
+    assert sealed.mfa.code == mfa.seal(key, binding, "123456")
+    # Bound to the request: another principal, group, access or workflow id gives another seal.
+    for other in (
+        mfa.SealBinding("activation/grp-ops/member/bob", "grp-ops", "member", "bob"),
+        mfa.SealBinding("activation/grp-dev/member/alice", "grp-dev", "member", "alice"),
+        mfa.SealBinding("activation/grp-ops/owner/alice", "grp-ops", "owner", "alice"),
+        mfa.SealBinding("activation/grp-ops/member/alice-2", "grp-ops", "member", "alice"),
+    ):
+        assert mfa.seal(key, other, "123456") != sealed.mfa.code
     assert mfa.seal_request(sealed, key) == sealed  # sealed once
     assert mfa.seal_request(request, None) == request  # no key: as given
     with pytest.raises(ValueError, match="a sealed code is 43 base64url characters"):
@@ -230,7 +240,7 @@ async def test_with_the_codec_off_the_mfa_code_is_sealed_out_of_the_history(time
             text = await history_text(time_env.client, rid)
             assert WHY in text  # not encrypted: the justification is readable...
             assert f'"{good}"' not in text  # ...the code is not
-            assert mfa.seal(base64.b64decode(key), "alice", good) in text  # only its seal
+            assert mfa.seal(base64.b64decode(key), mfa.SealBinding.of(request(good)), good) in text  # only its seal
             await pim.cancel(rid, "alice", "wrong group")
             assert (await finish(pim, rid)).state == State.canceled
 

@@ -587,38 +587,35 @@ async def test_audit_dedupe_key_writes_one_row(store):
         ("note", None),
         ("note", None),
     ]
-    assert rows[0].details == {}
+    # The caller's time (T0, years away) does not date the line: it is kept as the event's.
+    assert rows[0].details == {"event_at": "2030-01-01T12:00:00.000000Z"}
 
 
 async def test_audit_filters_and_order(store):
+    before = datetime.now(UTC)
     await store.append_audit(
-        at=T0 + timedelta(minutes=5),
-        action="requested",
-        group_id="grp-a",
-        principal_id="alice",
-        request_id="req-1",
-        details={"duration": "PT1H"},
+        action="requested", group_id="grp-a", principal_id="alice", request_id="req-1", details={"duration": "PT1H"}
     )
     await store.append_audit(at=T0, action="requested", group_id="grp-b", principal_id="bob", request_id="req-2")
+    await store.append_audit(action="granted", group_id="grp-a", principal_id="alice", request_id="req-1")
+    middle = (await store.audit())[-1].at
     await store.append_audit(
-        at=T0 + timedelta(minutes=10), action="granted", group_id="grp-a", principal_id="alice", request_id="req-1"
-    )
-    await store.append_audit(
-        at=T0 + timedelta(minutes=1), action="approved", actor="bob", group_id="grp-a", principal_id="carol", request_id="req-3"
+        at=datetime.now(UTC), action="approved", actor="bob", group_id="grp-a", principal_id="carol", request_id="req-3"
     )
 
-    # Insertion order, not time order.
-    assert [r.action for r in await store.audit()] == ["requested", "requested", "granted", "approved"]
+    # Insertion order, and the store's clock: each line dated at insert, never before the one before it.
+    lines = await store.audit()
+    assert [r.action for r in lines] == ["requested", "requested", "granted", "approved"]
+    assert [r.at for r in lines] == sorted(r.at for r in lines)
+    assert before <= lines[0].at <= lines[-1].at <= datetime.now(UTC) and lines[0].at.tzinfo is not None
     assert [r.request_id for r in await store.audit(group_id="grp-a")] == ["req-1", "req-1", "req-3"]
     assert [r.action for r in await store.audit(principal_id="alice")] == ["requested", "granted"]
     assert [r.action for r in await store.audit(request_id="req-1")] == ["requested", "granted"]
-    assert [r.request_id for r in await store.audit(since=T0 + timedelta(minutes=5))] == ["req-1", "req-1"]
-    assert [r.action for r in await store.audit(group_id="grp-a", principal_id="alice", since=T0 + timedelta(minutes=6))] == [
-        "granted"
-    ]
-    first = (await store.audit())[0]
-    assert first.details == {"duration": "PT1H"}
-    assert first.at == T0 + timedelta(minutes=5) and first.at.tzinfo is not None
+    assert [r.request_id for r in await store.audit(since=middle)][-2:] == ["req-1", "req-3"]
+    assert [r.action for r in await store.audit(group_id="grp-a", principal_id="carol", since=middle)] == ["approved"]
+    # A caller's time close to the store's is not repeated; a distant one is kept as the event's.
+    assert lines[0].details == {"duration": "PT1H"} and lines[3].details == {}
+    assert lines[1].details == {"event_at": "2030-01-01T12:00:00.000000Z"} and lines[1].at < T0
 
 
 async def test_concurrent_audit_with_one_dedupe_key_writes_one_row(store):

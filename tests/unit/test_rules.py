@@ -206,9 +206,17 @@ def test_a_scheduled_start_counts_from_the_start_not_from_now():
     assert codes(check_schedule(request, timedelta(hours=2), facts, AT)) == ["eligibility_ends_first"]
 
 
-def test_a_start_in_the_past_counts_from_now():
+def test_a_start_in_the_past_is_refused_naming_the_field():
     request = a_request(start_at=AT - timedelta(hours=1))
-    facts = eligible_facts(eligible_until=AT + timedelta(hours=2))
+    facts = eligible_facts(eligible_until=AT + timedelta(hours=4))
+    assert codes(check_schedule(request, timedelta(hours=2), facts, AT)) == ["start_in_past"]
+    assert check_schedule(request, timedelta(hours=2), facts, AT)[0].message.startswith("start_at:")
+
+
+def test_a_start_a_few_seconds_ago_counts_from_now():
+    """A client's clock a little behind the worker's is no reason to refuse."""
+    request = a_request(start_at=AT - timedelta(seconds=20))
+    facts = eligible_facts(eligible_until=AT + timedelta(hours=2, seconds=30))
     assert check_schedule(request, timedelta(hours=2), facts, AT) == []
 
 

@@ -4,6 +4,7 @@ administrators of the demo tenant (section 8) meet them, on the time-skipping se
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
@@ -243,10 +244,13 @@ async def test_mfa_is_required_verified_and_never_accepted_twice(time_env, demo)
         invalid = await outcome(time_env, pim, req("grp-ops", "alice", mfa=wrong))
         assert invalid.state == State.rejected and codes(invalid) == ["mfa_invalid"]
 
-        # A dry run checks the code without using it up.
+        # A dry run checks the code and uses it up: the next real request needs the next one.
         dry = await outcome(time_env, pim, req("grp-ops", "alice", mfa=good, validate_only=True))
         assert dry.state == State.canceled and codes(dry) == []
+        used = await outcome(time_env, pim, req("grp-ops", "alice", mfa=good))
+        assert used.state == State.rejected and codes(used) == ["mfa_replayed"]
 
+        good = MfaEvidence(code=current_code(await demo.mfa_secret("alice"), time.time() + 30))
         rid, st = await start(time_env, pim, req("grp-ops", "alice", mfa=good))
         assert st.state == State.pending_approval, st.violations
         assert good.code not in st.model_dump_json()
