@@ -3,6 +3,7 @@ checks, and the claim that makes it the only running activation of its kind."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -178,6 +179,10 @@ class AdmissionActivities(AdmissionInterface):
         evidence = request.mfa
         if evidence.method == "oidc":
             return await self._verify_oidc(evidence.token or "", request, data, policy)
+        if evidence.method == "signin":  # vouched for by the front end whose proof admitted the request
+            claims = {"amr": evidence.amr, "acr": evidence.acr, "auth_time": evidence.auth_time}
+            problem = oidc.check_sign_in(claims, policy.activation, time.time())
+            return [problem] if problem else []
         seal_key = self.mfa_seal_key
         if evidence.sealed and seal_key is None:
             return [mfa.MFA_UNSEALABLE]

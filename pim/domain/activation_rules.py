@@ -184,7 +184,9 @@ def check_mfa_presence(request: ActivationRequest, settings: ActivationSettings,
         return []
     if request.mfa is None:
         return [violation("mfa_required", "mfa: this policy requires MFA evidence")]
-    if request.mfa.method not in settings.mfa_methods:
+    # A sign-in a front end vouches for is an identity provider's sign-in, like a token.
+    method = "oidc" if request.mfa.method == "signin" else request.mfa.method
+    if method not in settings.mfa_methods:
         return [violation("mfa_method_not_allowed", f"mfa.method: this policy accepts {', '.join(settings.mfa_methods)}")]
     # Enrolment is a TOTP secret in the store; an OIDC token proves itself (pim/oidc.py).
     if request.mfa.method == "totp" and not facts.mfa_enrolled:

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictInt,
     StringConstraints,
     field_validator,
     model_serializer,
@@ -108,7 +109,10 @@ JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 class MfaEvidence(Contract):
-    """`{"method": "totp", "code": "123456"}` or `{"method": "oidc", "token": "<JWT>"}`.
+    """`{"method": "totp", "code": "123456"}`, `{"method": "oidc", "token": "<JWT>"}`, or
+    `{"method": "signin", "auth_time": 1796000000, "amr": ["otp", "mfa"]}`: the front end
+    that signed the request's proof vouches that the principal signed in with MFA at
+    `auth_time` (the HTTP API, from the identity provider's token; docs/security.md).
 
     One model with a check rather than a discriminated union, so that every error
     names a field (`mfa.token`, `mfa.method`) and the TOTP wire shape is unchanged."""
@@ -116,16 +120,28 @@ class MfaEvidence(Contract):
     # Errors never echo what was sent: it may be a code or a token.
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    method: Literal["totp", "oidc"] = "totp"
+    method: Literal["totp", "oidc", "signin"] = "totp"
     code: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     # An ID or access token from the identity provider, verified by the worker (pim/oidc.py).
     token: Annotated[str, StringConstraints(min_length=1, max_length=MAX_MFA_TOKEN)] | None = None
     # True when `code` is the client's seal of the code, not the code (pim/mfa.py):
     # what PimClient sends, so that no code is ever written in a Temporal history.
     sealed: StrictBool = False
+    # method signin: when and how the principal signed in (the token's auth_time, amr, acr).
+    auth_time: StrictInt | None = None
+    amr: list[Annotated[str, StringConstraints(min_length=1, max_length=32)]] | None = Field(default=None, max_length=10)
+    acr: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
 
     @model_validator(mode="after")
     def _shape_of_method(self) -> "MfaEvidence":
+        if self.method == "signin":
+            if self.auth_time is None or not 0 < self.auth_time < 2**33:
+                raise ValueError("mfa.auth_time: required with method signin (seconds since the epoch)")
+            if self.code is not None or self.token is not None or self.sealed:
+                raise ValueError("mfa: method signin carries auth_time, amr and acr only")
+            return self
+        if self.auth_time is not None or self.amr is not None or self.acr is not None:
+            raise ValueError("mfa.auth_time: only with method signin")
         if self.method == "totp":
             if self.code is None:
                 raise ValueError("mfa.code: required with method totp")
@@ -149,7 +165,7 @@ class MfaEvidence(Contract):
         # The field of the other method is left out, so a TOTP payload is written
         # exactly as before `token` existed (and older workers still read it).
         data = handler(self)
-        for name in ("code", "token"):
+        for name in ("code", "token", "auth_time", "amr", "acr"):
             if name in data and data[name] is None:
                 del data[name]
         return data

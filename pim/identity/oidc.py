@@ -33,6 +33,7 @@ import hashlib
 import math
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Any, Callable
@@ -264,33 +265,30 @@ class OidcVerifier:
         self.config = config
         self.keys = keys or JwksCache(config.issuer, config.jwks_url)
 
-    async def verify(self, token: str, principal_id: str, settings: ActivationSettings) -> Verdict:
-        """The verdict on `token` for `principal_id` under `settings`. Raises
-        JwksUnavailable when the keys cannot be fetched."""
+    async def decode(self, token: str) -> dict[str, Any] | Violation:
+        """The token's claims when its signature, issuer, audience and lifetime hold;
+        otherwise the violation. Raises JwksUnavailable when the keys cannot be fetched.
+        (The HTTP API authenticates its callers with this too.)"""
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
         except (jwt.PyJWTError, ValueError, TypeError):
-            return Verdict([_v("mfa_invalid", "not a readable JWT")])
+            return _v("mfa_invalid", "not a readable JWT")
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in ASYMMETRIC:
-            return Verdict(
-                [
-                    _v(
-                        "mfa_invalid",
-                        f"the signature algorithm{_label(alg)} is not allowed (only RSA, RSA-PSS, ECDSA or EdDSA signatures)",
-                    )
-                ]
+            return _v(
+                "mfa_invalid",
+                f"the signature algorithm{_label(alg)} is not allowed (only RSA, RSA-PSS, ECDSA or EdDSA signatures)",
             )
         # Checked again after the signature; here it spares the IdP a refetch for foreign tokens.
         if unverified.get("iss") != self.config.issuer:
-            return Verdict([_v("mfa_wrong_issuer", f"not issued by {self.config.issuer}")])
+            return _v("mfa_wrong_issuer", f"not issued by {self.config.issuer}")
         kid = header.get("kid")
         key = await self.keys.find(kid if isinstance(kid, str) else None, alg)
         if key is None:
-            return Verdict([_v("mfa_unknown_key", "signed with a key the identity provider does not publish")])
+            return _v("mfa_unknown_key", "signed with a key the identity provider does not publish")
         if alg not in key.algorithms:
-            return Verdict([_v("mfa_invalid", f"the signature algorithm{_label(alg)} does not match the key")])
+            return _v("mfa_invalid", f"the signature algorithm{_label(alg)} does not match the key")
         try:
             claims = jwt.decode(
                 token,
@@ -302,19 +300,27 @@ class OidcVerifier:
                 options={"require": ["exp", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError:
-            return Verdict([_v("mfa_token_expired", "the token has expired; sign in again")])
+            return _v("mfa_token_expired", "the token has expired; sign in again")
         except jwt.ImmatureSignatureError:
-            return Verdict([_v("mfa_token_not_yet_valid", "the token is not valid yet (nbf or iat in the future)")])
+            return _v("mfa_token_not_yet_valid", "the token is not valid yet (nbf or iat in the future)")
         except jwt.InvalidAudienceError:
-            return Verdict([_v("mfa_wrong_audience", f"not issued for {', '.join(self.config.audiences)}")])
+            return _v("mfa_wrong_audience", f"not issued for {', '.join(self.config.audiences)}")
         except jwt.InvalidIssuerError:
-            return Verdict([_v("mfa_wrong_issuer", f"not issued by {self.config.issuer}")])
+            return _v("mfa_wrong_issuer", f"not issued by {self.config.issuer}")
         except jwt.MissingRequiredClaimError as error:
-            return Verdict([_v("mfa_invalid", f"the {error.claim} claim is missing")])
+            return _v("mfa_invalid", f"the {error.claim} claim is missing")
         except jwt.InvalidSignatureError:
-            return Verdict([_v("mfa_invalid", "the signature does not verify")])
+            return _v("mfa_invalid", "the signature does not verify")
         except (jwt.PyJWTError, ValueError, TypeError):
-            return Verdict([_v("mfa_invalid", "the token is malformed")])
+            return _v("mfa_invalid", "the token is malformed")
+        return claims
+
+    async def verify(self, token: str, principal_id: str, settings: ActivationSettings) -> Verdict:
+        """The verdict on `token` for `principal_id` under `settings`. Raises
+        JwksUnavailable when the keys cannot be fetched."""
+        claims = await self.decode(token)
+        if isinstance(claims, Violation):
+            return Verdict([claims])
         jti = claims.get("jti")
         basis = f"jti\0{claims['iss']}\0{jti}" if isinstance(jti, str) and jti else f"token\0{token}"
         replay_key = hashlib.sha256(basis.encode()).hexdigest()
@@ -329,31 +335,33 @@ class OidcVerifier:
         claim = self.config.principal_claim
         if claims.get(claim) != principal_id:
             return _v("mfa_wrong_subject", f"its {claim} claim does not name {principal_id}")
-        if settings.mfa_auth_context is not None:
-            acrs = claims.get("acrs")
-            if claims.get("acr") != settings.mfa_auth_context and not (
-                isinstance(acrs, list) and settings.mfa_auth_context in acrs
-            ):
-                return _v(
-                    "mfa_insufficient", f"this policy requires the authentication context {settings.mfa_auth_context!r} (acr)"
-                )
-        else:
-            amr = claims.get("amr")
-            if not (isinstance(amr, list) and "mfa" in amr):
-                return _v("mfa_insufficient", 'the sign-in was not multi-factor (amr has no "mfa")')
-        auth_time = claims.get("auth_time")
-        if isinstance(auth_time, bool) or not isinstance(auth_time, (int, float)) or not math.isfinite(auth_time):
-            return _v("mfa_stale", "the token has no auth_time claim: ask the identity provider for one (max_age)")
-        if auth_time > now + LEEWAY:
-            return _v("mfa_invalid", "auth_time is in the future")
-        limit = settings.mfa_max_auth_age.total_seconds()
-        if now - auth_time > limit + LEEWAY:
-            return _v(
-                "mfa_stale",
-                f"the sign-in is {int((now - auth_time) // 60)} minutes old; this policy "
-                f"accepts {int(limit // 60)} at most: sign in again",
-            )
-        return None
+        return check_sign_in(claims, settings, now)
+
+
+def check_sign_in(claims: Mapping[str, Any], settings: ActivationSettings, now: float) -> Violation | None:
+    """Whether a sign-in (a token's claims, or what a front end vouches for) was
+    multi-factor, or in the policy's authentication context, and recent enough."""
+    if settings.mfa_auth_context is not None:
+        acrs = claims.get("acrs")
+        if claims.get("acr") != settings.mfa_auth_context and not (isinstance(acrs, list) and settings.mfa_auth_context in acrs):
+            return _v("mfa_insufficient", f"this policy requires the authentication context {settings.mfa_auth_context!r} (acr)")
+    else:
+        amr = claims.get("amr")
+        if not (isinstance(amr, list) and "mfa" in amr):
+            return _v("mfa_insufficient", 'the sign-in was not multi-factor (amr has no "mfa")')
+    auth_time = claims.get("auth_time")
+    if isinstance(auth_time, bool) or not isinstance(auth_time, (int, float)) or not math.isfinite(auth_time):
+        return _v("mfa_stale", "the token has no auth_time claim: ask the identity provider for one (max_age)")
+    if auth_time > now + LEEWAY:
+        return _v("mfa_invalid", "auth_time is in the future")
+    limit = settings.mfa_max_auth_age.total_seconds()
+    if now - auth_time > limit + LEEWAY:
+        return _v(
+            "mfa_stale",
+            f"the sign-in is {int((now - auth_time) // 60)} minutes old; this policy "
+            f"accepts {int(limit // 60)} at most: sign in again",
+        )
+    return None
 
 
 def configured_verifier(settings: PimSettings | None = None) -> OidcVerifier | None:

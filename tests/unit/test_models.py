@@ -236,6 +236,29 @@ def test_only_totp_is_a_known_mfa_method():
     assert fields_named(refusal({**MINIMAL, "mfa": {"method": "sms", "code": "1"}})) == ["mfa.method"]
 
 
+def test_a_vouched_sign_in_carries_when_and_how_and_nothing_else():
+    evidence = MfaEvidence.model_validate({"method": "signin", "auth_time": 1796000000, "amr": ["otp", "mfa"]})
+    assert evidence.model_dump(mode="json") == {
+        "method": "signin",
+        "sealed": False,
+        "auth_time": 1796000000,
+        "amr": ["otp", "mfa"],
+    }
+
+
+@pytest.mark.parametrize(
+    "mfa, field",
+    [
+        ({"method": "signin"}, "mfa.auth_time"),
+        ({"method": "signin", "auth_time": "1796000000"}, "mfa.auth_time"),
+        ({"method": "signin", "auth_time": 1796000000, "code": "123456"}, "mfa"),
+        ({"method": "totp", "code": "123456", "auth_time": 1796000000}, "mfa.auth_time"),
+    ],
+)
+def test_a_vouched_sign_in_is_refused_in_any_other_shape(mfa, field):
+    assert field in fields_named(refusal({**MINIMAL, "mfa": mfa}))
+
+
 # --- signal and update payloads -------------------------------------------------------------
 
 
