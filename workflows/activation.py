@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         violations_from_validation_error,
     )
     from pim.domain.policy import Policy
+    from pim.domain.refusals import INVALID_STATE, NOT_EVALUATED, NOT_PENDING, Refusal
     from pim.domain.status import AccessChange, ActivationStatus, Admission, AdmitInput, StageStatus
 
 from workflows import metrics
@@ -308,13 +309,14 @@ class GroupActivation:
         try:
             refusal = self._review_refusal(payload, payload.decision)
         except Exception as error:  # noqa: BLE001 - an unforeseen payload is refused, never a failed task
-            refusal = f"could not be evaluated ({type(error).__name__})"
+            refusal = Refusal(NOT_EVALUATED, f"could not be evaluated ({type(error).__name__})")
         if refusal:
-            raise ValueError(refusal)
+            # Typed, so that a front end tells a self-approval (403) from a decided stage (409).
+            raise ApplicationError(str(refusal), type=refusal.code, non_retryable=True)
 
-    def _review_refusal(self, payload: Decision | Review, decision: ReviewDecision) -> str | None:
+    def _review_refusal(self, payload: Decision | Review, decision: ReviewDecision) -> Refusal | None:
         if self.approval is None:
-            return "the request is not pending approval"
+            return Refusal(NOT_PENDING, "the request is not pending approval")
         pending = self.status.state == State.pending_approval
         at = workflow.now()
         return self.approval.refusal(payload.approver_id, decision, payload.justification, at=at, pending=pending)
@@ -351,9 +353,9 @@ class GroupActivation:
             return
         self._request_end(State.canceled, f"canceled by {payload.by}", payload.reason, payload.by, "cancel accepted")
 
-    def _cancel_refusal(self, payload: Cancel) -> str | None:
+    def _cancel_refusal(self, payload: Cancel) -> Refusal | None:
         if self.request is None or self.status.state not in (State.pending_approval, State.scheduled):
-            return f"cannot cancel in state {self.status.state.value}"
+            return Refusal(INVALID_STATE, f"cannot cancel in state {self.status.state.value}")
         return rules.refuse_cancel(
             by=payload.by, requester_id=self.request.principal_id, administrators=self.admission.administrators
         )
@@ -369,10 +371,10 @@ class GroupActivation:
             return
         self._request_end(State.deactivated, f"deactivated by {payload.by}", payload.reason, payload.by, "deactivate accepted")
 
-    def _deactivate_refusal(self, payload: Deactivate) -> str | None:
+    def _deactivate_refusal(self, payload: Deactivate) -> Refusal | None:
         granted_at = self.status.granted_at
         if self.request is None or self.status.state != State.active or granted_at is None or self.end_requested:
-            return f"cannot deactivate in state {self.status.state.value}"
+            return Refusal(INVALID_STATE, f"cannot deactivate in state {self.status.state.value}")
         return rules.refuse_deactivation(
             by=payload.by,
             requester_id=self.request.principal_id,
@@ -409,11 +411,11 @@ class GroupActivation:
         self.expiry_moved = True
         self.journal.event(State.active, payload.by, f"extended to {new_end.isoformat()}")
 
-    def _extend_refusal(self, payload: Extend) -> str | None:
+    def _extend_refusal(self, payload: Extend) -> Refusal | None:
         granted_at, expires_at, policy = self.status.granted_at, self.status.expires_at, self.admission.policy
         state_ok = self.status.state == State.active and not self.end_requested
         if self.request is None or not state_ok or granted_at is None or expires_at is None or policy is None:
-            return f"cannot extend in state {self.status.state.value}"
+            return Refusal(INVALID_STATE, f"cannot extend in state {self.status.state.value}")
         return rules.refuse_extension(
             by=payload.by,
             extra=payload.duration,

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.interfaces import ProofInterface
     from pim.domain.actors import Action, ActorCheck
     from pim.domain.models import Proven, undecodable, violations_from_validation_error
+    from pim.domain.refusals import NOT_EVALUATED, Refusal
 
 from workflows.journal import Journal
 from workflows.options import VERIFY
@@ -55,14 +56,14 @@ class Gate:
             self.journal.refuse(name, actor, f"malformed payload: {reasons}")
             return None
 
-    def refused(self, attempted: str, actor: str, rule: Callable[[], str | None], verified: bool = False) -> bool:
+    def refused(self, attempted: str, actor: str, rule: Callable[[], Refusal | None], verified: bool = False) -> bool:
         """Whether the rules refuse this; a rule that fails to evaluate refuses too."""
         try:
             refusal = rule()
         except Exception as error:  # noqa: BLE001 - an unforeseen payload must never fail the workflow task
-            refusal = f"could not be evaluated ({type(error).__name__})"
+            refusal = Refusal(NOT_EVALUATED, f"could not be evaluated ({type(error).__name__})")
         if refusal:
-            self.journal.refuse(attempted, actor, refusal, verified=verified)
+            self.journal.refuse(attempted, actor, refusal, code=refusal.code, verified=verified)
         return refusal is not None
 
     async def proof_refusal(self, action: Action, actor: str, payload: Proven, attempted: str) -> tuple[str, str] | None:

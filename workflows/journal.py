@@ -31,10 +31,10 @@ class Journal:
         self.request = request
         self.records: list[workflow.ActivityHandle[None]] = []  # audit activities under way
 
-    def event(self, state: State, actor: str | None, note: str | None) -> None:
+    def event(self, state: State, actor: str | None, note: str | None, code: str | None = None) -> None:
         events = self.status.events
         if len(events) < MAX_EVENTS:
-            events.append(StatusEvent(at=workflow.now(), state=state, actor=actor, note=note))
+            events.append(StatusEvent(at=workflow.now(), state=state, actor=actor, note=note, code=code))
         elif events[-1].note != DROPPED:
             events.append(StatusEvent(at=workflow.now(), state=state, note=DROPPED))
 
@@ -59,7 +59,7 @@ class Journal:
         self.status.refusals += 1
         count = self.status.refusals
         workflow.logger.warning("signal refused", extra={"signal": attempted, "actor": claimed, "reason": reason})
-        self.event(self.status.state, claimed, f"{attempted} refused: {reason}")
+        self.event(self.status.state, claimed, f"{attempted} refused: {reason}", code=code)
         if self.request is None or (count > AUDITED_REFUSALS and count % REFUSALS_PER_SUMMARY):
             return
         details = {

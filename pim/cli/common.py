@@ -22,7 +22,6 @@ import typer
 from pim.cli.errors import (  # noqa: F401 - what every command module takes from here
     CliError,
     EncryptedPayloads,
-    RequestEnded,
     StoreWithoutSchema,
     TemporalUnreachable,
     error_line,

@@ -32,11 +32,6 @@ class EncryptedPayloads(CliError):
         super().__init__("the payloads are encrypted: set PIM_PAYLOAD_KEYS as the workers have it")
 
 
-class RequestEnded(CliError):
-    def __init__(self) -> None:
-        super().__init__("the request has already ended (see `pim status`)")
-
-
 def error_line(error: Exception) -> tuple[str, int] | None:
     """The one-line message and exit code of a failure, by its type; None for an
     unknown one (a bug: its traceback is shown). The types are those of the modules

@@ -3,18 +3,14 @@ deactivate, extend, status, requests."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Optional, TypeVar
 
 import typer
 
 from pim.cli.common import (
     CliError,
-    RequestEnded,
     async_command,
     mfa_code_option,
     open_store,
@@ -31,126 +27,13 @@ from pim.domain.status import ActivationStatus
 
 # Temporal's client is imported by the commands that talk to it (pim/cli/app.py).
 if TYPE_CHECKING:
-    from temporalio.client import WorkflowUpdateFailedError
-
-    from pim.client import PimClient
+    pass
 
 T = TypeVar("T")
-
-SETTLED_OK = {State.pending_approval, State.scheduled, State.active}
-TRANSIENT = {State.validating, State.activating}
 
 
 def describe(status: ActivationStatus) -> str:
     return describe_status(status.model_dump(mode="json"))
-
-
-async def wait_settled(pim: PimClient, request_id: str, timeout: float = 60) -> ActivationStatus:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await pim.status(request_id)
-        if status.state not in TRANSIENT or time.monotonic() > deadline:
-            return status
-        await asyncio.sleep(0.2)
-
-
-async def while_running(pim: PimClient, request_id: str, action: Awaitable[T]) -> T:
-    """A signal or an update of a request; RequestEnded when Temporal answers
-    NOT_FOUND because the request exists but has ended (its last run is closed)."""
-    from temporalio.service import RPCError, RPCStatusCode
-
-    try:
-        return await action
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND and await has_ended(pim, request_id):
-            raise RequestEnded() from None
-        raise
-
-
-async def has_ended(pim: PimClient, request_id: str) -> bool:
-    from temporalio.client import WorkflowExecutionStatus
-    from temporalio.service import RPCError
-
-    try:
-        description = await pim.temporal.get_workflow_handle(request_id).describe()
-    except RPCError:
-        return False  # no such request: the NOT_FOUND stands
-    return description.status not in (None, WorkflowExecutionStatus.RUNNING)
-
-
-async def signal_and_confirm(
-    pim: PimClient, request_id: str, actor: str, send: Callable[[], Awaitable[None]], ends: bool = False
-) -> ActivationStatus:
-    """Signals are one-way: read the request's events back to tell the user
-    whether the workflow accepted or refused what they sent. With `ends` (cancel,
-    deactivate), an accepted signal is followed until the request has ended, for at
-    most 10 seconds more, so that what is printed is the request after the signal
-    (`canceled`, `deactivated`), not the state it was accepted in."""
-    before = len((await pim.status(request_id)).events)
-    await while_running(pim, request_id, send())
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        status = await pim.status(request_id)
-        for event in status.events[before:]:
-            if event.actor == actor and event.note and " refused: " in event.note:
-                raise CliError(event.note)
-            if event.actor == actor:
-                return await until_ended(pim, request_id, status) if ends else status
-        await asyncio.sleep(0.2)
-    raise CliError("the request did not answer in time; check `pim status`")
-
-
-async def until_ended(pim: PimClient, request_id: str, status: ActivationStatus, timeout: float = 10) -> ActivationStatus:
-    """The request once it has ended, or as it is after `timeout` seconds (still
-    `revoking` while the directory fails, say)."""
-    deadline = time.monotonic() + timeout
-    while not status.state.terminal and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        status = await pim.status(request_id)
-    return status
-
-
-# Failure types of a `review` refused by its handler, which audits them itself.
-HANDLER_REFUSALS = frozenset(
-    {
-        "proof_missing",
-        "proof_invalid",
-        "proof_expired",
-        "proof_mismatch",
-        "proof_replayed",
-        "proof_unverifiable",
-        "review_refused",
-    }
-)
-
-
-async def audit_refused_review(
-    pim: PimClient, request_id: str, actor: str, decision: str, error: WorkflowUpdateFailedError
-) -> None:
-    """A `review` its validator refused leaves no trace in the workflow's history
-    (nothing is written), so the command line audits it, the actor as claimed. One
-    its handler refused (a proof, or a state that moved) the workflow has audited."""
-    from temporalio.exceptions import ApplicationError
-
-    cause = error.cause
-    if isinstance(cause, ApplicationError) and cause.type in HANDLER_REFUSALS:
-        return
-    reason = str(getattr(cause, "message", None) or cause)
-    status = await pim.status(request_id)
-    try:
-        async with open_store() as store:
-            await store.append_audit(
-                at=datetime.now(UTC),
-                action="refused",
-                actor="unverified",
-                request_id=request_id,
-                group_id=status.group_id,
-                access=status.access.value if status.access else None,
-                principal_id=status.principal_id,
-                details={"attempted": decision, "reason": reason, "claimed_actor": actor, "verified": "false"},
-            )
-    except CliError:
-        pass  # no local store (a remote deployment): the refusal is still reported to the caller
 
 
 def mfa_evidence(code: str | None, token: str | None, token_file: str | None) -> dict[str, str] | None:
@@ -239,17 +122,18 @@ async def request(
     """Ask for membership (or ownership) of GROUP; prints the request id."""
     mfa = mfa_evidence(mfa_code, mfa_token, mfa_token_file)
     req = build_request(group, as_, owner, duration, justification, ticket, mfa, start_at, validate_only)
+    from pim.operations import requests as flows
+
     pim = await pim_client()
     request_id = await pim.start(req)
     if not wait:
         typer.echo(request_id)
         return 0
-    settled = await wait_settled(pim, request_id)
+    settled = await flows.wait_settled(pim, request_id)
     show(settled, json_)
     if any(v.code == "mfa_invalid" for v in settled.violations):
         note_local_seal_key()
-    passed_dry_run = validate_only and not settled.violations and settled.state == State.canceled
-    return 0 if settled.state in SETTLED_OK or passed_dry_run else 1
+    return 0 if flows.settled_ok(settled) else 1
 
 
 def note_local_seal_key() -> None:
@@ -266,16 +150,15 @@ def note_local_seal_key() -> None:
 
 
 async def review(request_id: str, approver: str, decision: str, justification: str | None) -> ActivationStatus:
-    """The `review` update; a refusal is audited here (see audit_refused_review)."""
-    from temporalio.client import WorkflowUpdateFailedError
+    """The `review` update; a refusal its validator made is audited in the local store, when there is one."""
+    from pim.operations import requests as flows
 
     pim = await pim_client()
     try:
-        reviewed = await while_running(pim, request_id, pim.review(request_id, approver, decision, justification))
-    except WorkflowUpdateFailedError as error:
-        await audit_refused_review(pim, request_id, approver, decision, error)
-        raise
-    return await wait_settled(pim, request_id) if reviewed.state in TRANSIENT else reviewed
+        async with open_store() as store:
+            return await flows.review(pim, store, request_id, approver, decision, justification)
+    except CliError:  # no local store (a remote deployment): the refusal is still reported to the caller
+        return await flows.review(pim, None, request_id, approver, decision, justification)
 
 
 @async_command
@@ -305,8 +188,9 @@ async def cancel(
     request_id: str = typer.Argument(...), as_: str = typer.Option(..., "--as"), reason: Optional[str] = typer.Option(None)
 ) -> None:
     """Cancel a request that is pending approval or scheduled."""
-    pim = await pim_client()
-    typer.echo(describe(await signal_and_confirm(pim, request_id, as_, lambda: pim.cancel(request_id, as_, reason), ends=True)))
+    from pim.operations import requests as flows
+
+    typer.echo(describe(await flows.cancel(await pim_client(), request_id, as_, reason)))
 
 
 @async_command
@@ -314,9 +198,9 @@ async def deactivate(
     request_id: str = typer.Argument(...), as_: str = typer.Option(..., "--as"), reason: Optional[str] = typer.Option(None)
 ) -> None:
     """End an active activation early."""
-    pim = await pim_client()
-    ended = await signal_and_confirm(pim, request_id, as_, lambda: pim.deactivate(request_id, as_, reason), ends=True)
-    typer.echo(describe(ended))
+    from pim.operations import requests as flows
+
+    typer.echo(describe(await flows.deactivate(await pim_client(), request_id, as_, reason)))
 
 
 @async_command
@@ -327,10 +211,10 @@ async def extend(
     justification: Optional[str] = typer.Option(None),
 ) -> None:
     """Extend an active activation (within the policy maximum unless an approver extends)."""
+    from pim.operations import requests as flows
+
     extra = parse_duration_option(duration)
-    pim = await pim_client()
-    extended = await signal_and_confirm(pim, request_id, as_, lambda: pim.extend(request_id, as_, extra, justification))
-    typer.echo(describe(extended))
+    typer.echo(describe(await flows.extend(await pim_client(), request_id, as_, extra, justification)))
 
 
 @async_command

@@ -18,6 +18,18 @@ from pydantic import BaseModel, Field
 from pim.domain.durations import format_duration
 from pim.domain.models import ActivationRequest, ReviewDecision, Violation, is_blank
 from pim.domain.policy import ActivationSettings, Policy
+from pim.domain.refusals import (
+    ALREADY_DECIDED,
+    DURATION_EXCEEDED,
+    EXTENSION_LIMIT,
+    JUSTIFICATION_REQUIRED,
+    NOT_AN_APPROVER,
+    NOT_AUTHORIZED,
+    NOT_PENDING,
+    SELF_APPROVAL,
+    TOO_EARLY,
+    Refusal,
+)
 from pim.domain.status import StageStatus
 
 EARLY_DEACTIVATION_WINDOW = timedelta(minutes=5)
@@ -251,36 +263,36 @@ def refuse_review(
     deciders: list[str],
     justification_required: bool,
     decided_earlier: Sequence[str] = (),
-) -> str | None:
+) -> Refusal | None:
     """Why an approval or denial cannot be accepted, or None when it can.
     `decided_earlier` are approvers of earlier stages: the same approver counts once."""
     if stage is None:
-        return "the request is not pending approval"
+        return Refusal(NOT_PENDING, "the request is not pending approval")
     if approver_id == requester_id:
-        return "nobody approves their own request"
+        return Refusal(SELF_APPROVAL, "nobody approves their own request")
     if approver_id not in deciders:
-        return f"{approver_id} is not an approver of the current stage"
+        return Refusal(NOT_AN_APPROVER, f"{approver_id} is not an approver of the current stage")
     if any(d.approver_id == approver_id for d in stage.decisions) or approver_id in decided_earlier:
-        return f"{approver_id} has already decided on this request"
+        return Refusal(ALREADY_DECIDED, f"{approver_id} has already decided on this request")
     if justification_required and is_blank(justification):
-        return "justification: an approver's justification is required"
+        return Refusal(JUSTIFICATION_REQUIRED, "justification: an approver's justification is required")
     return None
 
 
 def refuse_deactivation(
     *, by: str, requester_id: str, administrators: list[str], granted_at: datetime, at: datetime
-) -> str | None:
+) -> Refusal | None:
     is_admin = by in administrators
     if by != requester_id and not is_admin:
-        return f"{by} may not deactivate this activation"
+        return Refusal(NOT_AUTHORIZED, f"{by} may not deactivate this activation")
     if not is_admin and at - granted_at < EARLY_DEACTIVATION_WINDOW:
-        return "an activation cannot be deactivated in its first 5 minutes, except by an administrator"
+        return Refusal(TOO_EARLY, "an activation cannot be deactivated in its first 5 minutes, except by an administrator")
     return None
 
 
-def refuse_cancel(*, by: str, requester_id: str, administrators: list[str]) -> str | None:
+def refuse_cancel(*, by: str, requester_id: str, administrators: list[str]) -> Refusal | None:
     if by != requester_id and by not in administrators:
-        return f"{by} may not cancel this request"
+        return Refusal(NOT_AUTHORIZED, f"{by} may not cancel this request")
     return None
 
 
@@ -296,7 +308,7 @@ def refuse_extension(
     granted_at: datetime,
     expires_at: datetime,
     extensions: int = 0,
-) -> str | None:
+) -> Refusal | None:
     """The total never passes the policy maximum unless an approver (other than
     the requester) extends, and never passes `max_total_duration` or
     `max_extensions`, whoever extends."""
@@ -304,20 +316,22 @@ def refuse_extension(
     # approver (never the requester) may go beyond it.
     privileged = by != requester_id and by in approvers
     if by != requester_id and not privileged and by not in administrators:
-        return f"{by} may not extend this activation"
+        return Refusal(NOT_AUTHORIZED, f"{by} may not extend this activation")
     if settings.require_justification and is_blank(justification):
-        return "justification: a justification is required to extend"
+        return Refusal(JUSTIFICATION_REQUIRED, "justification: a justification is required to extend")
     if extensions >= settings.max_extensions:
-        return f"this activation was extended {extensions} times, the most the policy allows"
+        return Refusal(EXTENSION_LIMIT, f"this activation was extended {extensions} times, the most the policy allows")
     total = expires_at + extra - granted_at
     if total > settings.total_limit:
-        return (
+        return Refusal(
+            DURATION_EXCEEDED,
             f"duration: the activation would last {format_duration(total)}, more than the policy's total limit "
-            f"of {format_duration(settings.total_limit)}, whoever extends it"
+            f"of {format_duration(settings.total_limit)}, whoever extends it",
         )
     if total > settings.max_duration and not privileged:
-        return (
+        return Refusal(
+            DURATION_EXCEEDED,
             f"duration: the activation would last {format_duration(total)}, more than the maximum of "
-            f"{format_duration(settings.max_duration)}; an approver may extend beyond it"
+            f"{format_duration(settings.max_duration)}; an approver may extend beyond it",
         )
     return None

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from pim.domain.activation_rules import refuse_review
 from pim.domain.models import ReviewDecision
+from pim.domain.refusals import DEADLINE_PASSED, Refusal
 from pim.domain.status import StageDecision, StageStatus
 
 
@@ -48,13 +49,13 @@ class Approval:
 
     def refusal(
         self, approver_id: str, decision: ReviewDecision, justification: str | None, *, at: datetime, pending: bool
-    ) -> str | None:
+    ) -> Refusal | None:
         """Why this decision cannot count, or None when it can. `pending`: the request
         is still waiting for approval (not canceled, not expired)."""
         # A decision that reaches the workflow together with the deadline's timer (say,
         # after a worker outage) must not count: handlers run before timers in a task.
         if at >= self.deadline:
-            return "the approval deadline has passed"
+            return Refusal(DEADLINE_PASSED, "the approval deadline has passed")
         index = self.current_stage() if pending and not self.denied() else None
         return refuse_review(
             approver_id=approver_id,

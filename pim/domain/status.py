@@ -38,6 +38,8 @@ class StatusEvent(BaseModel):
     state: State
     actor: str | None = None
     note: str | None = None
+    # A refusal's code (pim/domain/refusals.py, or a proof's: proof_invalid, ...).
+    code: str | None = None
 
 
 class ActivationStatus(BaseModel):

@@ -38,14 +38,15 @@ async def test_review_update_refuses_before_writing_and_approves(dev_env, demo):
         await settled(pim, request_id, State.pending_approval, timeout=10)
 
         refusals = {
-            "alice": ("approve", "ok", "own request"),  # self-approval
-            "carol": ("approve", "ok", "not an approver"),  # not listed for the stage
-            "bob": ("approve", None, "justification"),  # approver justification required
+            "alice": ("approve", "ok", "own request", "self_approval"),
+            "carol": ("approve", "ok", "not an approver", "not_an_approver"),  # not listed for the stage
+            "bob": ("approve", None, "justification", "justification_required"),  # approvers must justify
         }
-        for approver, (decision, justification, reason) in refusals.items():
+        for approver, (decision, justification, reason, code) in refusals.items():
             with pytest.raises(WorkflowUpdateFailedError) as refused:
                 await pim.review(request_id, approver, decision, justification)
             assert reason in str(refused.value.cause)
+            assert refused.value.cause.type == code  # what a front end maps (403, 409, 400)
         status = await pim.status(request_id)
         assert status.state == State.pending_approval
         assert status.stages[0].decisions == []  # the validator refused before anything was written
@@ -58,7 +59,7 @@ async def test_review_update_refuses_before_writing_and_approves(dev_env, demo):
 
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await pim.review(request_id, "bob", "deny", "too late")
-        assert "not pending" in str(refused.value.cause)
+        assert "not pending" in str(refused.value.cause) and refused.value.cause.type == "not_pending"
         await pim.deactivate(request_id, "admin", "test over")
         final = await pim.result(request_id)
         assert final.state == State.deactivated

@@ -56,6 +56,7 @@ async def test_the_requester_cannot_approve_by_signal_or_by_update(time_env, dem
         assert st.state == State.pending_approval and decisions(st) == []
         assert refusals(st, "approve", "alice") == ["approve refused: nobody approves their own request"]
         assert refusals(st, "deny", "alice") == ["deny refused: nobody approves their own request"]
+        assert {e.code for e in st.events if e.actor == "alice" and "refused" in (e.note or "")} == {"self_approval"}
         assert not await is_member(demo)
 
 
