@@ -10,7 +10,7 @@ of the history in clear."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel
@@ -50,6 +50,8 @@ class RequestSummary(BaseModel):
     access: str | None
     principal_id: str | None
     running: bool
+    run_id: str | None = None
+    started_at: datetime | None = None
 
 
 class PimClient:
@@ -99,6 +101,11 @@ class PimClient:
     async def start(self, request: ActivationRequest) -> str:
         """Start an activation; returns its request id (the workflow id). A second
         start while one runs for the same (group, access, principal) fails."""
+        return (await self.start_run(request))[0]
+
+    async def start_run(self, request: ActivationRequest) -> tuple[str, str]:
+        """Start an activation; returns its workflow id and run id (what the HTTP API
+        names a Graph request by: the workflow id is reused by later activations)."""
         request = self.prepared_request(request)
         handle = await self.temporal.start_workflow(
             WORKFLOW_TYPE,
@@ -116,7 +123,8 @@ class PimClient:
                 ]
             ),
         )
-        return handle.id
+        assert handle.result_run_id is not None  # set by start_workflow
+        return handle.id, handle.result_run_id
 
     async def approve(self, request_id: str, approver_id: str, justification: str | None = None) -> None:
         decision = self.prove(
@@ -155,6 +163,15 @@ class PimClient:
     async def status(self, request_id: str) -> ActivationStatus:
         return await self._handle(request_id).query("status", result_type=ActivationStatus)
 
+    async def status_of_run(self, request_id: str, run_id: str) -> ActivationStatus:
+        """The status of one run: its result once it has completed (no replay needed),
+        else its `status` query."""
+        handle = self.temporal.get_workflow_handle(request_id, run_id=run_id, result_type=ActivationStatus)
+        description = await handle.describe()
+        if description.status == WorkflowExecutionStatus.COMPLETED:
+            return await handle.result(follow_runs=False)
+        return await handle.query("status", result_type=ActivationStatus)
+
     async def result(self, request_id: str) -> ActivationStatus:
         return await self._handle(request_id).result()
 
@@ -181,6 +198,8 @@ class PimClient:
                     access=attrs.get(PIM_ACCESS),
                     principal_id=attrs.get(PIM_PRINCIPAL_ID),
                     running=execution.status == WorkflowExecutionStatus.RUNNING,
+                    run_id=execution.run_id,
+                    started_at=execution.start_time,
                 )
             )
         return out

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+# What `pim requests --json` prints of each request (docs/cli.md).
+LISTED = {"request_id", "state", "group_id", "access", "principal_id", "running"}
+
+
 def describe(status: ActivationStatus) -> str:
     return describe_status(status.model_dump(mode="json"))
 
@@ -239,7 +243,7 @@ async def requests(
     except ValueError as error:  # a filter value the visibility query cannot hold
         raise CliError(str(error), 2) from None
     if json_:
-        emit_json([f.model_dump(mode="json") for f in found])
+        emit_json([f.model_dump(mode="json", include=LISTED) for f in found])
         return
     print_table(
         ("request", "state", "access", "group", "principal"),

@@ -111,6 +111,23 @@ class PimSettings(BaseSettings):
     oidc_jwks_url: str | None = None
     # The claim that names the principal id (e.g. preferred_username, upn, email).
     oidc_principal_claim: str = "sub"
+    # A client-credentials token without that claim names its service principal here
+    # (Entra: azp or appid; RFC 9068: client_id). Only a principal of kind "service" matches.
+    oidc_service_claim: str = "client_id"
+    # The HTTP API (`pim api`, docs/api.md). It authenticates callers with the issuer
+    # above (PIM_OIDC_*), and signs their proofs with PIM_PROOF_SIGNING_KEY.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=7280, ge=1, le=65535)
+    # The Host header values the API answers to ("*.example.com" allowed); others get 400.
+    api_allowed_hosts: str = "localhost,127.0.0.1,[::1]"
+    # Browser origins allowed to call the API (CORS); none by default.
+    api_cors_origins: str = ""
+    # Per principal and per minute: requests, approval decisions; failed MFA codes per 15 minutes.
+    api_rate_requests: int = Field(default=600, ge=1)
+    api_rate_decisions: int = Field(default=60, ge=1)
+    api_rate_mfa_failures: int = Field(default=5, ge=1)
+    # How long POST waits for a request to be validated before it answers (seconds).
+    api_settle_timeout: float = Field(default=30.0, gt=0)
     # Observability (README "Observability"). `pim worker` / `pim dev`: Prometheus metrics
     # (Temporal's and pim_*) on http://0.0.0.0:PORT/metrics (0: none).
     metrics_port: int = Field(default=0, ge=0, le=65535)

@@ -1,0 +1,135 @@
+"""`assignmentApprovals/{id}`: a request's approval as Graph's `approval`, one
+`approvalStage` per stage of the policy (id "1", "2", ...), and the approver's
+decision by `PATCH .../stages/{stageId}`.
+
+A stage reads `Approve` once it has its approvals, `Deny` once denied, and
+`NotReviewed` before; `assignedToMe` is true while the caller may still decide it.
+A PATCH answers 204 when the decision counted, 409 when the stage is already
+decided (or not open yet), 403 when the caller may not decide it (their own
+request, or not an approver of the stage)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import Field
+
+from pim.api.auth import Caller, authenticated, services
+from pim.api.errors import ErrorDetail, GraphError, forbidden, not_found
+from pim.api.graph.activations import current_stage, stage_deciders
+from pim.api.graph.models import GROUP_ROOT, GraphIn, GraphOut, Identity, context
+from pim.api.graph.requests import require_current_run, visible_request
+from pim.api.services import ApiServices
+from pim.domain.models import ReviewDecision
+from pim.domain.status import ActivationStatus, StageStatus
+from pim.operations import requests as flows
+
+RESOURCE = "identityGovernance/privilegedAccess/group/assignmentApprovals"
+router = APIRouter(prefix=f"{GROUP_ROOT}/assignmentApprovals", tags=["assignmentApprovals"])
+
+
+class ApprovalStage(GraphOut):
+    id: str
+    assignedToMe: bool
+    displayName: str | None = None
+    justification: str | None = None
+    reviewedBy: Identity | None = None
+    reviewedDateTime: datetime | None = None
+    reviewResult: Literal["NotReviewed", "Approve", "Deny"]
+    status: Literal["NotStarted", "InProgress", "Completed"]
+
+
+class Approval(GraphOut):
+    odata_context: str | None = Field(default=None, alias="@odata.context")
+    id: str
+    stages: list[ApprovalStage]
+
+
+class StageDecisionIn(GraphIn):
+    reviewResult: Literal["Approve", "Deny"]
+    justification: Annotated[str, Field(max_length=2000)] | None = None
+
+
+def _result(stage: StageStatus) -> Literal["NotReviewed", "Approve", "Deny"]:
+    if any(d.decision == ReviewDecision.deny for d in stage.decisions):
+        return "Deny"
+    return "Approve" if stage.satisfied else "NotReviewed"
+
+
+async def stages_for(api: ApiServices, caller: Caller, status: ActivationStatus) -> list[ApprovalStage]:
+    open_index = current_stage(status)
+    out = []
+    for index, stage in enumerate(status.stages):
+        result = _result(stage)
+        decided_by_caller = any(d.approver_id == caller.principal_id for s in status.stages for d in s.decisions)
+        assigned = (
+            index == open_index and not decided_by_caller and caller.principal_id in await stage_deciders(api, status, index)
+        )
+        last = stage.decisions[-1] if stage.decisions else None
+        out.append(
+            ApprovalStage(
+                id=str(index + 1),
+                assignedToMe=assigned,
+                displayName=f"Stage {index + 1} of {len(status.stages)}: {stage.required} of {', '.join(stage.approvers)}",
+                justification=last.justification if last else None,
+                reviewedBy=Identity(id=last.approver_id) if last else None,
+                reviewedDateTime=last.at if last else None,
+                reviewResult=result,
+                status="Completed" if result != "NotReviewed" else "InProgress" if index == open_index else "NotStarted",
+            )
+        )
+    return out
+
+
+@router.get(
+    "/{approval_id}", response_model=Approval, response_model_by_alias=True, summary="A request's approval and its stages"
+)
+async def get_approval(
+    approval_id: str, caller: Caller = Depends(authenticated), api: ApiServices = Depends(services)
+) -> Approval:
+    _, status = await visible_request(api, caller, approval_id)
+    if not status.stages:
+        raise not_found(f"request {approval_id} needs no approval")
+    return Approval.model_validate(
+        {"@odata.context": context(RESOURCE, entity=True), "id": approval_id, "stages": await stages_for(api, caller, status)}
+    )
+
+
+@router.get("/{approval_id}/stages", response_model=list[ApprovalStage], summary="The stages of a request's approval")
+async def list_stages(
+    approval_id: str, caller: Caller = Depends(authenticated), api: ApiServices = Depends(services)
+) -> list[ApprovalStage]:
+    return (await get_approval(approval_id, caller, api)).stages
+
+
+@router.patch("/{approval_id}/stages/{stage_id}", status_code=204, response_class=Response, summary="Approve or deny a stage")
+async def decide_stage(
+    approval_id: str,
+    stage_id: str,
+    body: StageDecisionIn,
+    caller: Caller = Depends(authenticated),
+    api: ApiServices = Depends(services),
+) -> Response:
+    api.limiter.check(api.decision_limit, caller.principal_id)
+    ref, status = await visible_request(api, caller, approval_id)
+    index = int(stage_id) - 1 if stage_id.isdigit() else -1
+    if not 0 <= index < len(status.stages):
+        raise not_found(f"request {approval_id} has no stage {stage_id}")
+    if caller.principal_id == status.principal_id:
+        raise forbidden("nobody approves their own request", "self_approval")
+    if _result(status.stages[index]) != "NotReviewed":
+        raise _conflict("already_decided", f"stage {stage_id} is already decided")
+    if current_stage(status) != index:
+        raise _conflict("not_pending", f"stage {stage_id} is not open for decisions (the request is {status.state.value})")
+    if caller.principal_id not in await stage_deciders(api, status, index):
+        raise forbidden(f"{caller.principal_id} is not an approver of stage {stage_id}", "not_an_approver")
+    await require_current_run(api, ref)
+    decision = ReviewDecision.approve if body.reviewResult == "Approve" else ReviewDecision.deny
+    await flows.review(api.pim, api.store, ref.workflow_id, caller.principal_id, decision, body.justification, verified=True)
+    return Response(status_code=204)
+
+
+def _conflict(code: str, message: str) -> GraphError:
+    return GraphError(409, "Conflict", message, [ErrorDetail(code=code, message=message)])

@@ -1,0 +1,5 @@
+"""Native endpoints under /api, for what Graph has no resource for."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
