@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from pim.api.graph import approvals, policies, requests, schedules
+from pim.api.graph import approvals, eligibility, policies, requests, schedules
 
 router = APIRouter()
-for module in (requests, approvals, schedules, policies):
+for module in (requests, approvals, schedules, eligibility, policies):
     router.include_router(module.router)
