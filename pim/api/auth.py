@@ -4,7 +4,8 @@ The token is an OAuth 2.0 access token (a JWT) that the OIDC verifier accepts:
 signature by a key from the issuer's JWKS, issuer, audience, lifetime
 (pim/identity/oidc.py). Its `PIM_OIDC_PRINCIPAL_CLAIM` names the caller, a user or
 a service principal of the store; a client-credentials token without that claim
-names its service principal by `PIM_OIDC_SERVICE_CLAIM`. No header or body field
+(one whose `sub` is its client, or whose `idtyp` is "app") names its service
+principal by `PIM_OIDC_SERVICE_CLAIM`. No header or body field
 can name a caller, and every actor the API sends to Temporal is this caller."""
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ async def _caller_of(api: ApiServices, claims: dict[str, Any]) -> Caller:
     config = api.verifier.config
     named = claims.get(config.principal_claim)
     kinds = {USER, SERVICE}
-    if named is None:
+    if named is None and _is_application_token(claims, api.settings.oidc_service_claim):
         named, kinds = claims.get(api.settings.oidc_service_claim), {SERVICE}
     if not isinstance(named, str) or not re.match(ID_PATTERN, named):
         raise unauthorized(f"the token has no usable {config.principal_claim} claim naming the caller")
@@ -99,6 +100,15 @@ async def _caller_of(api: ApiServices, claims: dict[str, Any]) -> Caller:
         amr=tuple(m for m in amr if isinstance(m, str) and 0 < len(m) <= 32)[:10] if isinstance(amr, list) else (),
         acr=acr if isinstance(acr, str) and 0 < len(acr) <= 256 else None,
     )
+
+
+def _is_application_token(claims: dict[str, Any], service_claim: str) -> bool:
+    """A client-credentials token: its subject is the client itself (RFC 9068), or it
+    says it is an application's (Entra's `idtyp`). A user's token never falls back to
+    its client's name: a service principal named like the CLI's client must not
+    become every user whose token lacks the principal claim."""
+    client = claims.get(service_claim)
+    return isinstance(client, str) and (claims.get("sub") == client or claims.get("idtyp") == "app")
 
 
 def _token_problem(violation: Violation) -> str:

@@ -192,6 +192,11 @@ async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:
     if isinstance(error, JwksUnavailable):
         log.warning("identity provider unavailable", reason=str(error))
         return envelope(request, GraphError(503, UNAVAILABLE, "the identity provider's keys cannot be fetched; try again"))
+    from temporalio.service import RPCError, RPCStatusCode
+
+    if isinstance(error, RPCError) and error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        log.warning("temporal unavailable", reason=error.message)
+        return envelope(request, GraphError(503, UNAVAILABLE, "the workflow service is unavailable; try again"))
     log.exception("api failure", error_type=type(error).__name__)
     return envelope(request, GraphError(500, INTERNAL, "the request failed; quote the request id to an operator"))
 

@@ -103,14 +103,18 @@ def api_settings(idp: Idp, task_queue: str, **overrides: Any) -> PimSettings:
 
 
 @asynccontextmanager
-async def running_api(env: WorkflowEnvironment, store: Store, **settings: Any) -> AsyncIterator[Api]:
-    """The API for `store`, its worker on `env`, and the issuer; the service principal
-    of the test issuer's client-credentials client is added to the store."""
+async def running_api(
+    env: WorkflowEnvironment, store: Store, issuer: dict[str, Any] | None = None, **settings: Any
+) -> AsyncIterator[Api]:
+    """The API for `store` (PimSettings overridden by `settings`), its worker on `env`,
+    and the issuer (IssuerSettings overridden by `issuer`); the service principal of
+    the test issuer's client-credentials client is added to the store."""
     if await store.principal(SERVICE_PRINCIPAL) is None:
         await store.add_principal(SERVICE_PRINCIPAL, "service", "Directory sync")
-    async with running_issuer(store) as idp, running_worker(env, store) as pim:
+    async with running_issuer(store, **(issuer or {})) as idp, running_worker(env, store) as pim:
         config = api_settings(idp, pim.task_queue, **settings)
-        verifier = OidcVerifier(OidcConfig(issuer=idp.issuer, audiences=(AUDIENCE,)))
+        audiences = tuple(a.strip() for a in (config.oidc_audience or "").split(","))
+        verifier = OidcVerifier(OidcConfig(issuer=idp.issuer, audiences=audiences, principal_claim=config.oidc_principal_claim))
         services = ApiServices(config, store, PimClient(env.client, pim.task_queue, signer=TEST_SIGNER), verifier)
         async with serving(lambda base: create_app(services)) as base, httpx.AsyncClient(timeout=30) as http:
             yield Api(base, http, idp, pim, services, store)
