@@ -9,7 +9,8 @@ import base64
 import json
 import uuid
 
-from tests.api.harness import REQUESTS, running_api
+from pim.identity.totp import current_code
+from tests.api.harness import REQUESTS, device_sign_in, running_api
 from tests.identity.loopback import running_issuer
 
 # The approver's inbox: a cheap authenticated read that any signed-in user may make.
@@ -52,9 +53,6 @@ async def test_a_doctored_token_is_401(api):
 
 async def test_a_token_from_another_issuer_is_401_even_for_a_real_user(api):
     async with running_issuer(api.store) as other:
-        from tests.api.harness import device_sign_in
-        from pim.identity.totp import current_code
-
         token = await device_sign_in(other, "admin", current_code(await api.store.mfa_secret("admin")))
     error = assert_graph_error(await api.get(token, ME), 401, "InvalidAuthenticationToken")
     assert "not issued by" in error["message"]

@@ -34,7 +34,7 @@ async def test_nobody_approves_their_own_request(api):
     own = await api.patch(await api.sign_in("alice"), f"{APPROVALS}/{request_id}/stages/1", json={"reviewResult": "Approve"})
     assert_graph_error(own, 403, "Authorization_RequestDenied")
     assert detail_codes(own) == ["self_approval"]
-    assert (await api.pim.status(f"activation/grp-ops/member/alice")).stages[0].decisions == []
+    assert (await api.pim.status("activation/grp-ops/member/alice")).stages[0].decisions == []
 
 
 async def test_someone_who_is_not_an_approver_of_the_stage_is_403(api):
@@ -143,7 +143,9 @@ async def test_decisions_are_limited_per_approver(time_env, demo):
         bob = await api.sign_in("bob")
         stage = f"{APPROVALS}/{request_id}/stages/1"
         assert (await api.patch(bob, stage, json={"reviewResult": "Deny", "justification": "no"})).status_code == 204
-        assert_graph_error(await api.patch(bob, stage, json={"reviewResult": "Deny", "justification": "no"}), 429, "TooManyRequests")
+        assert_graph_error(
+            await api.patch(bob, stage, json={"reviewResult": "Deny", "justification": "no"}), 429, "TooManyRequests"
+        )
 
 
 async def test_access_granted_through_graph_ends_on_time(api, time_env):
