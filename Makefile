@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.revocation_lag
 	$(BIN)/python -m bench.scale --n $(SCALE_N)
 	$(BIN)/python -m bench.cli_latency
+	$(BIN)/python -m bench.api_latency
 	$(BIN)/python -m bench.plot
 
 ## Forget the development state (store and Temporal history in .pim/).
