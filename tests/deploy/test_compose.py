@@ -3,8 +3,9 @@
 What can go wrong in a compose file without anyone noticing until `docker
 compose up` on a user's machine: an unpinned image, a dependency on a service
 that does not exist (or a cycle), a one-shot that the worker does not wait for,
-a worker setting the code never reads, a database URL pointing at the wrong
-host or driver, a search attribute missing. The Dockerfile: running as root, an
+a setting of the worker or the API that the code never reads, a database URL
+pointing at the wrong host or driver, a search attribute missing. (Who may reach
+what, and who holds which key, is tests/deploy/test_trust.py.) The Dockerfile: running as root, an
 install that differs from the README's, a COPY of a file that is not there.
 One test runs a service's script for real: the one that creates the workers'
 database role, through sh and psql on the test PostgreSQL.
@@ -25,75 +26,31 @@ from pathlib import Path
 
 import pytest
 import typer.main
-import yaml
 from sqlalchemy.engine import make_url
 
 from pim.cli.main import app as cli_app
 from pim.runtime.settings import PimSettings
 from pim.runtime.temporal import SEARCH_ATTRIBUTE_NAMES
 from tests import postgres
-
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-SERVICES: dict[str, dict] = COMPOSE["services"]
+from tests.deploy.compose import (
+    PIM_VARIABLES,
+    ROOT,
+    SERVICES,
+    depends_on,
+    environment,
+    interpolate,
+    pim_settings,
+    published_ports,
+    script,
+    seconds,
+)
 
 ONE_SHOT = {"temporal-admin-tools", "temporal-create-namespace", "pim-app-role", "pim-migrate"}
-LONG_RUNNING = {"postgresql", "temporal", "pim-worker"}
+LONG_RUNNING = {"postgresql", "temporal", "pim-worker", "pim-api"}
 EXPECTED = ONE_SHOT | LONG_RUNNING | {"temporal-ui"}
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
-PIM_VARIABLES = {f"PIM_{name.upper()}" for name in PimSettings.model_fields}
-APP_ROLE = "pim_app"  # the database role the workers connect as (not the tables' owner)
-
-
-# --- reading the compose file ---------------------------------------------------------------------
-
-
-def interpolate(value: str) -> str:
-    """What compose makes of a value when no variable is set: `${X:-d}` -> d, `$$` -> `$`."""
-
-    def default(match: re.Match) -> str:
-        if match.group(2) is None:
-            raise AssertionError(f"{match.group(0)} has no default: `docker compose up` would need it set")
-        return match.group(2)
-
-    value = re.sub(r"(?<!\$)\$\{(\w+)(?::?-([^}]*))?\}", default, str(value))
-    return value.replace("$$", "$")
-
-
-def environment(service: str) -> dict[str, str]:
-    env = SERVICES[service].get("environment") or {}
-    if isinstance(env, list):
-        env = dict(item.split("=", 1) for item in env)
-    return {key: interpolate(value) for key, value in env.items()}
-
-
-def depends_on(service: str) -> dict[str, str]:
-    deps = SERVICES[service].get("depends_on") or {}
-    if isinstance(deps, list):
-        return {name: "service_started" for name in deps}
-    return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
-
-
-def script(service: str) -> str:
-    command = SERVICES[service].get("command") or []
-    return "\n".join(command) if isinstance(command, list) else command
-
-
-def published_ports(service: str) -> set[int]:
-    published = set()
-    for port in SERVICES[service].get("ports") or []:
-        if isinstance(port, dict):
-            published.add(int(port["published"]))
-        else:
-            parts = str(port).split(":")
-            assert len(parts) >= 2, f"{service}: port {port!r} publishes a random host port"
-            published.add(int(parts[-2]))
-    return published
-
-
-def seconds(duration: str) -> float:
-    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
-    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration))
+APP_ROLE = "pim_app"  # the database role the workers and the API connect as (not the tables' owner)
+PIM_SERVICES = ["pim-api", "pim-migrate", "pim-worker"]
 
 
 # --- the compose file -----------------------------------------------------------------------------
@@ -148,6 +105,8 @@ def test_the_startup_graph_has_no_cycle():
         < order.index("pim-worker")
     )
     assert order.index("pim-migrate") < order.index("pim-worker")
+    for before in ("temporal-create-namespace", "pim-migrate"):
+        assert order.index(before) < order.index("pim-api")
 
 
 def test_one_shot_services_are_awaited_until_they_complete():
@@ -174,24 +133,26 @@ def test_long_running_services_have_health_checks(service):
         )
 
 
-def test_only_temporal_and_its_ui_are_published():
-    published = {name: published_ports(name) for name in SERVICES if published_ports(name)}
-    assert published == {"temporal": {7233}, "temporal-ui": {8080}}
+def test_only_the_api_is_published():
+    published = {name: set(published_ports(name)) for name in SERVICES if published_ports(name)}
+    assert published == {"pim-api": {7280}}
 
 
-@pytest.mark.parametrize("service", ["pim-worker", "pim-migrate"])
+@pytest.mark.parametrize("service", PIM_SERVICES)
 def test_pim_services_set_only_settings_the_code_reads(service):
-    env = environment(service)
+    env = pim_settings(service)  # PIM_X_FILE counts as PIM_X: deploy/pim-entrypoint.sh reads it
     unknown = set(env) - PIM_VARIABLES
     assert not unknown, f"{service}: {sorted(unknown)} are not fields of pim.runtime.settings.PimSettings"
-    # and every value is one PimSettings accepts (e.g. PIM_LOG_FORMAT is console or json)
-    PimSettings(**{key.removeprefix("PIM_").lower(): value for key, value in env.items()})
+    # and every value given in place is one PimSettings accepts (e.g. PIM_LOG_FORMAT is console or json)
+    in_place = {key: value for key, value in environment(service).items() if not key.endswith("_FILE")}
+    PimSettings(**{key.removeprefix("PIM_").lower(): value for key, value in in_place.items()})
 
 
-def test_the_worker_reaches_temporal_and_the_store():
-    env = environment("pim-worker")
+@pytest.mark.parametrize("service", ["pim-worker", "pim-api"])
+def test_the_worker_and_the_api_reach_temporal_and_the_store(service):
+    env = environment(service)
     for needed in ("PIM_TEMPORAL_ADDRESS", "PIM_DATABASE_URL", "PIM_TASK_QUEUE", "PIM_NAMESPACE"):
-        assert env.get(needed), f"pim-worker: {needed} is not set"
+        assert env.get(needed), f"{service}: {needed} is not set"
 
     host, _, port = env["PIM_TEMPORAL_ADDRESS"].rpartition(":")
     assert host == "temporal" and port == "7233", env["PIM_TEMPORAL_ADDRESS"]
@@ -395,7 +356,9 @@ def test_the_health_check_is_pim_health():
 
 def test_the_commands_the_image_runs_exist():
     commands = typer.main.get_command(cli_app).commands
-    assert "worker" in commands
+    for service in ("pim-worker", "pim-api", "pim-migrate"):
+        name = SERVICES[service]["command"][0]
+        assert name in commands, f"{service} runs `pim {name}`, which is not a command"
     assert "upgrade" in commands["db"].commands
     assert "health" in commands, (
         "`pim health` is not a command (yet): the image's HEALTHCHECK and the "
@@ -425,6 +388,6 @@ def test_every_copied_file_is_in_the_build_context():
 
 def test_the_build_context_leaves_out_local_state():
     ignored = set((ROOT / ".dockerignore").read_text().split())
-    for excluded in (".venv", ".pim", ".git", "tests", "bench"):
+    for excluded in (".venv", ".pim", ".git", "tests", "bench", "deploy"):
         assert excluded in ignored, f".dockerignore does not exclude {excluded}"
     assert any("__pycache__" in pattern for pattern in ignored)
