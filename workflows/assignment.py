@@ -71,10 +71,13 @@ class AssignmentLifecycle:
             reason = "malformed input: expected an assignment id and its window"
             self._audit_refusal("assignment_lifecycle", "", reason)
             return await self._refused(reason)
-        loaded = await self._load(start.starts_at, start.ends_at, first=True)
+        # The store's window, whatever the input says: an extension may have been written
+        # before this first load (the operation writes the store, then tells the workflow).
+        loaded = await self._load(first=True)
         if loaded.plan is None:  # audited by the activity
             return await self._refused(loaded.refusal)
         self.plan = loaded.plan
+        self.status.starts_at, self.status.ends_at = loaded.plan.starts_at, loaded.plan.ends_at
         if loaded.removed:
             self._audit_refusal("assignment_lifecycle", "", "the assignment was removed")
             return await self._refused("the assignment was removed")

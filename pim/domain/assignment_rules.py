@@ -152,8 +152,10 @@ class StoredAssignment(Protocol):
 
 def lifecycle_refusal(row: StoredAssignment | None, lookup: AssignmentLookup) -> str | None:
     """Why an `AssignmentLifecycle` must not act on this assignment, or None. A
-    workflow started by hand for a missing assignment, under another id, or with a
-    window the store does not hold ends without touching anything."""
+    workflow started by hand for a missing assignment or under another id ends
+    without touching anything; a change (`starts_at`, `ends_at` given) the store
+    does not hold is refused. The first load gives no window: the lifecycle takes
+    the store's, since an extension may be written before it first loads."""
     if row is None:
         return f"no assignment {lookup.assignment_id!r} in the store"
     if lookup.workflow_id != assignment_workflow_id(row.id):

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from pim.directories.sources import confer, source_already_recorded, withdraw
 from pim.domain.actors import Action
@@ -51,9 +54,11 @@ async def mfa_verified(ctx: AdminContext, code: str | None, operation_key: str, 
     """The actor's code, verified and used up (pim/identity/totp_check.py), for the
     operation `operation_key` starts with ("assign_active:grp-ops:..."). A locked MFA
     refuses the operation (`mfa_locked`); a wrong code leaves it unverified. `target`
-    (group_id, access) names the group whose administrators hear of a lockout."""
+    (group_id, access) names the group whose administrators hear of a lockout.
+    Without a code, a multi-factor sign-in that the front end vouches for
+    (`ctx.sign_in`) counts while it is at most ten minutes old."""
     if not code:
-        return False
+        return signed_in_with_mfa(ctx)
     action = operation_key.split(":", 1)[0]
     scope = AttemptScope(action, target.get("group_id"), target.get("access"))
     verdict = await verify_totp(ctx.store, ctx.actor, code, use_key=operation_key, at=ctx.now(), scope=scope)
@@ -61,6 +66,17 @@ async def mfa_verified(ctx: AdminContext, code: str | None, operation_key: str, 
     if locked:
         await ctx.refuse(action, "mfa_locked", locked[0].message, **target)
     return verdict.accepted
+
+
+def signed_in_with_mfa(ctx: AdminContext) -> bool:
+    from pim.domain.policy import ActivationSettings
+    from pim.identity.oidc import check_sign_in
+
+    evidence = ctx.sign_in
+    if evidence is None or evidence.method != "signin":
+        return False
+    claims = {"amr": evidence.amr, "acr": evidence.acr, "auth_time": evidence.auth_time}
+    return check_sign_in(claims, ActivationSettings(), ctx.now().timestamp()) is None
 
 
 async def create_assignment(
@@ -90,7 +106,7 @@ async def create_assignment(
         settings = settings.model_copy(update={"require_mfa": True})
     verified = (
         await mfa_verified(ctx, mfa_code, f"{action}:{group_id}:{principal_id}:{at.isoformat()}", **target)
-        if settings.require_mfa and kind == "active"
+        if settings.require_mfa
         else False
     )
     violations = check_new_assignment(
@@ -168,6 +184,7 @@ async def _update(ctx: AdminContext, action: str, row: AssignmentRow, name: str,
             principal_id=row.principal_id,
         )
     handle = ctx.temporal.get_workflow_handle(assignment_workflow_id(row.id))
+    await _until_loaded(handle)
     try:
         return await handle.execute_update(name, change, result_type=AssignmentStatus)
     except WorkflowUpdateFailedError as error:
@@ -178,6 +195,19 @@ async def _update(ctx: AdminContext, action: str, row: AssignmentRow, name: str,
             group_id=row.group_id,
             principal_id=row.principal_id,
         )
+
+
+async def _until_loaded(handle: WorkflowHandle, timeout: float = 10.0) -> None:
+    """A lifecycle started a moment ago may not have read the store yet, and refuses
+    changes until it has (it will read this one there). Wait for it, briefly."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if (await handle.query("status", result_type=AssignmentStatus)).state != "loading":
+                return
+        except (RPCError, WorkflowQueryFailedError):
+            pass  # not started on a worker yet
+        await asyncio.sleep(0.05)
 
 
 async def remove_assignment(ctx: AdminContext, assignment_id: str, reason: str | None = None) -> None:

@@ -15,7 +15,7 @@ from pim.directories.interface import Directory
 from pim.directories.store_directory import StoreDirectory
 from pim.domain import authorization as authz
 from pim.domain.actors import Action, ActorCheck
-from pim.domain.models import ID_PATTERN, Proven, Violation
+from pim.domain.models import ID_PATTERN, MfaEvidence, Proven, Violation
 from pim.identity.actors import ProofPolicy, check_actor
 from pim.identity.proofs import SigningKey
 from pim.store import Store
@@ -68,6 +68,9 @@ class AdminContext:
     clock: Callable[[], datetime]
     # The front end's key: it proves this actor's changes to assignment workflows.
     signer: SigningKey | None
+    # A multi-factor sign-in the front end vouches for (the HTTP API, from the caller's
+    # token): it stands in for the actor's TOTP code while recent (mfa_verified).
+    sign_in: MfaEvidence | None
 
     def __init__(
         self,
@@ -78,11 +81,13 @@ class AdminContext:
         directory: Directory | None = None,
         clock: Callable[[], datetime] = _utc_now,
         signer: SigningKey | None = None,
+        sign_in: MfaEvidence | None = None,
     ) -> None:
         self.store, self.actor, self.temporal, self.task_queue = store, actor, temporal, task_queue
         self.directory = directory or StoreDirectory(store)
         self.clock = clock
         self.signer = signer
+        self.sign_in = sign_in
 
     @classmethod
     async def proven(cls, store: Store, actor: str, proof: str | None, proofs: ProofPolicy, **options: Any) -> AdminContext:

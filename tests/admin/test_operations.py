@@ -4,12 +4,13 @@ do what, assignments, policies, users and roles. Every refusal raises
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 
 from pim.domain import authorization as authz
-from pim.domain.models import AccessType
+from pim.domain.models import AccessType, MfaEvidence
 from pim.domain.policy import Policy
 from pim.identity import totp as mfa
 from pim.identity.totp import current_code
@@ -347,6 +348,38 @@ async def test_active_assignment_with_mfa_needs_the_administrators_own_code(demo
         create_assignment(admin, "grp-dev", "carol", access=MEMBER, kind="active", justification="on call", mfa_code=code),
         "mfa_required",
     )
+
+
+async def test_eligible_assignment_with_mfa_needs_the_administrators_own_code_too(demo):
+    admin = AdminContext(demo, "admin", signer=TEST_SIGNER)
+    await set_policy(
+        admin, "grp-dev", MEMBER, ["eligible_assignment.allow_permanent=true", "eligible_assignment.require_mfa=true"]
+    )
+    await refused(
+        demo, create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="eligible", justification="on call"), "mfa_required"
+    )
+    code = mfa.current_code(await demo.mfa_secret("admin"))
+    await create_assignment(admin, "grp-dev", "bob", access=MEMBER, kind="eligible", justification="on call", mfa_code=code)
+    assert [a.principal_id for a in await demo.assignments("grp-dev") if a.kind == "eligible"].count("bob") == 1
+
+
+async def test_a_fresh_multi_factor_sign_in_vouched_for_by_the_front_end_stands_in_for_the_code(demo):
+    def signed_in(minutes_ago: float, amr: list[str]) -> AdminContext:
+        at = int(time.time() - minutes_ago * 60)
+        evidence = MfaEvidence(method="signin", auth_time=at, amr=amr)
+        return AdminContext(demo, "admin", signer=TEST_SIGNER, sign_in=evidence)
+
+    await set_policy(
+        AdminContext(demo, "admin", signer=TEST_SIGNER),
+        "grp-dev",
+        MEMBER,
+        ["active_assignment.allow_permanent=true", "active_assignment.require_mfa=true"],
+    )
+    assign = dict(access=MEMBER, kind="active", justification="on call")
+    await refused(demo, create_assignment(signed_in(30, ["otp", "mfa"]), "grp-dev", "bob", **assign), "mfa_required")  # stale
+    await refused(demo, create_assignment(signed_in(1, ["pwd"]), "grp-dev", "bob", **assign), "mfa_required")  # one factor
+    await create_assignment(signed_in(1, ["otp", "mfa"]), "grp-dev", "bob", **assign)
+    assert await demo.has_membership("grp-dev", MEMBER, "bob")
 
 
 async def test_group_nesting_rules(demo):

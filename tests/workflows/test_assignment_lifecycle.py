@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from pim.domain.assignments import AssignmentStatus, assignment_workflow_id
+from pim.domain.assignments import AssignmentStart, AssignmentStatus, assignment_workflow_id
 from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State
 from pim.identity.totp import current_code
 from pim.notifications.channels.log import LogChannel
@@ -242,6 +242,38 @@ async def test_extend_moves_the_end_keeps_membership_and_rearms_reminders(time_e
         sent = final.reminders_sent
         assert len(sent) == 3
         assert new_end - timedelta(days=1) <= sent[2] <= new_end - timedelta(days=1) + SECONDS
+
+
+async def test_a_lifecycle_started_after_an_extension_follows_the_stores_window(time_env, demo):
+    """The operation writes an extension to the store before it tells the lifecycle;
+    when that lifecycle had not loaded yet, it starts with the old window and must
+    take the store's, not give up and leave the assignment without a lifecycle."""
+    async with running_worker(time_env, demo) as pim:
+        now = await time_env.get_current_time()
+        aid = await demo.assign(
+            "grp-dev", "bob", kind="active", starts_at=now, ends_at=now + timedelta(days=3), by="admin", apply_membership=False
+        )
+        await demo.change_assignment_window(aid, starts_at=now, ends_at=now + timedelta(days=5), by="admin", at=now)
+        started_with = AssignmentStart(assignment_id=aid, starts_at=now, ends_at=now + timedelta(days=3))
+        await time_env.client.start_workflow(
+            "AssignmentLifecycle", started_with, id=assignment_workflow_id(aid), task_queue=pim.task_queue
+        )
+        status = await until_started(time_env, aid)
+        assert (status.state, status.ends_at) == ("active", now + timedelta(days=5))
+        assert await member(demo, "bob", "grp-dev")
+
+
+async def test_an_assignment_extended_the_moment_it_was_made_keeps_its_lifecycle(time_env, demo):
+    async with running_worker(time_env, demo) as pim:
+        ctx, _ = await admin_context(time_env, demo, pim)
+        aid = await create_assignment(
+            ctx, "grp-dev", "bob", access=AccessType.member, kind="active", duration=timedelta(days=3), justification="release"
+        )
+        new_end = await extend_assignment(ctx, aid, extra=timedelta(days=2), justification="the release slipped")
+        status = await until_started(time_env, aid)
+        assert (status.state, status.ends_at) == ("active", new_end)
+        assert (await demo.assignment(aid)).ends_at == new_end
+        assert await member(demo, "bob", "grp-dev")
 
 
 async def test_renew_within_30_days_of_expiry_and_refused_after(time_env, demo):
