@@ -91,6 +91,7 @@ class ApiServices:
                 task_queue=self.pim.task_queue,
                 directory=directory,
                 signer=self.signer,
+                sign_in=caller.sign_in_evidence(),
             )
         finally:
             close = getattr(directory, "aclose", None)

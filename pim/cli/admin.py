@@ -1,14 +1,18 @@
 """Administrative commands. Each builds an AdminContext for `--as` and calls one
-operation of pim.operations, which checks, acts and audits."""
+operation of pim.operations, which checks, acts and audits; or, in API mode
+(PIM_API_URL), asks the API to, as whoever signed in (pim/cli/admin_api.py), and
+prints its answer the same way. `bootstrap`, `db` and `mfa code` are server-side:
+they always act on the local store."""
 
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Literal, Optional
 
 import typer
 
+from pim.cli import admin_api, remote
 from pim.cli.common import (
     CliError,
     TemporalUnreachable,
@@ -32,8 +36,7 @@ if TYPE_CHECKING:
     from pim.identity.proofs import SigningKey
     from pim.operations import AdminContext
     from pim.runtime.settings import PimSettings
-    from pim.store import Store
-    from pim.store.audit_chain import ChainReport
+    from pim.store.views import GroupView, SourceView
 
 groups_app = typer.Typer(help="Groups: create, onboard into PIM, offboard, list.", no_args_is_help=True)
 assignments_app = typer.Typer(help="Assignments: list, extend, renew.", no_args_is_help=True)
@@ -41,9 +44,11 @@ policy_app = typer.Typer(help="Activation and assignment policies.", no_args_is_
 mfa_app = typer.Typer(help="TOTP enrolment.", no_args_is_help=True)
 users_app = typer.Typer(help="Users of the directory.", no_args_is_help=True)
 roles_app = typer.Typer(help="Directory roles.", no_args_is_help=True)
-db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The store's schema.\n\nServer-side: it acts here, on the local store, even with PIM_API_URL set.", no_args_is_help=True
+)
 
-AS = typer.Option(..., "--as", help="the acting administrator")
+AS = typer.Option(None, "--as", help="the acting administrator (local mode; in API mode, who signed in)")
 JSON = typer.Option(False, "--json", help="print JSON instead of a table")
 
 
@@ -121,7 +126,9 @@ async def bootstrap(
     admin_id: str = typer.Argument(..., help="id of the first Global Administrator"),
     name: str = typer.Option("", help="display name"),
 ) -> None:
-    """Create the first Global Administrator of an empty tenant (once)."""
+    """Create the first Global Administrator of an empty tenant (once).
+
+    Server-side: it acts here, on the local store, even with PIM_API_URL set."""
     import pyotp
 
     from pim.operations import principals as principal_ops
@@ -138,26 +145,35 @@ async def add_user(
     user: str = typer.Argument(...),
     name: str = typer.Option(""),
     email: Optional[str] = typer.Option(None, help="where email notifications go"),
-    as_: str = AS,
+    service: bool = typer.Option(False, "--service", help="a service principal (an application's client-credentials sign-in)"),
+    as_: Optional[str] = AS,
 ) -> None:
-    """Add a user to the directory."""
+    """Add a user (or, with --service, a service principal) to the directory."""
     from pim.operations import principals as principal_ops
 
-    async with admin(as_) as ctx:
-        await principal_ops.add_user(ctx, user, name, email)
-    typer.echo(f"user {user} added")
+    if (actor := remote.acting(as_)) is None:
+        await admin_api.add_user(user, name, email, "service" if service else "user")
+    else:
+        async with admin(actor) as ctx:
+            await principal_ops.add_user(ctx, user, name, email, kind="service" if service else "user")
+    typer.echo(f"{'service principal' if service else 'user'} {user} added")
 
 
 @roles_app.command("grant")
 @async_command
 async def grant_role(
-    principal: str = typer.Argument(...), role: str = typer.Argument(..., help='e.g. "Groups Administrator"'), as_: str = AS
+    principal: str = typer.Argument(...),
+    role: str = typer.Argument(..., help='e.g. "Groups Administrator"'),
+    as_: Optional[str] = AS,
 ) -> None:
-    """Give a user a directory role."""
+    """Give a user or a service principal a directory role."""
     from pim.operations import principals as principal_ops
 
-    async with admin(as_) as ctx:
-        await principal_ops.grant_role(ctx, principal, role)
+    if (actor := remote.acting(as_)) is None:
+        await admin_api.grant_role(principal, role)
+    else:
+        async with admin(actor) as ctx:
+            await principal_ops.grant_role(ctx, principal, role)
     typer.echo(f"{principal} is now {role}")
 
 
@@ -167,7 +183,12 @@ KIND = typer.Option(..., help="security | microsoft365 | dynamic | synced")
 ROLE_ASSIGNABLE = typer.Option(False, "--role-assignable")
 
 
-async def _add_group(operation: Callable[..., Awaitable[None]], group: str, kind: str, role_assignable: bool, actor: str) -> None:
+async def _add_group(
+    operation: Callable[..., Awaitable[None]], group: str, kind: str, role_assignable: bool, as_: str | None
+) -> None:
+    if (actor := remote.acting(as_)) is None:
+        await admin_api.add_group(group, kind, role_assignable, onboard=operation.__name__ == "onboard_group")
+        return
     async with admin(actor) as ctx:
         await operation(
             ctx, group, kind, role_assignable=role_assignable, max_role_assignable=settings().max_role_assignable_groups
@@ -177,7 +198,7 @@ async def _add_group(operation: Callable[..., Awaitable[None]], group: str, kind
 @groups_app.command("create")
 @async_command
 async def create_group(
-    group: str = typer.Argument(...), kind: str = KIND, role_assignable: bool = ROLE_ASSIGNABLE, as_: str = AS
+    group: str = typer.Argument(...), kind: str = KIND, role_assignable: bool = ROLE_ASSIGNABLE, as_: Optional[str] = AS
 ) -> None:
     """Create a group without enabling it in PIM (its members are plain, permanent)."""
     from pim.operations import groups as group_ops
@@ -189,7 +210,7 @@ async def create_group(
 @groups_app.command("onboard")
 @async_command
 async def onboard_group(
-    group: str = typer.Argument(...), kind: str = KIND, role_assignable: bool = ROLE_ASSIGNABLE, as_: str = AS
+    group: str = typer.Argument(...), kind: str = KIND, role_assignable: bool = ROLE_ASSIGNABLE, as_: Optional[str] = AS
 ) -> None:
     """Enable GROUP in PIM (creating it if unknown), with default member and owner policies."""
     from pim.operations import groups as group_ops
@@ -200,12 +221,15 @@ async def onboard_group(
 
 @groups_app.command("offboard")
 @async_command
-async def offboard(group: str = typer.Argument(...), as_: str = AS) -> None:
+async def offboard(group: str = typer.Argument(...), as_: Optional[str] = AS) -> None:
     """Take GROUP out of PIM: its eligible assignments end; refused while activations run."""
     from pim.operations import groups as group_ops
 
-    async with admin(as_, temporal=True) as ctx:
-        ended = await group_ops.offboard_group(ctx, group)
+    if (actor := remote.acting(as_)) is None:
+        ended = await admin_api.offboard(group)
+    else:
+        async with admin(actor, temporal=True) as ctx:
+            ended = await group_ops.offboard_group(ctx, group)
     typer.echo(f"{group} is no longer in PIM; eligible assignments ended: {', '.join(ended) or 'none'}")
 
 
@@ -213,17 +237,20 @@ async def offboard(group: str = typer.Argument(...), as_: str = AS) -> None:
 @async_command
 async def list_groups(json_: bool = JSON) -> None:
     """Every group, with kind and PIM status."""
-    async with open_store() as store:
-        rows = [
-            dict(id=g.id, kind=g.kind, role_assignable=g.role_assignable, pim_enabled=g.pim_enabled) for g in await store.groups()
-        ]
+    from pim.store.views import group_view
+
+    if remote.in_api_mode():
+        rows = await admin_api.groups()
+    else:
+        async with open_store() as store:
+            rows = [group_view(g) for g in await store.groups()]
     if json_:
         emit_json(rows)
         return
     print_table(("group", "kind", "flags"), ((r["id"], r["kind"], _group_flags(r)) for r in rows))
 
 
-def _group_flags(row: dict[str, Any]) -> str:
+def _group_flags(row: GroupView) -> str:
     return ",".join(f for f, on in (("pim", row["pim_enabled"]), ("role-assignable", row["role_assignable"])) if on)
 
 
@@ -242,7 +269,7 @@ async def assign(
     permanent: bool = typer.Option(False, "--permanent"),
     justification: Optional[str] = typer.Option(None),
     mfa_code: Optional[str] = typer.Option(None, "--mfa-code", help="your code, when the policy requires MFA"),
-    as_: str = AS,
+    as_: Optional[str] = AS,
 ) -> None:
     """Make PRINCIPAL eligible for (or actively hold) membership or ownership of GROUP; prints the assignment id."""
     from pim.operations import assignments as assignment_ops
@@ -251,13 +278,20 @@ async def assign(
         raise CliError("give exactly one of --eligible and --active", 2)
     mfa_code = mfa_code_option(mfa_code)
     window = _window(for_, until, permanent)
-    async with admin(as_, temporal=bool(window)) as ctx:
+    kind: Literal["eligible", "active"] = "eligible" if eligible else "active"
+    if (actor := remote.acting(as_)) is None:
+        assignment_id = await admin_api.assign(
+            group, principal, access=_access(owner), kind=kind, justification=justification, mfa_code=mfa_code, window=window
+        )
+        typer.echo(assignment_id)
+        return
+    async with admin(actor, temporal=bool(window)) as ctx:
         assignment_id = await assignment_ops.create_assignment(
             ctx,
             group,
             principal,
             access=_access(owner),
-            kind="eligible" if eligible else "active",
+            kind=kind,
             justification=justification,
             mfa_code=mfa_code,
             **window,
@@ -266,12 +300,17 @@ async def assign(
 
 
 @async_command
-async def unassign(assignment_id: str = typer.Argument(...), reason: Optional[str] = typer.Option(None), as_: str = AS) -> None:
+async def unassign(
+    assignment_id: str = typer.Argument(...), reason: Optional[str] = typer.Option(None), as_: Optional[str] = AS
+) -> None:
     """Remove an assignment (not in its first 5 minutes)."""
     from pim.operations import assignments as assignment_ops
 
-    async with admin(as_, temporal=True) as ctx:
-        await assignment_ops.remove_assignment(ctx, assignment_id, reason)
+    if (actor := remote.acting(as_)) is None:
+        await admin_api.unassign(assignment_id, reason)
+    else:
+        async with admin(actor, temporal=True) as ctx:
+            await assignment_ops.remove_assignment(ctx, assignment_id, reason)
     typer.echo(f"{assignment_id} removed")
 
 
@@ -284,24 +323,14 @@ async def list_assignments(
     json_: bool = JSON,
 ) -> None:
     """Assignments with their state (scheduled, active, expired, removed)."""
-    at = _now()
-    async with open_store() as store:
-        rows = await store.assignments(group, principal, include_removed=all_)
-    items = [
-        dict(
-            id=r.id,
-            group_id=r.group_id,
-            access=r.access,
-            principal_id=r.principal_id,
-            kind=r.kind,
-            state=r.state(at),
-            starts_at=r.starts_at.isoformat(),
-            ends_at=r.ends_at.isoformat() if r.ends_at else None,
-            created_by=r.created_by,
-            justification=r.justification,
-        )
-        for r in rows
-    ]
+    from pim.store.views import assignment_view
+
+    if remote.in_api_mode():
+        items = await admin_api.assignments(group, principal, all_)
+    else:
+        at = _now()
+        async with open_store() as store:
+            items = [assignment_view(r, at) for r in await store.assignments(group, principal, include_removed=all_)]
     if json_:
         emit_json(items)
         return
@@ -324,9 +353,13 @@ async def _move_end(
     for_: Optional[str],
     until: Optional[str],
     justification: Optional[str],
-    actor: str,
+    as_: str | None,
 ) -> None:
     window = _window(for_, until, None)
+    if (actor := remote.acting(as_)) is None:
+        action = operation.__name__.removesuffix("_assignment")  # extend or renew
+        typer.echo(f"{assignment_id} now ends at {await admin_api.move_end(action, assignment_id, window, justification)}")
+        return
     arguments: dict[str, datetime | timedelta] = (
         {"new_end": window["ends_at"]} if "ends_at" in window else {"extra": window["duration"]}
     )
@@ -342,7 +375,7 @@ async def extend_assignment(
     for_: Optional[str] = FOR,
     until: Optional[str] = UNTIL,
     justification: Optional[str] = typer.Option(None),
-    as_: str = AS,
+    as_: Optional[str] = AS,
 ) -> None:
     """Move the end of a running assignment (--for is added to the current end)."""
     from pim.operations import assignments as assignment_ops
@@ -357,7 +390,7 @@ async def renew_assignment(
     for_: Optional[str] = FOR,
     until: Optional[str] = UNTIL,
     justification: Optional[str] = typer.Option(None),
-    as_: str = AS,
+    as_: Optional[str] = AS,
 ) -> None:
     """Renew an assignment that expired less than 30 days ago (--for counts from now)."""
     from pim.operations import assignments as assignment_ops
@@ -372,12 +405,17 @@ async def renew_assignment(
 @async_command
 async def show_policy(group: str = typer.Argument(...), owner: bool = typer.Option(False, "--owner")) -> None:
     """Print the policy as JSON, with its version."""
+    from pim.store.views import policy_view
+
+    if remote.in_api_mode():
+        emit_json(await admin_api.policy(group, _access(owner)))
+        return
     async with open_store() as store:
         found = await store.policy(group, _access(owner))
     if found is None:
         raise CliError(f"{group} is not enabled in PIM")
     policy, version = found
-    emit_json({"group_id": group, "access": _access(owner).value, "version": version, "policy": policy.model_dump(mode="json")})
+    emit_json(policy_view(group, _access(owner), policy, version))
 
 
 @policy_app.command("set")
@@ -391,13 +429,16 @@ async def set_policy(
     mfa_code: Optional[str] = typer.Option(
         None, "--mfa-code", help="your code: an owner of a role-assignable group changes its policy only with MFA"
     ),
-    as_: str = AS,
+    as_: Optional[str] = AS,
 ) -> None:
     """Change policy settings; running requests keep the version they started with."""
     from pim.operations import policies as policy_ops
 
-    async with admin(as_) as ctx:
-        version = await policy_ops.set_policy(ctx, group, _access(owner), settings_, mfa_code)
+    if (actor := remote.acting(as_)) is None:
+        version = await admin_api.set_policy(group, _access(owner), settings_, mfa_code_option(mfa_code))
+    else:
+        async with admin(actor) as ctx:
+            version = await policy_ops.set_policy(ctx, group, _access(owner), settings_, mfa_code)
     typer.echo(f"{group} {_access(owner).value} policy is now version {version}")
 
 
@@ -412,14 +453,20 @@ async def members(
     json_: bool = JSON,
 ) -> None:
     """Who holds access to GROUP now, and where each access comes from (or, with --eligible, who may activate)."""
-    access, at = _access(owners), _now()
-    async with open_store() as store:
-        if await store.group(group) is None:
-            raise CliError(f"no group {group!r}")
-        rows = await (_eligible_rows(store, group, access, at) if eligible else _member_rows(store, group, access, at))
+    from pim.store.views import members_view
+
+    access = _access(owners)
+    if remote.in_api_mode():
+        view = await admin_api.members(group, access, eligible)
+    else:
+        async with open_store() as store:
+            if await store.group(group) is None:
+                raise CliError(f"no group {group!r}")
+            view = await members_view(store, group, access, _now(), eligible=eligible)
     if json_:
-        emit_json({"group_id": group, "access": access.value, "eligible" if eligible else "members": rows})
+        emit_json(view)
         return
+    rows = view["eligible"] if "eligible" in view else view["members"]
     if not rows:
         typer.echo(f"nobody {'is eligible for' if eligible else 'holds'} {access.value} of {group}")
     print_table(
@@ -428,36 +475,7 @@ async def members(
     )
 
 
-async def _member_rows(store: Store, group: str, access: AccessType, at: datetime) -> list[dict[str, Any]]:
-    grants = await store.live_grants(group, access, at)
-    rows = []
-    for m in await store.memberships(group, access):
-        sources = [
-            dict(kind=g.source_kind, id=g.source_id.split("#")[0], ends_at=g.ends_at.isoformat() if g.ends_at else None)
-            for g in grants
-            if g.principal_id == m.principal_id
-        ]
-        rows.append(dict(principal_id=m.principal_id, since=m.since.isoformat(), sources=sources))
-    return rows
-
-
-async def _eligible_rows(store: Store, group: str, access: AccessType, at: datetime) -> list[dict[str, Any]]:
-    """Eligible principals; a group's active members appear each for themselves, through the group."""
-    by_user: dict[str, list[dict[str, Any]]] = {}
-    for a in await store.assignments(group):
-        if a.kind != "eligible" or a.access != access.value or a.state(at) != "active":
-            continue
-        source = dict(kind="eligible", id=a.id, ends_at=a.ends_at.isoformat() if a.ends_at else None)
-        principal = await store.principal(a.principal_id)
-        if principal is not None and principal.kind == "group":
-            for user in await store.active_members(a.principal_id, at):
-                by_user.setdefault(user, []).append({**source, "via": a.principal_id})
-        else:
-            by_user.setdefault(a.principal_id, []).append(source)
-    return [dict(principal_id=user, sources=sources) for user, sources in sorted(by_user.items())]
-
-
-def _describe_source(source: dict[str, Any]) -> str:
+def _describe_source(source: SourceView) -> str:
     if source["kind"] == "activation":
         return f"activation {source['id']} (see `pim status` for its expiry)"
     label = f"{source['kind']} {source['id']}" + (f" through {source['via']}" if source.get("via") else "")
@@ -469,7 +487,7 @@ def _describe_source(source: dict[str, Any]) -> str:
 async def enroll(
     principal: str = typer.Argument(...),
     mfa_code: Optional[str] = typer.Option(None, "--mfa-code", help="your current code, to re-enrol yourself"),
-    as_: str = AS,
+    as_: Optional[str] = AS,
 ) -> None:
     """Enrol PRINCIPAL for TOTP (a User or Global Administrator, or PRINCIPAL with their
     current code); prints the otpauth URI for an authenticator app. Audited; PRINCIPAL is told."""
@@ -478,7 +496,10 @@ async def enroll(
     from pim.operations import principals as principal_ops
 
     mfa_code = mfa_code_option(mfa_code)
-    async with admin(as_) as ctx:
+    if (actor := remote.acting(as_)) is None:
+        typer.echo(await admin_api.enroll(principal, mfa_code))
+        return
+    async with admin(actor) as ctx:
         secret = await principal_ops.enroll_mfa(ctx, principal, mfa_code)
     typer.echo(pyotp.TOTP(secret).provisioning_uri(name=principal, issuer_name="PIM for Groups"))
 
@@ -486,7 +507,7 @@ async def enroll(
 @mfa_app.command("code")
 @async_command
 async def code(principal: str = typer.Argument(...)) -> None:
-    """Print PRINCIPAL's current TOTP code (development store only)."""
+    """Print PRINCIPAL's current TOTP code (development store only; always local, even in API mode)."""
     from pim.identity import totp
 
     url = settings().database_url
@@ -527,27 +548,19 @@ def audit_log(
 @async_command
 async def list_audit(group: Optional[str], principal: Optional[str], since: Optional[str], json_: bool) -> None:
     after = parse_instant(since, "--since") if since else None
-    async with open_store() as store:
-        rows = await store.audit(group_id=group, principal_id=principal, since=after)
-    items = [
-        dict(
-            at=r.at.isoformat(),
-            action=r.action,
-            actor=r.actor,
-            request_id=r.request_id,
-            group_id=r.group_id,
-            access=r.access,
-            principal_id=r.principal_id,
-            details=r.details,
-        )
-        for r in rows
-    ]
+    from pim.store.views import audit_view
+
+    if remote.in_api_mode():
+        rows = await admin_api.audit(group, principal, after)
+    else:
+        async with open_store() as store:
+            rows = [audit_view(r) for r in await store.audit(group_id=group, principal_id=principal, since=after)]
     if json_:
-        emit_json(items)
+        emit_json(rows)
         return
     print_table(
         ("at", "action", "actor", "group", "principal", "details"),
-        ((r.at.isoformat(), r.action, r.actor, r.group_id, r.principal_id, _audit_details(r.details)) for r in rows),
+        ((r["at"], r["action"], r["actor"], r["group_id"], r["principal_id"], _audit_details(r["details"])) for r in rows),
     )
 
 
@@ -565,15 +578,19 @@ async def audit_verify(
     removed, unless --expect gives a head recorded elsewhere. Run it where the
     application's database role cannot write (docs/security.md)."""
     expected = _expected_head(expect) if expect else None
-    async with open_store() as store:
-        report = await store.verify_audit(expected)
+    if remote.in_api_mode():
+        report = await admin_api.verify_audit(expected)
+    else:
+        async with open_store() as store:
+            report = (await store.verify_audit(expected)).as_json()
+    problem = report["problem"]
     if json_:
-        emit_json(report.as_json())
-    elif report.problem is not None:
-        typer.echo(f"audit log broken at row {report.problem.row_id} ({report.problem.code}): {report.problem.message}")
+        emit_json(report)
+    elif problem is not None:
+        typer.echo(f"audit log broken at row {problem['row_id']} ({problem['code']}): {problem['message']}")
     else:
         typer.echo(_intact(report))
-    return 0 if report.ok else 1
+    return 0 if report["ok"] else 1
 
 
 def _expected_head(value: str) -> tuple[int, str]:
@@ -583,15 +600,16 @@ def _expected_head(value: str) -> tuple[int, str]:
     return int(row_id), digest
 
 
-def _intact(report: ChainReport) -> str:
-    if report.head_id is None:
+def _intact(report: dict[str, Any]) -> str:
+    """An intact chain's report (ChainReport.as_json, or the API's) in words."""
+    head = report["head"]
+    if head is None:
         return "audit log intact: no rows yet"
-    line = f"audit log intact: {report.rows} rows; head {report.head_id}:{report.head_hash}"
-    if report.unchained:
-        covered = (
-            f"the first chained row, {report.first_chained_id}, covers them" if report.first_chained_id else "none is chained yet"
-        )
-        line += f"\n{report.unchained} rows written before the chain existed carry no hash of their own (unchained); {covered}"
+    line = f"audit log intact: {report['rows']} rows; head {head['id']}:{head['hash']}"
+    if report["unchained"]:
+        first = report["first_chained_id"]
+        covered = f"the first chained row, {first}, covers them" if first else "none is chained yet"
+        line += f"\n{report['unchained']} rows written before the chain existed carry no hash of their own (unchained); {covered}"
     return line
 
 
@@ -618,28 +636,28 @@ async def health(json_: bool = JSON) -> int:
     """Check Temporal and the store (reachable, schema up to date); exit 1 when either fails."""
     from pim.runtime.health import check_all
 
-    checks = await check_all(settings())
-    if json_:
-        emit_json([c.model_dump() for c in checks])
+    if remote.in_api_mode():  # the API's own Temporal and store
+        checks = await admin_api.health()
     else:
-        print_table(("check", "status", "detail"), ((c.name, "ok" if c.ok else "FAILING", c.detail) for c in checks))
-    return 0 if all(c.ok for c in checks) else 1
+        checks = [c.model_dump() for c in await check_all(settings())]
+    if json_:
+        emit_json(checks)
+    else:
+        print_table(("check", "status", "detail"), ((c["name"], "ok" if c["ok"] else "FAILING", c["detail"]) for c in checks))
+    return 0 if all(c["ok"] for c in checks) else 1
 
 
 @async_command
 async def reconcile(json_: bool = JSON) -> None:
     """Run the reconciler now (it also runs on its schedule) and print what it found."""
     from pim.domain.reconcile import ReconcileReport
+    from pim.runtime.schedules import reconcile_now
 
-    config = settings()
-    client = await temporal_client(config)
-    report = await client.execute_workflow(
-        "Reconcile",
-        "manual",
-        id=f"reconcile/manual-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}",
-        task_queue=config.task_queue,
-        result_type=ReconcileReport,
-    )
+    if remote.in_api_mode():
+        report = ReconcileReport.model_validate(await admin_api.reconcile())
+    else:
+        config = settings()
+        report = await reconcile_now(await temporal_client(config), config.task_queue)
     if json_:
         emit_json(report)
         return

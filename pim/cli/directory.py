@@ -9,6 +9,7 @@ from typing import AsyncIterator
 import typer
 from temporalio.exceptions import ApplicationError
 
+from pim.cli import remote
 from pim.cli.common import CliError, async_command, open_store, settings
 from pim.cli.output import emit_json, print_table
 from pim.directories import DirectoryNotAvailable, build_directory
@@ -17,6 +18,7 @@ from pim.directories.sync import DirectoryDiff, compare, expected_holders
 from pim.domain.models import AccessType
 from pim.runtime.settings import PimSettings
 from pim.store import Store
+from pim.store.views import directory_diff_view
 
 directory_app = typer.Typer(help="The directory where access is granted (PIM_DIRECTORY).", no_args_is_help=True)
 UNCHECKED = 2  # the exit code when no comparison could be made (1 means: out of sync)
@@ -50,7 +52,7 @@ async def diff(
     access = AccessType.owner if owner else AccessType.member
     result = await compare_with_directory(group, access)
     if json_:
-        emit_json(dict(result.model_dump(mode="json"), in_sync=result.in_sync))
+        emit_json(directory_diff_view(result))
     else:
         print_table(
             ("finding", "principal"),
@@ -64,6 +66,8 @@ async def diff(
 
 
 async def compare_with_directory(group: str, access: AccessType) -> DirectoryDiff:
+    if remote.in_api_mode():
+        return await compare_through_api(group, access)
     config = settings()
     async with open_store() as store:
         if await store.group(group) is None:
@@ -75,3 +79,12 @@ async def compare_with_directory(group: str, access: AccessType) -> DirectoryDif
                 raise CliError(f"directory ({config.directory}): {error.message}", UNCHECKED) from None
         expected = await expected_holders(store, group, access, datetime.now(UTC))
     return compare(group, access, expected=expected, held=held)
+
+
+async def compare_through_api(group: str, access: AccessType) -> DirectoryDiff:
+    """The API's comparison, with its directory (API mode): whatever fails, no comparison was made."""
+    try:
+        found = await remote.call("GET", f"/api/directory/diff/{remote.path_of(group)}", params={"access": access.value})
+    except CliError as error:
+        raise CliError(str(error), UNCHECKED) from None
+    return DirectoryDiff.model_validate(found)

@@ -28,7 +28,12 @@ async def bootstrap(store: Store, admin_id: str, display_name: str = "") -> str:
     return secret
 
 
-async def add_user(ctx: AdminContext, user_id: str, display_name: str = "", email: str | None = None) -> None:
+# A service principal is what an application signs in as (client credentials, pim/api/auth.py).
+PRINCIPAL_KINDS = ("user", "service")
+
+
+async def add_user(ctx: AdminContext, user_id: str, display_name: str = "", email: str | None = None, kind: str = "user") -> None:
+    """A user, or with `kind="service"` a service principal."""
     action = "add_user"
     await ctx.require_known_actor(action)
     reason = authz.refuse_user_management(ctx.actor, await ctx.roles())
@@ -39,10 +44,14 @@ async def add_user(ctx: AdminContext, user_id: str, display_name: str = "", emai
         valid_email(email)
     except Refused as refused:
         await ctx.refuse(action, refused.code, str(refused), principal_id=user_id)
+    if kind not in PRINCIPAL_KINDS:
+        await ctx.refuse(
+            action, "invalid_kind", f"kind: {kind!r} is not one of {', '.join(PRINCIPAL_KINDS)}", principal_id=user_id
+        )
     if await ctx.store.principal(user_id) is not None:
         await ctx.refuse(action, "principal_exists", f"id: {user_id!r} exists already", principal_id=user_id)
-    await ctx.store.add_principal(user_id, "user", display_name, email=email)
-    await ctx.audit("user_added", principal_id=user_id)
+    await ctx.store.add_principal(user_id, kind, display_name, email=email)
+    await ctx.audit("user_added" if kind == "user" else "service_principal_added", principal_id=user_id)
 
 
 async def grant_role(ctx: AdminContext, principal_id: str, role: str) -> None:
@@ -52,8 +61,10 @@ async def grant_role(ctx: AdminContext, principal_id: str, role: str) -> None:
     if reason:
         await ctx.refuse(action, "not_authorized" if role in authz.ROLES else "unknown_role", reason, principal_id=principal_id)
     principal = await ctx.store.principal(principal_id)
-    if principal is None or principal.kind != "user":
-        await ctx.refuse(action, "principal_not_found", f"principal: no user {principal_id!r}", principal_id=principal_id)
+    if principal is None or principal.kind not in PRINCIPAL_KINDS:
+        await ctx.refuse(
+            action, "principal_not_found", f"principal: no user or service principal {principal_id!r}", principal_id=principal_id
+        )
     await ctx.store.grant_role(principal_id, role)
     await ctx.audit("role_granted", principal_id=principal_id, role=role)
 

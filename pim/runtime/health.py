@@ -9,6 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pydantic import BaseModel
 from sqlalchemy import text
+from temporalio.client import Client
 
 from pim.runtime.settings import PimSettings
 from pim.runtime.temporal import connect_with
@@ -42,6 +43,14 @@ async def check_store(store: Store) -> Check:
 async def check_temporal(settings: PimSettings, timeout: float = 5.0) -> Check:
     try:
         client = await asyncio.wait_for(connect_with(settings), timeout)
+    except Exception as error:
+        return Check(name="temporal", ok=False, detail=f"unreachable: {type(error).__name__}: {error}"[:300])
+    return await check_client(client, timeout)
+
+
+async def check_client(client: Client, timeout: float = 5.0) -> Check:
+    """A connected client's server: does it answer? (The HTTP API checks its own.)"""
+    try:
         await asyncio.wait_for(client.service_client.check_health(), timeout)
     except Exception as error:
         return Check(name="temporal", ok=False, detail=f"unreachable: {type(error).__name__}: {error}"[:300])

@@ -1,9 +1,11 @@
-"""The reconciler's Temporal Schedule: created once, kept at the configured interval."""
+"""The reconciler's Temporal Schedule: created once, kept at the configured interval;
+and a run on demand."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from temporalio.client import (
     Client,
@@ -17,6 +19,9 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+
+if TYPE_CHECKING:
+    from pim.domain.reconcile import ReconcileReport
 
 RECONCILE_SCHEDULE_ID = "pim-reconcile"
 
@@ -91,3 +96,19 @@ async def keep_the_backstop_running(client: Client, task_queue: str, every: time
             raise
         except Exception as error:  # noqa: BLE001 - the watch goes on; the next tick tries again
             log.error("backstop run failed", error=str(error))
+
+
+async def reconcile_now(client: Client, task_queue: str) -> ReconcileReport:
+    """Run the reconciler at once (`pim reconcile`, `POST /api/reconcile`) and return
+    what it found; the schedule's runs go on as before."""
+    from datetime import UTC, datetime
+
+    from pim.domain.reconcile import ReconcileReport
+
+    return await client.execute_workflow(
+        "Reconcile",
+        "manual",
+        id=f"reconcile/manual-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}",
+        task_queue=task_queue,
+        result_type=ReconcileReport,
+    )

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import Field
 
 from pim.api.graph.models import GraphOut, Identity, IdentitySet, ScheduleOut, expiration_out
-from pim.api.ids import RequestRef
+from pim.api.ids import RequestRef, activation_schedule_id
 from pim.api.services import ApiServices
 from pim.domain.models import State
 from pim.domain.status import ActivationStatus
@@ -103,7 +103,7 @@ def as_graph_request(ref: RequestRef, status: ActivationStatus, action: str = "s
         completedDateTime=completed,
         createdBy=IdentitySet(user=Identity(id=status.principal_id or "")),
         approvalId=ref.id if status.stages else None,
-        targetScheduleId=f"{status.group_id}_{status.access.value if status.access else 'member'}_{ref.id}",
+        targetScheduleId=activation_schedule_id(ref),
     )
 
 

@@ -7,9 +7,9 @@ annotations such as `@odata.type`, which Graph SDKs add and Graph ignores."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from pim.domain.durations import Duration
 
@@ -19,6 +19,17 @@ METADATA = "https://graph.microsoft.com/v1.0/$metadata"
 
 AccessId = Literal["member", "owner"]
 T = TypeVar("T")
+
+
+def any_case(literal: Any) -> BeforeValidator:
+    """Graph reads enum values whatever their case (its own examples send `AdminAssign`
+    and `AfterDateTime`): the value of the Literal it matches, else as it came."""
+    by_fold = {choice.casefold(): choice for choice in get_args(literal)}
+
+    def canonical(value: Any) -> Any:
+        return by_fold.get(value.casefold(), value) if isinstance(value, str) else value
+
+    return BeforeValidator(canonical)
 
 
 class GraphIn(BaseModel):
@@ -50,8 +61,11 @@ class IdentitySet(GraphOut):
     application: Identity | None = None
 
 
+ExpirationType = Literal["notSpecified", "noExpiration", "afterDateTime", "afterDuration"]
+
+
 class ExpirationPattern(GraphIn):
-    type: Literal["notSpecified", "noExpiration", "afterDateTime", "afterDuration"] = "notSpecified"
+    type: Annotated[ExpirationType, any_case(ExpirationType)] = "notSpecified"
     duration: Duration | None = None
     endDateTime: datetime | None = None
 

@@ -39,8 +39,8 @@ from pim.api.graph.activations import (
     ticket_fields,
 )
 from pim.api.graph.filters import parse_filter
-from pim.api.graph.models import GROUP_ROOT, AccessId, Collection, GraphIn, RequestSchedule, TicketInfo, context
-from pim.api.ids import RequestRef, parse_request_id
+from pim.api.graph.models import GROUP_ROOT, AccessId, Collection, GraphIn, RequestSchedule, TicketInfo, any_case, context
+from pim.api.ids import RequestRef, parse_admin_request_id, parse_request_id
 from pim.api.services import ApiServices
 from pim.domain.models import ID_PATTERN, AccessType, ActivationRequest, MfaEvidence, State, activation_workflow_id
 from pim.domain.models import violations_from_validation_error as violations_of
@@ -71,8 +71,11 @@ GRAPH_FIELDS = {
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
+RequestAction = Literal["selfActivate", "selfDeactivate", "selfExtend", "adminAssign", "adminRemove", "adminExtend", "adminRenew"]
+
+
 class AssignmentScheduleRequestIn(GraphIn):
-    action: Literal["selfActivate", "selfDeactivate", "selfExtend", "adminAssign", "adminRemove", "adminExtend", "adminRenew"]
+    action: Annotated[RequestAction, any_case(RequestAction)]
     accessId: AccessId
     principalId: Id
     groupId: Id
@@ -348,6 +351,9 @@ async def statuses_of(api: ApiServices, refs: list[RequestRef]) -> list[tuple[Re
 async def get_request(
     request_id: str, caller: Caller = Depends(authenticated), api: ApiServices = Depends(services)
 ) -> AssignmentScheduleRequest:
+    admin_ref = parse_admin_request_id(request_id)
+    if admin_ref is not None:  # an administrator's change, read back from its audit line
+        return await admin_requests.get(api, caller, admin_ref)
     ref, status = await visible_request(api, caller, request_id)
     found = as_graph_request(ref, status)
     found.odata_context = context(RESOURCE, entity=True)

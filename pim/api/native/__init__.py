@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from pim.api.native import admin, requests
+from pim.api.native import admin, assignments, oversight, policies, proofs, requests, signin
 
 router = APIRouter()
-for module in (requests, admin):
+for module in (signin, requests, admin, assignments, policies, oversight, proofs):
     router.include_router(module.router)
