@@ -25,6 +25,18 @@ if TYPE_CHECKING:
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "dev": ("pim.cli.dev", "dev", "Run the embedded system: Temporal dev server, worker and store."),
     "worker": ("pim.cli.dev", "worker", "Run a worker against an existing Temporal server and database (PIM_* settings)."),
+    "api": (
+        "pim.cli.api",
+        "api",
+        "Serve the HTTP API: Microsoft Graph's PIM for Groups resources and /api (PIM_API_HOST:PIM_API_PORT).",
+    ),
+    "login": (
+        "pim.cli.login",
+        "login",
+        "Sign in to the HTTP API (PIM_API_URL) with the OIDC device flow; the other commands then act as you.",
+    ),
+    "logout": ("pim.cli.login", "logout", "Forget the tokens of `pim login` for PIM_API_URL."),
+    "auth": ("pim.cli.login", "auth_app", "The token of `pim login`, for curl and SDKs."),
     "request": ("pim.cli.requests", "request", "Ask for membership (or ownership) of GROUP; prints the request id."),
     "approve": ("pim.cli.requests", "approve", "Approve a pending request (refused with the reason when not allowed)."),
     "deny": ("pim.cli.requests", "deny", "Deny a pending request (refused with the reason when not allowed)."),

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Optional
+from typing import IO, TYPE_CHECKING, AsyncIterator, Optional
 
 import typer
 
@@ -59,15 +61,22 @@ PIM dev is ready.
   .pim/ in the working directory); anywhere else, set PIM_DATABASE_URL and the keys' settings.
   Try, in another terminal:
     cd {here}{port_hint}
-    {try_line}
+    {try_line}{api_lines}
 Press Ctrl-C to stop; state is kept in {state_dir}.
 """
+# Through the HTTP API instead: the actor is who signed in, so no --as.
+API_LINES = """
+  Or through the HTTP API ({api_url}; its sign-in: {api_url}/dev-issuer), as who signs in (no --as):
+    export PIM_API_URL={api_url}
+    pim login --user {user} --code "$(pim mfa code {user})"
+PIM_API_URL={api_url}"""
 TRY_DEMO = (
     'pim request grp-ops --as alice --duration 2h --justification "INC-42 database failover" '
     '--mfa-code "$(pim mfa code alice)" --wait'
 )
 TRY_EMPTY = "pim bootstrap root      # the first administrator: README, the administrator's walk-through"
 UI_OFFSET = 1000  # the Web UI listens on the front-end port + 1000, as with start_local
+API_PORT = 7280
 
 
 @async_command
@@ -83,13 +92,21 @@ async def dev(
         max=65535,
         help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (default: PIM_METRICS_PORT; 0: off)",
     ),
+    api_port: int = typer.Option(
+        API_PORT, "--api-port", help="serve the HTTP API on localhost:PORT, with a development issuer (0: no API)"
+    ),
 ) -> None:
-    """Run the embedded system: Temporal dev server, worker and store."""
+    """Run the embedded system: Temporal dev server, worker and store.
+
+    Also the HTTP API (--api-port), with a development OIDC issuer whose users sign in
+    with their TOTP code. Server-side commands (dev, worker, db, keys, bootstrap,
+    mfa code) always act locally, even with PIM_API_URL set."""
     from worker.telemetry import MetricsUnavailable
 
     if seed not in (None, "demo"):
         raise CliError(f"--seed: unknown data set {seed!r} (known: demo)", 2)
     _require_free_ports(port, ui)
+    _require_api_port(api_port, port, ui)
     config = settings()
     if db is not None:
         config.database_url = f"sqlite+aiosqlite:///{db.resolve()}"
@@ -97,7 +114,7 @@ async def dev(
         config.metrics_port = metrics_port
     configure_logging(config.log_format, config.log_level)
     try:
-        await _run_dev(config, seed, port, ui)
+        await _run_dev(config, seed, port, ui, api_port)
     except (MetricsUnavailable, TracingUnavailable, DevServerFailed) as error:
         raise CliError(str(error), 1) from None
 
@@ -116,7 +133,27 @@ def _require_free_ports(port: int, ui: bool) -> None:
         raise CliError(in_use(what, port + UI_OFFSET, port_holder(port + UI_OFFSET)))
 
 
-async def _run_dev(config: PimSettings, seed: str | None, port: int, ui: bool) -> None:
+def _require_api_port(api_port: int, port: int, ui: bool) -> None:
+    if not 0 <= api_port <= 65535:
+        raise CliError(f"--api-port: {api_port} is not a port (1 to 65535; 0: no API)", 2)
+    if api_port in (port, port + UI_OFFSET if ui else port):
+        raise CliError(f"--api-port: {api_port} is Temporal's (--port{' or the Web UI' if ui else ''}); pick another", 2)
+
+
+def _api_socket(api_port: int) -> socket.socket | None:
+    """The API's port, taken now (after the state directory's lock, so that a second
+    `pim dev` here is told about the first one, not about its port)."""
+    from pim.api.serve import listening_socket
+
+    if not api_port:
+        return None
+    try:
+        return listening_socket("127.0.0.1", api_port)
+    except OSError:
+        raise CliError(in_use(f"--api-port {api_port}", api_port, port_holder(api_port), option="--api-port")) from None
+
+
+async def _run_dev(config: PimSettings, seed: str | None, port: int, ui: bool, api_port: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -125,6 +162,7 @@ async def _run_dev(config: PimSettings, seed: str | None, port: int, ui: bool) -
 
     state_dir, lock = _own_state_dir()
     with lock:  # one `pim dev` per directory, until this one ends
+        api_socket = _api_socket(api_port)
         # Metrics before the client that reports them; then the server (from this, the
         # main thread: see start_server), which starts while the store is prepared
         # and dies with this process.
@@ -134,11 +172,13 @@ async def _run_dev(config: PimSettings, seed: str | None, port: int, ui: bool) -
             store, proofs = await _prepare_store(config, seed)
             try:
                 client = await wait_until_serving(server, lambda: _connect(config, port, runtime), state_dir / "temporal.log")
-                await _serve(client, store, config, port, ui, state_dir, stop, proofs, seed)
+                await _serve(client, store, config, port, ui, state_dir, stop, proofs, seed, api_socket)
             finally:
                 await store.close()
         finally:
             await stop_server(server)
+            if api_socket is not None:
+                api_socket.close()
 
 
 def _own_state_dir() -> tuple[Path, IO[str]]:
@@ -212,8 +252,9 @@ async def _serve(
     stop: asyncio.Event,
     proofs: ProofPolicy,
     seed: str | None,
+    api_socket: socket.socket | None,
 ) -> None:
-    """The worker on the dev server until Ctrl-C (or SIGTERM)."""
+    """The worker on the dev server, and the API, until Ctrl-C (or SIGTERM)."""
     from worker.app import serving
 
     async with serving(
@@ -230,12 +271,31 @@ async def _serve(
         if started:
             log.info("assignment lifecycles started", assignments=started)
         await ensure_reconcile_schedule(client, config.task_queue, config.reconcile_interval)
-        print(_banner(config, port, ui, state_dir, seed), flush=True)
-        await stop.wait()
-        log.info("stopping")
+        async with _serving_api(config, store, client, state_dir, api_socket) as api_url:
+            print(_banner(config, port, ui, state_dir, seed, api_url), flush=True)
+            await stop.wait()
+            log.info("stopping")
 
 
-def _banner(config: PimSettings, port: int, ui: bool, state_dir: Path, seed: str | None) -> str:
+@asynccontextmanager
+async def _serving_api(
+    config: PimSettings, store: Store, client: Client, state_dir: Path, api_socket: socket.socket | None
+) -> AsyncIterator[str | None]:
+    """The HTTP API on its socket, with the development issuer; yields its URL (None: no API)."""
+    if api_socket is None:
+        yield None
+        return
+    from pim.api.devapp import dev_api, public_url
+    from pim.api.serve import serving as serving_api
+    from pim.identity import totp as mfa
+
+    url = public_url(api_socket.getsockname()[1])
+    app = dev_api(config, store, client, ensure_dev_signing_key(), mfa.seal_key(config), url, state_dir)
+    async with serving_api(app, api_socket):
+        yield url
+
+
+def _banner(config: PimSettings, port: int, ui: bool, state_dir: Path, seed: str | None, api_url: str | None = None) -> str:
     """What `pim dev` serves and where its state is, as absolute paths: the `pim`
     commands find the store and the keys in the working directory's .pim/."""
     keys = [f"{state_dir / DEV_SIGNING_KEY_FILE.name} (signs actor proofs)"]
@@ -260,6 +320,7 @@ def _banner(config: PimSettings, port: int, ui: bool, state_dir: Path, seed: str
         here=state_dir.parent,
         port_hint="" if port == 7233 else f"\n    export PIM_TEMPORAL_ADDRESS=localhost:{port}",
         try_line=TRY_DEMO if seed == "demo" else TRY_EMPTY,
+        api_lines=API_LINES.format(api_url=api_url, user="alice" if seed == "demo" else "root") if api_url else "",
         state_dir=state_dir,
     )
 
@@ -274,7 +335,9 @@ async def worker(
         help="serve Prometheus metrics on 0.0.0.0:PORT/metrics (default: PIM_METRICS_PORT; 0: off)",
     ),
 ) -> None:
-    """Run a worker against an existing Temporal server and database (PIM_* settings)."""
+    """Run a worker against an existing Temporal server and database (PIM_* settings).
+
+    Server-side: it runs here, even with PIM_API_URL set."""
     from worker.app import run_worker
     from worker.telemetry import MetricsUnavailable
 

@@ -47,7 +47,7 @@ class FullPath(Exception):
 def answer(argv: list[str], environ: Mapping[str, str] = os.environ) -> int | None:
     """The exit code of a `pim status` answered here, or None: run the full path."""
     arguments = status_arguments(argv)
-    if arguments is None:
+    if arguments is None or api_mode(environ):
         return None
     request_id, as_json = arguments
     try:
@@ -64,6 +64,11 @@ def answer(argv: list[str], environ: Mapping[str, str] = os.environ) -> int | No
         return None
     sys.stdout.write(text + "\n")
     return 0
+
+
+def api_mode(environ: Mapping[str, str]) -> bool:
+    """PIM_API_URL set: the status comes from the HTTP API (pim/cli/remote.py), never from Temporal."""
+    return any(key.upper() == "PIM_API_URL" and value for key, value in environ.items())
 
 
 def status_arguments(argv: list[str]) -> tuple[str, bool] | None:

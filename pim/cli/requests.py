@@ -1,5 +1,9 @@
 """Commands of requesters and approvers: request, approve, deny, cancel,
-deactivate, extend, status, requests."""
+deactivate, extend, status, requests.
+
+Each runs locally (Temporal, with `--as` naming the actor and `pim dev`'s key
+proving it) or, with PIM_API_URL set, through the HTTP API as whoever signed in
+(pim/cli/remote.py). Both print the same from the same ActivationStatus."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import TYPE_CHECKING, Optional, TypeVar
 
 import typer
 
+from pim.cli import remote
 from pim.cli.common import (
     CliError,
     async_command,
@@ -34,6 +39,9 @@ T = TypeVar("T")
 
 # What `pim requests --json` prints of each request (docs/cli.md).
 LISTED = {"request_id", "state", "group_id", "access", "principal_id", "running"}
+# Who a request built in API mode names until the API puts the caller there: it is
+# built only so that a malformed option is refused here, as in local mode.
+SIGNED_IN = "signed-in-user"
 
 
 def describe(status: ActivationStatus) -> str:
@@ -98,7 +106,9 @@ def show(status: ActivationStatus, json_: bool) -> None:
         typer.echo(describe(status))
 
 
-AS_REQUESTER = typer.Option(..., "--as", help="the requesting principal")
+AS_REQUESTER = typer.Option(None, "--as", help="the requesting principal (local mode; in API mode, who signed in)")
+AS_APPROVER = typer.Option(None, "--as", help="the approver (local mode; in API mode, who signed in)")
+AS_ACTOR = typer.Option(None, "--as", help="the acting principal (local mode; in API mode, who signed in)")
 JSON = typer.Option(False, "--json", help="print JSON instead of text")
 JSON_LIST = typer.Option(False, "--json", help="print JSON instead of a table")
 
@@ -124,10 +134,15 @@ async def request(
     json_: bool = JSON,
 ) -> int:
     """Ask for membership (or ownership) of GROUP; prints the request id."""
+    actor = remote.acting(as_)
+    if actor is None and (mfa_token is not None or mfa_token_file is not None):
+        raise CliError("--mfa-token: in API mode your sign-in is the MFA evidence (or give --mfa-code)", 2)
     mfa = mfa_evidence(mfa_code, mfa_token, mfa_token_file)
-    req = build_request(group, as_, owner, duration, justification, ticket, mfa, start_at, validate_only)
+    req = build_request(group, actor or SIGNED_IN, owner, duration, justification, ticket, mfa, start_at, validate_only)
     from pim.operations import requests as flows
 
+    if actor is None:
+        return await request_through_api(req, mfa_code, wait, json_)
     pim = await pim_client()
     request_id = await pim.start(req)
     if not wait:
@@ -138,6 +153,21 @@ async def request(
     if any(v.code == "mfa_invalid" for v in settled.violations):
         note_local_seal_key()
     return 0 if flows.settled_ok(settled) else 1
+
+
+async def request_through_api(req: ActivationRequest, mfa_code: str | None, wait: bool, json_: bool) -> int:
+    """POST /api/requests: the same request, the caller its principal; the same exit codes."""
+    from pim.operations.requests import settled_ok
+
+    body = req.model_dump(mode="json", include={"group_id", "access", "duration", "justification", "ticket", "start_at"})
+    body.update(mfa_code=mfa_code, validate_only=req.validate_only, wait=wait)
+    answer = await remote.call("POST", "/api/requests", json=remote.fields(**body))
+    if not wait:
+        typer.echo(answer["request_id"])
+        return 0
+    settled = ActivationStatus.model_validate(answer)
+    show(settled, json_)
+    return 0 if settled_ok(settled) else 1
 
 
 def note_local_seal_key() -> None:
@@ -153,10 +183,13 @@ def note_local_seal_key() -> None:
         )
 
 
-async def review(request_id: str, approver: str, decision: str, justification: str | None) -> ActivationStatus:
-    """The `review` update; a refusal its validator made is audited in the local store, when there is one."""
+async def review(request_id: str, approver: str | None, decision: str, justification: str | None) -> ActivationStatus:
+    """The `review` update; a refusal its validator made is audited in the local store, when there is one.
+    In API mode (no approver named), the API's, in the signed-in approver's name."""
     from pim.operations import requests as flows
 
+    if approver is None:
+        return await through_api(request_id, decision, justification=justification)
     pim = await pim_client()
     try:
         async with open_store() as store:
@@ -168,57 +201,77 @@ async def review(request_id: str, approver: str, decision: str, justification: s
 @async_command
 async def approve(
     request_id: str = typer.Argument(...),
-    as_: str = typer.Option(..., "--as", help="the approver"),
+    as_: Optional[str] = AS_APPROVER,
     justification: Optional[str] = typer.Option(None),
     json_: bool = JSON,
 ) -> None:
     """Approve a pending request (refused with the reason when not allowed)."""
-    show(await review(request_id, as_, "approve", justification), json_)
+    show(await review(request_id, remote.acting(as_), "approve", justification), json_)
 
 
 @async_command
 async def deny(
     request_id: str = typer.Argument(...),
-    as_: str = typer.Option(..., "--as", help="the approver"),
+    as_: Optional[str] = AS_APPROVER,
     justification: Optional[str] = typer.Option(None),
     json_: bool = JSON,
 ) -> None:
     """Deny a pending request (refused with the reason when not allowed)."""
-    show(await review(request_id, as_, "deny", justification), json_)
+    show(await review(request_id, remote.acting(as_), "deny", justification), json_)
+
+
+async def through_api(request_id: str, action: str, **body: str | None) -> ActivationStatus:
+    """POST /api/requests/ID/ACTION as the signed-in user: the request as it is after it."""
+    answer = await remote.call("POST", f"/api/requests/{remote.path_of(request_id)}/{action}", json=remote.fields(**body))
+    return ActivationStatus.model_validate(answer)
 
 
 @async_command
 async def cancel(
-    request_id: str = typer.Argument(...), as_: str = typer.Option(..., "--as"), reason: Optional[str] = typer.Option(None)
+    request_id: str = typer.Argument(...), as_: Optional[str] = AS_ACTOR, reason: Optional[str] = typer.Option(None)
 ) -> None:
     """Cancel a request that is pending approval or scheduled."""
     from pim.operations import requests as flows
 
-    typer.echo(describe(await flows.cancel(await pim_client(), request_id, as_, reason)))
+    actor = remote.acting(as_)
+    if actor is None:
+        typer.echo(describe(await through_api(request_id, "cancel", reason=reason)))
+        return
+    typer.echo(describe(await flows.cancel(await pim_client(), request_id, actor, reason)))
 
 
 @async_command
 async def deactivate(
-    request_id: str = typer.Argument(...), as_: str = typer.Option(..., "--as"), reason: Optional[str] = typer.Option(None)
+    request_id: str = typer.Argument(...), as_: Optional[str] = AS_ACTOR, reason: Optional[str] = typer.Option(None)
 ) -> None:
     """End an active activation early."""
     from pim.operations import requests as flows
 
-    typer.echo(describe(await flows.deactivate(await pim_client(), request_id, as_, reason)))
+    actor = remote.acting(as_)
+    if actor is None:
+        typer.echo(describe(await through_api(request_id, "deactivate", reason=reason)))
+        return
+    typer.echo(describe(await flows.deactivate(await pim_client(), request_id, actor, reason)))
 
 
 @async_command
 async def extend(
     request_id: str = typer.Argument(...),
-    as_: str = typer.Option(..., "--as"),
+    as_: Optional[str] = AS_ACTOR,
     duration: str = typer.Option(..., help="how much longer, e.g. 1h"),
     justification: Optional[str] = typer.Option(None),
 ) -> None:
     """Extend an active activation (within the policy maximum unless an approver extends)."""
+    from pim.domain.durations import format_duration
     from pim.operations import requests as flows
 
+    actor = remote.acting(as_)
     extra = parse_duration_option(duration)
-    typer.echo(describe(await flows.extend(await pim_client(), request_id, as_, extra, justification)))
+    if actor is None:
+        extended = await through_api(request_id, "extend", duration=format_duration(extra), justification=justification)
+        typer.echo(describe(extended))
+        return
+    typer.echo(describe(await flows.extend(await pim_client(), request_id, actor, extra, justification)))
 
 
 @async_command
@@ -226,6 +279,9 @@ async def status(request_id: str = typer.Argument(...), json_: bool = JSON) -> N
     """Show a request: state, approvals, times, violations."""
     from pim.client import PimClient
 
+    if remote.in_api_mode():
+        show(ActivationStatus.model_validate(await remote.call("GET", f"/api/requests/{remote.path_of(request_id)}")), json_)
+        return
     show(await PimClient(await temporal_client()).status(request_id), json_)  # a query: nothing to sign or seal
 
 
@@ -237,17 +293,22 @@ async def requests(
     json_: bool = JSON_LIST,
 ) -> None:
     """List requests, newest first."""
-    pim = await pim_client()
-    try:
-        found = await pim.list(state.value if state else None, group, principal)
-    except ValueError as error:  # a filter value the visibility query cannot hold
-        raise CliError(str(error), 2) from None
+    if remote.in_api_mode():
+        query = {"state": state.value if state else None, "group": group, "principal": principal}
+        rows = await remote.call("GET", "/api/requests", params=query)
+    else:
+        pim = await pim_client()
+        try:
+            found = await pim.list(state.value if state else None, group, principal)
+        except ValueError as error:  # a filter value the visibility query cannot hold
+            raise CliError(str(error), 2) from None
+        rows = [f.model_dump(mode="json", include=LISTED) for f in found]
     if json_:
-        emit_json([f.model_dump(mode="json", include=LISTED) for f in found])
+        emit_json(rows)
         return
     print_table(
         ("request", "state", "access", "group", "principal"),
-        ((f.request_id, f.state, f.access, f.group_id, f.principal_id) for f in found),
+        ((r["request_id"], r["state"], r["access"], r["group_id"], r["principal_id"]) for r in rows),
     )
 
 

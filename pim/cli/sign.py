@@ -7,7 +7,8 @@
 Each action takes the flags of the matching command. The proof is signed with the
 local front end's key (`pim dev`'s .pim/proof-signing.key, or PIM_PROOF_SIGNING_KEY)
 and expires in two minutes; it is good for that one payload, that one workflow,
-once (docs/security.md)."""
+once (docs/security.md). In API mode (PIM_API_URL) the API signs it, for whoever
+signed in (`POST /api/proofs`): the actor is them, and `--as` is refused."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Optional
 
 import typer
 
+from pim.cli import remote
 from pim.cli.common import CliError, async_command, parse_duration_option, settings
 from pim.cli.requests import build_request, mfa_evidence
 from pim.domain.actors import Action
@@ -34,7 +36,7 @@ sign_app = typer.Typer(
     help="Print a signed payload (proof included) for `temporal workflow start/signal/update --input`.",
     no_args_is_help=True,
 )
-AS = typer.Option(..., "--as", help="the actor the proof names")
+AS = typer.Option(None, "--as", help="the actor the proof names (local mode; in API mode, who signed in)")
 REQUEST_ID = typer.Argument(..., help="the request id (its workflow id)")
 
 
@@ -48,8 +50,21 @@ def _signer() -> SigningKey:
     return signer
 
 
-def _emit(payload: Proven, actor: str, action: Action, target: str) -> None:
-    typer.echo(prove(_signer(), payload, actor, action.value, target).model_dump_json())
+async def _actor(as_: str | None) -> tuple[str, bool]:
+    """Who the proof names, and whether the API signs it (API mode: who signed in)."""
+    actor = remote.acting(as_)
+    if actor is not None:
+        return actor, False
+    return str((await remote.call("GET", "/api/me"))["principal_id"]), True
+
+
+async def _emit(payload: Proven, actor: str, action: Action, target: str, through_api: bool = False) -> None:
+    if not through_api:
+        typer.echo(prove(_signer(), payload, actor, action.value, target).model_dump_json())
+        return
+    body = {"action": action.value, "target": target, "payload": payload.model_dump(mode="json", exclude={"proof"})}
+    signed = await remote.call("POST", "/api/proofs", json=body)
+    typer.echo(type(payload).model_validate(signed["payload"]).model_dump_json())
 
 
 @sign_app.command("request")
@@ -66,17 +81,20 @@ async def sign_request(
     validate_only: bool = typer.Option(False, "--validate-only"),
 ) -> None:
     """The input of `temporal workflow start --type GroupActivation --workflow-id activation/GROUP/ACCESS/P`."""
+    actor, through_api = await _actor(as_)
     evidence = mfa_evidence(mfa_code, None, None)
-    request = build_request(group, as_, owner, duration, justification, ticket, evidence, start_at, validate_only)
-    request = mfa.seal_request(request, mfa.seal_key(settings()))
-    _emit(request, as_, Action.request, request.workflow_id)
+    request = build_request(group, actor, owner, duration, justification, ticket, evidence, start_at, validate_only)
+    if not through_api:  # the API seals the code with its own key
+        request = mfa.seal_request(request, mfa.seal_key(settings()))
+    await _emit(request, actor, Action.request, request.workflow_id, through_api)
 
 
 def _decision_command(name: str) -> None:
     @sign_app.command(name)
     @async_command
-    async def sign_decision(request_id: str = REQUEST_ID, as_: str = AS, justification: Optional[str] = None) -> None:
-        _emit(Decision(approver_id=as_, justification=justification), as_, Action(name), request_id)
+    async def sign_decision(request_id: str = REQUEST_ID, as_: Optional[str] = AS, justification: Optional[str] = None) -> None:
+        actor, through_api = await _actor(as_)
+        await _emit(Decision(approver_id=actor, justification=justification), actor, Action(name), request_id, through_api)
 
     sign_decision.__doc__ = f"The input of the `{name}` signal."
 
@@ -89,42 +107,51 @@ _decision_command("deny")
 @async_command
 async def sign_review(
     request_id: str = REQUEST_ID,
-    as_: str = AS,
+    as_: Optional[str] = AS,
     decision: ReviewDecision = typer.Option(..., help="approve or deny"),
     justification: Optional[str] = typer.Option(None),
 ) -> None:
     """The input of the `review` update."""
-    _emit(Review(approver_id=as_, decision=decision, justification=justification), as_, Action.review, request_id)
+    actor, through_api = await _actor(as_)
+    review = Review(approver_id=actor, decision=decision, justification=justification)
+    await _emit(review, actor, Action.review, request_id, through_api)
 
 
 @sign_app.command("cancel")
 @async_command
-async def sign_cancel(request_id: str = REQUEST_ID, as_: str = AS, reason: Optional[str] = typer.Option(None)) -> None:
+async def sign_cancel(request_id: str = REQUEST_ID, as_: Optional[str] = AS, reason: Optional[str] = typer.Option(None)) -> None:
     """The input of the `cancel` signal."""
-    _emit(Cancel(by=as_, reason=reason), as_, Action.cancel, request_id)
+    actor, through_api = await _actor(as_)
+    await _emit(Cancel(by=actor, reason=reason), actor, Action.cancel, request_id, through_api)
 
 
 @sign_app.command("deactivate")
 @async_command
-async def sign_deactivate(request_id: str = REQUEST_ID, as_: str = AS, reason: Optional[str] = typer.Option(None)) -> None:
+async def sign_deactivate(
+    request_id: str = REQUEST_ID, as_: Optional[str] = AS, reason: Optional[str] = typer.Option(None)
+) -> None:
     """The input of the `deactivate` signal."""
-    _emit(Deactivate(by=as_, reason=reason), as_, Action.deactivate, request_id)
+    actor, through_api = await _actor(as_)
+    await _emit(Deactivate(by=actor, reason=reason), actor, Action.deactivate, request_id, through_api)
 
 
 @sign_app.command("extend")
 @async_command
 async def sign_extend(
     request_id: str = REQUEST_ID,
-    as_: str = AS,
+    as_: Optional[str] = AS,
     duration: str = typer.Option(..., help="how much longer, e.g. 1h"),
     justification: Optional[str] = typer.Option(None),
 ) -> None:
     """The input of the `extend` signal."""
     extra = parse_duration_option(duration)
-    _emit(Extend(by=as_, duration=extra, justification=justification), as_, Action.extend, request_id)
+    actor, through_api = await _actor(as_)
+    await _emit(Extend(by=actor, duration=extra, justification=justification), actor, Action.extend, request_id, through_api)
 
 
-keys_app = typer.Typer(help="Keys for a deployment.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Keys for a deployment.\n\nServer-side: always local, even with PIM_API_URL set.", no_args_is_help=True
+)
 
 
 @keys_app.command("new")

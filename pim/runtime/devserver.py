@@ -247,22 +247,22 @@ def _parent_pid(proc: Path, pid: int) -> int | None:
         return None
 
 
-def in_use(what: str, port: int, holder: Holder | None) -> str:
-    """The refusal of a taken port, naming what holds it and how to stop it."""
+def in_use(what: str, port: int, holder: Holder | None, option: str = "--port") -> str:
+    """The refusal of a taken port, naming what holds it and how to stop it (or which `option` picks another)."""
     if holder is None:
-        return f"{what} is in use (by a process this user cannot see); stop it or pick another --port"
+        return f"{what} is in use (by a process this user cannot see); stop it or pick another {option}"
     shown = _shown(holder.command)
     if holder.is_dev_server and holder.parent_is_pim_dev:
         return (
             f"{what} is in use by `{shown}` (pid {holder.pid}) of a `pim dev` that is running (pid {holder.parent_pid}); "
-            "stop that one (Ctrl-C) or pick another --port"
+            f"stop that one (Ctrl-C) or pick another {option}"
         )
     if holder.is_dev_server:
         return (
             f"{what} is in use by `{shown}` (pid {holder.pid}), probably left by an earlier `pim dev`; "
             f"stop it with `kill {holder.pid}`"
         )
-    return f"{what} is in use by `{shown}` (pid {holder.pid}); stop it or pick another --port"
+    return f"{what} is in use by `{shown}` (pid {holder.pid}); stop it or pick another {option}"
 
 
 def _shown(command: list[str], limit: int = 60) -> str:

@@ -128,6 +128,17 @@ class PimSettings(BaseSettings):
     api_rate_mfa_failures: int = Field(default=5, ge=1)
     # How long POST waits for a request to be validated before it answers (seconds).
     api_settle_timeout: float = Field(default=30.0, gt=0)
+    # The public OAuth client the command line signs in as (`pim login`, the device flow),
+    # published by GET /api/auth/config with the issuer.
+    api_cli_client_id: str = "pim-cli"
+    # What `pim login` asks the issuer for; unset: "openid profile offline_access". An issuer
+    # that wants the API named in the scope (Entra: "api://pim/.default offline_access") says so here.
+    api_cli_scope: str | None = None
+    # The command line's API mode (pim/cli/remote.py): with this set, every user command
+    # goes through the HTTP API with the token of `pim login`, never to Temporal or the store.
+    api_url: str | None = None
+    # Where `pim login` keeps its tokens (mode 0600); unset: $XDG_CONFIG_HOME/pim or ~/.config/pim.
+    config_dir: str | None = None
     # Observability (README "Observability"). `pim worker` / `pim dev`: Prometheus metrics
     # (Temporal's and pim_*) on http://0.0.0.0:PORT/metrics (0: none).
     metrics_port: int = Field(default=0, ge=0, le=65535)

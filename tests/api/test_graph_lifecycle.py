@@ -51,9 +51,16 @@ async def test_request_inbox_approval_provisioning_and_deactivation(api, time_en
     approval = await api.get(bob, f"{APPROVALS}/{request['id']}")
     assert approval.status_code == 200, approval.text
     [stage] = approval.json()["stages"]
-    assert (stage["id"], stage["assignedToMe"], stage["reviewResult"], stage["status"]) == ("1", True, "NotReviewed", "InProgress")
+    assert (stage["id"], stage["assignedToMe"], stage["reviewResult"], stage["status"]) == (
+        "1",
+        True,
+        "NotReviewed",
+        "InProgress",
+    )
 
-    decided = await api.patch(bob, f"{APPROVALS}/{request['id']}/stages/1", json={"reviewResult": "Approve", "justification": "ok"})
+    decided = await api.patch(
+        bob, f"{APPROVALS}/{request['id']}/stages/1", json={"reviewResult": "Approve", "justification": "ok"}
+    )
     assert decided.status_code == 204, decided.text
 
     async def status_of_request() -> str:
@@ -70,9 +77,7 @@ async def test_request_inbox_approval_provisioning_and_deactivation(api, time_en
     )
 
     await time_env.sleep(timedelta(minutes=6))  # past the first five minutes, when only administrators deactivate
-    deactivated = await api.post(
-        alice, REQUESTS, json={**self_activate(), "action": "selfDeactivate", "justification": "done"}
-    )
+    deactivated = await api.post(alice, REQUESTS, json={**self_activate(), "action": "selfDeactivate", "justification": "done"})
     assert deactivated.status_code == 201, deactivated.text
     assert (deactivated.json()["action"], deactivated.json()["status"]) == ("selfDeactivate", "Revoked")
     assert not await api.store.has_membership("grp-ops", AccessType.member, "alice")
