@@ -237,7 +237,9 @@ class AssignmentLifecycle:
         self._require_open()
         if not change.proof:
             raise ValueError("proof_missing: proof: required, from a front end the workers trust")
-        if change.ends_at is None or change.ends_at <= self._plan().ends_at:
+        # Equal is a no-op, not a refusal: the store is written before the update is sent,
+        # so a lifecycle that first read the store after that write already holds this end.
+        if change.ends_at is None or change.ends_at < self._plan().ends_at:
             raise ValueError("ends_at: must be after the current end")
 
     @workflow.update(name="remove")
