@@ -47,6 +47,10 @@ CONFLICT_CODES = frozenset(
 NOT_FOUND_CODES = frozenset(
     {"group_not_found", "principal_not_found", "assignment_not_found", "not_found", "request_not_found", "policy_not_found"}
 )
+# The workflow did not answer in time (pim/operations/requests.py, NoAnswer): nothing the
+# caller did wrong; asking again shortly is the remedy.
+UNAVAILABLE_CODES = frozenset({"no_answer"})
+RETRY_AFTER_SECONDS = 5
 
 
 class ErrorDetail(BaseModel):
@@ -119,6 +123,8 @@ def from_refusal(refused: Refused) -> GraphError:
         return GraphError(409, CONFLICT, message, detail)
     if refused.code in NOT_FOUND_CODES:
         return GraphError(404, NOT_FOUND, message, detail)
+    if refused.code in UNAVAILABLE_CODES:
+        return GraphError(503, UNAVAILABLE, message, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if refused.code == "too_early":
         return GraphError(400, ACTIVE_TOO_SHORT, message, detail)
     return GraphError(400, BAD_REQUEST, message, detail)
@@ -161,7 +167,7 @@ async def handle_graph_error(request: Request, error: Exception) -> JSONResponse
 
 async def handle_refused(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, Refused)
-    return envelope(request, from_refusal(error))
+    return await handle_graph_error(request, from_refusal(error))
 
 
 async def handle_validation(request: Request, error: Exception) -> JSONResponse:
@@ -219,6 +225,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "Not found"),
         (409, "Conflict with the resource's state"),
         (429, "Rate limited (Retry-After)"),
-        (503, "A dependency is unavailable"),
+        (503, "A dependency is unavailable, or the workflow did not answer in time (Retry-After)"),
     )
 }

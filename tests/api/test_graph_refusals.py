@@ -10,9 +10,11 @@ from datetime import timedelta
 
 import pyotp
 
+from pim.api.errors import from_refusal
 from pim.domain.models import AccessType
 from pim.domain.policy import ActivationSettings, ApprovalStage, Policy
 from pim.identity.totp import current_code
+from pim.operations.requests import NoAnswer
 from tests.api.harness import APPROVALS, REQUESTS, running_api
 from tests.api.test_api_auth import assert_graph_error
 from tests.api.test_graph_lifecycle import self_activate
@@ -64,6 +66,12 @@ async def test_an_approvers_justification_is_required_and_named(api):
     missing = await api.patch(await api.sign_in("bob"), f"{APPROVALS}/{request_id}/stages/1", json={"reviewResult": "Approve"})
     assert_graph_error(missing, 400, "BadRequest")
     assert detail_codes(missing) == ["justification_required"]
+
+
+def test_a_workflow_that_does_not_answer_in_time_is_503_with_retry_after():
+    error = from_refusal(NoAnswer())
+    assert (error.status, error.code, [d.code for d in error.details]) == (503, "ServiceUnavailable", ["no_answer"])
+    assert 1 <= int(error.headers["Retry-After"]) <= 10
 
 
 async def test_a_request_in_someone_elses_name_is_403_and_starts_nothing(api):

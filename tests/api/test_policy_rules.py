@@ -235,6 +235,22 @@ def test_the_authentication_context_is_an_mfa_requirement():
     assert (disabled.mfa_auth_context, disabled.require_mfa) == (None, True)
 
 
+def test_a_disabled_authentication_context_stays_disabled_whatever_claim_comes_with_it():
+    context = "AuthenticationContext_EndUser_Assignment"
+    # MFA required and no context: the rule reads disabled; a claim sent with it would enable it, so it is not kept
+    for changes in ({"isEnabled": False, "claimValue": "c1"}, {"claimValue": "c1"}):
+        after = patched(OPS_MEMBER, context, **changes)
+        assert (after.activation.mfa_auth_context, after.activation.require_mfa) == (None, True), changes
+        assert rule(after, context)["isEnabled"] is False
+    # enabled, then disabled with a claim: the context goes
+    disabled = patched(EVERYTHING_SET, context, isEnabled=False, claimValue="c2")
+    assert (disabled.activation.mfa_auth_context, rule(disabled, context)["isEnabled"]) == (None, False)
+    # without MFA the claim is kept as given, and the rule still reads disabled
+    waiting = patched(Policy(), context, isEnabled=False, claimValue="c1")
+    assert (waiting.activation.mfa_auth_context, waiting.activation.require_mfa) == ("c1", False)
+    assert (rule(waiting, context)["isEnabled"], rule(waiting, context)["claimValue"]) == (False, "c1")
+
+
 def test_changes_are_key_value_settings_for_the_operation():
     body = PolicyRuleIn.model_validate({**rule(OPS_MEMBER, "Expiration_EndUser_Assignment"), "maximumDuration": "PT90M"})
     changes = changes_for(OPS_MEMBER, "Expiration_EndUser_Assignment", body, PRINCIPALS)

@@ -8,7 +8,7 @@ mapping of an activation's status onto Graph's properties, and who may see one.
 | scheduled | ScheduleCreated |
 | activating | Granted |
 | active | Provisioned |
-| revoking | PendingRevocation |
+| revoking | Provisioned (the access is held until it is removed) |
 | expired, deactivated | Revoked |
 | denied | Denied |
 | canceled, approval_expired | Canceled |
@@ -24,9 +24,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import Field
-
-from pim.api.graph.models import GraphOut, Identity, IdentitySet, ScheduleOut, expiration_out
+from pim.api.graph.models import GraphEntity, Identity, IdentitySet, ScheduleOut, expiration_out
 from pim.api.ids import RequestRef, activation_schedule_id
 from pim.api.services import ApiServices
 from pim.domain.models import State
@@ -38,7 +36,7 @@ GRAPH_STATUS: dict[State, str] = {
     State.scheduled: "ScheduleCreated",
     State.activating: "Granted",
     State.active: "Provisioned",
-    State.revoking: "PendingRevocation",
+    State.revoking: "Provisioned",  # Graph has no status for an access being removed: it is still held
     State.expired: "Revoked",
     State.deactivated: "Revoked",
     State.denied: "Denied",
@@ -58,10 +56,9 @@ def graph_status(status: ActivationStatus) -> str:
     return GRAPH_STATUS[status.state]
 
 
-class AssignmentScheduleRequest(GraphOut):
+class AssignmentScheduleRequest(GraphEntity):
     """privilegedAccessGroupAssignmentScheduleRequest (Graph v1.0)."""
 
-    odata_context: str | None = Field(default=None, alias="@odata.context")
     id: str
     status: str
     action: str

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from pim.api.auth import Caller
 from pim.api.errors import forbidden, not_found
 from pim.api.graph.activations import AssignmentScheduleRequest
+from pim.api.graph.filters import same_value
 from pim.api.graph.models import Identity, IdentitySet, ScheduleOut, expiration_out
 from pim.api.ids import AdminRequestRef
 from pim.api.services import ApiServices
@@ -121,7 +122,8 @@ async def matching_admin_requests(
     api: ApiServices, wanted: dict[str, Any], kind: str, model: type[R], created_by: str | None = None
 ) -> list[R]:
     """Administrators' requests on `kind` assignments, newest first, filtered on groupId,
-    principalId, accessId, status and action (and on who made them)."""
+    principalId, accessId, status and action (the last three without regard to case),
+    and on who made them."""
     group_id, principal_id = wanted.get("groupId"), wanted.get("principalId")
     lines = await api.store.audit(group_id=group_id, principal_id=principal_id)
     rows = {row.id: row for row in await api.store.assignments(group_id, principal_id, include_removed=True)}
@@ -133,7 +135,7 @@ async def matching_admin_requests(
         if created_by is not None and line.actor != created_by:
             continue
         request = await as_admin_request(api, row, line, model)
-        if all(wanted.get(name) in (None, getattr(request, name)) for name in ("accessId", "status", "action")):
+        if all(same_value(getattr(request, name), wanted.get(name)) for name in ("accessId", "status", "action")):
             found.append(request)
         if len(found) >= LIST_LIMIT:
             break

@@ -1,12 +1,20 @@
 """`assignmentApprovals/{id}`: a request's approval as Graph's `approval`, one
-`approvalStage` per stage of the policy (id "1", "2", ...), and the approver's
-decision by `PATCH .../stages/{stageId}`.
+`approvalStage` per stage of the policy (id "1", "2", ...), listed (`.../stages`, a
+collection) or read one by one (`.../stages/{stageId}`), and the approver's decision
+by `PATCH .../stages/{stageId}` (`Approve` or `Deny`, as Graph's update takes them).
 
-A stage reads `Approve` once it has its approvals, `Deny` once denied, and
-`NotReviewed` before; `assignedToMe` is true while the caller may still decide it.
-A PATCH answers 204 when the decision counted, 409 when the stage is already
-decided (or not open yet), 403 when the caller may not decide it (their own
-request, or not an approver of the stage)."""
+| the stage | reviewResult | status |
+|---|---|---|
+| has its approvals | Approved | Completed |
+| denied | Denied | Completed |
+| open for decisions | NotReviewed | InProgress |
+| undecided when the request's approval expired | NotReviewed | Expired |
+| any other undecided one (a later stage, or one the request never reached) | NotReviewed | Initializing |
+
+`assignedToMe` is true while the caller may still decide it. A PATCH answers 204
+when the decision counted, 409 when the stage is already decided (or not open yet),
+403 when the caller may not decide it (their own request, or not an approver of the
+stage)."""
 
 from __future__ import annotations
 
@@ -19,10 +27,10 @@ from pydantic import Field
 from pim.api.auth import Caller, authenticated, services
 from pim.api.errors import ErrorDetail, GraphError, forbidden, not_found
 from pim.api.graph.activations import current_stage, stage_deciders
-from pim.api.graph.models import GROUP_ROOT, GraphIn, GraphOut, Identity, context
+from pim.api.graph.models import GROUP_ROOT, Collection, GraphEntity, GraphIn, Identity, context
 from pim.api.graph.requests import require_current_run, visible_request
 from pim.api.services import ApiServices
-from pim.domain.models import ReviewDecision
+from pim.domain.models import ReviewDecision, State
 from pim.domain.status import ActivationStatus, StageStatus
 from pim.operations import requests as flows
 
@@ -30,19 +38,29 @@ RESOURCE = "identityGovernance/privilegedAccess/group/assignmentApprovals"
 router = APIRouter(prefix=f"{GROUP_ROOT}/assignmentApprovals", tags=["assignmentApprovals"])
 
 
-class ApprovalStage(GraphOut):
+ReviewResult = Literal["NotReviewed", "Approved", "Denied"]
+StageState = Literal["Initializing", "InProgress", "Completed", "Expired"]
+
+
+class ApprovalStage(GraphEntity):
+    """approvalStage (Graph v1.0)."""
+
     id: str
     assignedToMe: bool
     displayName: str | None = None
     justification: str | None = None
     reviewedBy: Identity | None = None
     reviewedDateTime: datetime | None = None
-    reviewResult: Literal["NotReviewed", "Approve", "Deny"]
-    status: Literal["NotStarted", "InProgress", "Completed"]
+    reviewResult: ReviewResult
+    status: StageState
 
 
-class Approval(GraphOut):
-    odata_context: str | None = Field(default=None, alias="@odata.context")
+StageList = Collection[ApprovalStage]
+
+
+class Approval(GraphEntity):
+    """approval (Graph v1.0)."""
+
     id: str
     stages: list[ApprovalStage]
 
@@ -52,10 +70,18 @@ class StageDecisionIn(GraphIn):
     justification: Annotated[str, Field(max_length=2000)] | None = None
 
 
-def _result(stage: StageStatus) -> Literal["NotReviewed", "Approve", "Deny"]:
+def _result(stage: StageStatus) -> ReviewResult:
     if any(d.decision == ReviewDecision.deny for d in stage.decisions):
-        return "Deny"
-    return "Approve" if stage.satisfied else "NotReviewed"
+        return "Denied"
+    return "Approved" if stage.satisfied else "NotReviewed"
+
+
+def _stage_state(status: ActivationStatus, result: ReviewResult, index: int, open_index: int | None) -> StageState:
+    if result != "NotReviewed":
+        return "Completed"
+    if index == open_index:
+        return "InProgress"
+    return "Expired" if status.state == State.approval_expired else "Initializing"
 
 
 async def stages_for(api: ApiServices, caller: Caller, status: ActivationStatus) -> list[ApprovalStage]:
@@ -77,7 +103,7 @@ async def stages_for(api: ApiServices, caller: Caller, status: ActivationStatus)
                 reviewedBy=Identity(id=last.approver_id) if last else None,
                 reviewedDateTime=last.at if last else None,
                 reviewResult=result,
-                status="Completed" if result != "NotReviewed" else "InProgress" if index == open_index else "NotStarted",
+                status=_stage_state(status, result, index, open_index),
             )
         )
     return out
@@ -97,11 +123,26 @@ async def get_approval(
     )
 
 
-@router.get("/{approval_id}/stages", response_model=list[ApprovalStage], summary="The stages of a request's approval")
+@router.get(
+    "/{approval_id}/stages", response_model=StageList, response_model_by_alias=True, summary="The stages of a request's approval"
+)
 async def list_stages(
     approval_id: str, caller: Caller = Depends(authenticated), api: ApiServices = Depends(services)
-) -> list[ApprovalStage]:
-    return (await get_approval(approval_id, caller, api)).stages
+) -> StageList:
+    stages = (await get_approval(approval_id, caller, api)).stages
+    return StageList.model_validate({"@odata.context": context(f"{RESOURCE}('{approval_id}')/stages"), "value": stages})
+
+
+@router.get("/{approval_id}/stages/{stage_id}", response_model=ApprovalStage, response_model_by_alias=True, summary="A stage")
+async def get_stage(
+    approval_id: str, stage_id: str, caller: Caller = Depends(authenticated), api: ApiServices = Depends(services)
+) -> ApprovalStage:
+    stages = (await get_approval(approval_id, caller, api)).stages
+    found = next((stage for stage in stages if stage.id == stage_id), None)
+    if found is None:
+        raise not_found(f"request {approval_id} has no stage {stage_id}")
+    found.odata_context = context(f"{RESOURCE}('{approval_id}')/stages", entity=True)
+    return found
 
 
 @router.patch("/{approval_id}/stages/{stage_id}", status_code=204, response_class=Response, summary="Approve or deny a stage")

@@ -1,7 +1,10 @@
 """OData `$filter` as far as these resources support it: `eq` comparisons joined by
 `and`, on the properties each resource lists, with single-quoted string values
 (`groupId eq 'grp-ops' and status eq 'PendingApproval'`). Anything else is a 400
-that names `$filter`, never a silently wider answer."""
+that names `$filter`, never a silently wider answer.
+
+Graph compares enum values without regard to case (`status eq 'pendingapproval'`,
+`assignmentType eq 'Activated'`): so do the resources here (`same_value`)."""
 
 from __future__ import annotations
 
@@ -46,3 +49,8 @@ def parse_filter(text: str | None, allowed: frozenset[str] | set[str]) -> dict[s
         if joined is None:
             raise bad_request("$filter: comparisons are joined by `and`", "$filter", "unsupported_filter")
         position = joined.end()
+
+
+def same_value(found: str | None, wanted: str | None) -> bool:
+    """Whether `found` passes a comparison with `wanted` (None: not filtered on), case aside."""
+    return wanted is None or (found is not None and found.casefold() == wanted.casefold())

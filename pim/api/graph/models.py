@@ -49,6 +49,17 @@ class GraphOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
+def _absent(value: Any) -> bool:
+    return value is None
+
+
+class GraphEntity(GraphOut):
+    """An entity: `@odata.context` (`.../$entity`) when read by itself; inside a
+    collection or another entity it has none, and the property is left out."""
+
+    odata_context: str | None = Field(default=None, alias="@odata.context", exclude_if=_absent)
+
+
 class Identity(GraphOut):
     id: str
     displayName: str | None = None

@@ -21,7 +21,7 @@ from pydantic import Field
 from pim.api.auth import Caller, authenticated, services
 from pim.api.errors import bad_request, not_found
 from pim.api.graph.filters import parse_filter
-from pim.api.graph.models import GRAPH_ROOT, GraphOut, context
+from pim.api.graph.models import GRAPH_ROOT, GraphEntity, GraphOut, context
 from pim.api.graph.policy_rule_updates import (
     PolicyRuleIn,
     RuleRejected,
@@ -55,13 +55,12 @@ router = APIRouter(prefix=f"{GRAPH_ROOT}/policies", tags=["roleManagementPolicie
 Filter = Annotated[str | None, Query(alias="$filter", max_length=1000)]
 Expand = Annotated[str | None, Query(alias="$expand", max_length=200)]
 # Navigation properties, left out of an answer unless `$expand` asks for them.
-NAVIGATION = ("policy", "rules", "effectiveRules", "@odata.context")
+NAVIGATION = ("policy", "rules", "effectiveRules")
 
 
-class RoleManagementPolicy(GraphOut):
+class RoleManagementPolicy(GraphEntity):
     """unifiedRoleManagementPolicy: one group's member or owner policy."""
 
-    odata_context: str | None = Field(default=None, alias="@odata.context")
     id: str
     displayName: str
     description: str
@@ -73,10 +72,9 @@ class RoleManagementPolicy(GraphOut):
     effectiveRules: list[PolicyRule] | None = None  # the same: no tenant-wide policy is inherited here
 
 
-class RoleManagementPolicyAssignment(GraphOut):
+class RoleManagementPolicyAssignment(GraphEntity):
     """unifiedRoleManagementPolicyAssignment: roleDefinitionId is the access (member, owner)."""
 
-    odata_context: str | None = Field(default=None, alias="@odata.context")
     id: str
     policyId: str
     scopeId: str

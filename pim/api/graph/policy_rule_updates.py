@@ -256,7 +256,10 @@ def _enablement(policy: Policy, spec: RuleSpec, enabled: list[str] | None) -> li
 
 def _authentication_context(activation: ActivationSettings, body: PolicyRuleIn) -> list[Change]:
     """Our authentication context is the `acr` an OIDC sign-in must carry when MFA is
-    required: enabling it also requires MFA; disabling it forgets the claim."""
+    required: enabling it also requires MFA. While MFA is required, a context is in
+    effect, so a disabled rule has none: disabling it forgets the claim, and a
+    claimValue sent for a disabled rule is not kept. Without MFA the context waits,
+    as given, for MFA to be required."""
     enabled_now = activation.require_mfa and activation.mfa_auth_context is not None
     claim = body.claimValue if body.claimValue is not None else activation.mfa_auth_context
     enable = body.isEnabled if body.isEnabled is not None else enabled_now
@@ -265,8 +268,8 @@ def _authentication_context(activation: ActivationSettings, body: PolicyRuleIn) 
             raise RuleRejected("claimValue", "required when isEnabled is true")
         out = [] if claim == activation.mfa_auth_context else [Change("activation.mfa_auth_context", claim, "claimValue")]
         return out + ([] if activation.require_mfa else [Change("activation.require_mfa", True, "isEnabled")])
-    if enabled_now:
-        return [Change("activation.mfa_auth_context", None, "isEnabled")]
+    if activation.require_mfa:  # the rule stays (or becomes) disabled: no context
+        return [] if activation.mfa_auth_context is None else [Change("activation.mfa_auth_context", None, "isEnabled")]
     return [] if claim == activation.mfa_auth_context else [Change("activation.mfa_auth_context", claim, "claimValue")]
 
 

@@ -38,7 +38,7 @@ from pim.api.graph.activations import (
     stage_deciders,
     ticket_fields,
 )
-from pim.api.graph.filters import parse_filter
+from pim.api.graph.filters import parse_filter, same_value
 from pim.api.graph.models import GROUP_ROOT, AccessId, Collection, GraphIn, RequestSchedule, TicketInfo, any_case, context
 from pim.api.ids import RequestRef, parse_admin_request_id, parse_request_id
 from pim.api.services import ApiServices
@@ -272,18 +272,26 @@ async def list_requests(
 
 async def matching(api: ApiServices, wanted: dict[str, str | None]) -> list[AssignmentScheduleRequest]:
     """Activation requests by search attributes (newest first), as Graph requests,
-    filtered on accessId and status too."""
+    filtered on accessId and status too (without regard to case, as Graph compares enums)."""
     status_filter = wanted.get("status")
-    if status_filter is not None and status_filter not in STATES_OF:
+    status_of = graph_status_named(status_filter)
+    if status_filter is not None and status_of is None:
         return []
     summaries = await api.pim.list(group_id=wanted.get("groupId"), principal_id=wanted.get("principalId"), limit=LIST_LIMIT)
     refs = [
         RequestRef(s.request_id, s.run_id)
         for s in summaries
-        if s.run_id and wanted.get("accessId") in (None, s.access) and (status_filter is None or _may_be(s.state, status_filter))
+        if s.run_id and same_value(s.access, wanted.get("accessId")) and (status_of is None or _may_be(s.state, status_of))
     ]
     found = [as_graph_request(ref, status) for ref, status in await statuses_of(api, refs)]
-    return [r for r in found if status_filter is None or r.status == status_filter]
+    return [r for r in found if status_of is None or r.status == status_of]
+
+
+def graph_status_named(text: str | None) -> str | None:
+    """The Graph status `text` names, whatever its case; None for none."""
+    if text is None:
+        return None
+    return next((name for name in STATES_OF if name.casefold() == text.casefold()), None)
 
 
 def _may_be(state: str | None, graph: str) -> bool:
@@ -318,7 +326,7 @@ async def approver_inbox(api: ApiServices, principal_id: str, wanted: dict[str, 
     refs = []
     for claim in await api.store.claims(group_id=wanted.get("groupId")):
         workflow_id, _, run_id = claim.request_id.partition("#")
-        if claim.principal_id != principal_id and wanted.get("accessId") in (None, claim.access):
+        if claim.principal_id != principal_id and same_value(claim.access, wanted.get("accessId")):
             refs.append(RequestRef(workflow_id, run_id))
     out = []
     for ref, status in await statuses_of(api, refs):
@@ -327,7 +335,7 @@ async def approver_inbox(api: ApiServices, principal_id: str, wanted: dict[str, 
             continue
         if principal_id in await stage_deciders(api, status, index):
             found = as_graph_request(ref, status)
-            if wanted.get("status") in (None, found.status):
+            if same_value(found.status, wanted.get("status")):
                 out.append(found)
     return sorted(out, key=lambda r: r.createdDateTime, reverse=True)
 

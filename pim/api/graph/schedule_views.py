@@ -1,33 +1,37 @@
 """Schedules and instances of PIM for Groups, as Graph shows them, from the store.
 
-- An eligible assignment is an eligibility schedule (memberType `Direct`). When its
+- An eligible assignment is an eligibility schedule (memberType `direct`). When its
   principal is a group, each active member of that group is eligible through it
-  too (SPEC 1, nesting): one more schedule per member, memberType `Group`, with id
+  too (SPEC 1, nesting): one more schedule per member, memberType `group`, with id
   `{assignment id}_{member}`.
-- An active assignment is an assignment schedule (assignmentType `Assigned`), and
-  a granted activation is one too (assignmentType `Activated`, id
-  `{groupId}_{accessId}_{request id}`; memberType `Group` when the principal is
+- An active assignment is an assignment schedule (assignmentType `assigned`), and
+  a granted activation is one too (assignmentType `activated`, id
+  `{groupId}_{accessId}_{request id}`; memberType `group` when the principal is
   eligible only through a group).
 - An instance is a schedule in effect now: an eligibility in its window, an access
   with a live grant (the store's record of effective access, one per source).
-  Schedules and instances share their ids (none recurs)."""
+  Schedules and instances share their ids (none recurs).
+
+Enum values are written as Graph writes them (`direct`, `group`, `assigned`,
+`activated`); `$filter` compares them without regard to case (schedules.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from pydantic import Field
+from typing import Any, Literal
 
 from pim.api.auth import Caller
-from pim.api.graph.models import GraphOut, ScheduleOut, expiration_out
+from pim.api.graph.models import GraphEntity, ScheduleOut, expiration_out
 from pim.api.ids import RequestRef, activation_schedule_id, parse_activation_schedule_id
 from pim.api.services import ApiServices
 from pim.domain.models import AccessType
 from pim.store.tables import AssignmentRow, GrantRow
 
 ACCESSES = (AccessType.member, AccessType.owner)
+# Graph's privilegedAccessGroupMemberType and privilegedAccessGroupAssignmentType.
+MemberType = Literal["direct", "group"]
+AssignmentType = Literal["assigned", "activated"]
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,8 @@ class Entry:
     group_id: str
     access: str
     principal_id: str
-    member_type: str  # Direct | Group
-    assignment_type: str | None  # Assigned | Activated; None for eligibility
+    member_type: MemberType
+    assignment_type: AssignmentType | None  # None for eligibility
     starts_at: datetime
     ends_at: datetime | None
     created_at: datetime | None
@@ -52,13 +56,12 @@ class Entry:
 # --- Graph's shapes ------------------------------------------------------------------------
 
 
-class ScheduleView(GraphOut):
-    odata_context: str | None = Field(default=None, alias="@odata.context")
+class ScheduleView(GraphEntity):
     id: str
     principalId: str
     accessId: str
     groupId: str
-    memberType: str
+    memberType: MemberType
 
 
 class EligibilitySchedule(ScheduleView):
@@ -74,7 +77,7 @@ class EligibilitySchedule(ScheduleView):
 class AssignmentSchedule(EligibilitySchedule):
     """privilegedAccessGroupAssignmentSchedule (Graph v1.0)."""
 
-    assignmentType: str
+    assignmentType: AssignmentType
 
 
 class EligibilityScheduleInstance(ScheduleView):
@@ -90,7 +93,7 @@ class AssignmentScheduleInstance(ScheduleView):
 
     startDateTime: datetime | None = None
     endDateTime: datetime | None = None
-    assignmentType: str
+    assignmentType: AssignmentType
     assignmentScheduleId: str
 
 
@@ -116,7 +119,7 @@ def eligibility_schedule(entry: Entry) -> EligibilitySchedule:
 
 
 def assignment_schedule(entry: Entry) -> AssignmentSchedule:
-    return AssignmentSchedule(**_schedule(entry), assignmentType=entry.assignment_type or "Assigned")
+    return AssignmentSchedule(**_schedule(entry), assignmentType=entry.assignment_type or "assigned")
 
 
 def eligibility_instance(entry: Entry) -> EligibilityScheduleInstance:
@@ -130,7 +133,7 @@ def assignment_instance(entry: Entry) -> AssignmentScheduleInstance:
         **_common(entry),
         startDateTime=entry.starts_at,
         endDateTime=entry.ends_at,
-        assignmentType=entry.assignment_type or "Assigned",
+        assignmentType=entry.assignment_type or "assigned",
         assignmentScheduleId=entry.id,
     )
 
@@ -150,7 +153,7 @@ def eligible_entry(row: AssignmentRow, at: datetime, member: str | None = None) 
         group_id=row.group_id,
         access=row.access,
         principal_id=member or row.principal_id,
-        member_type="Group" if member else "Direct",
+        member_type="group" if member else "direct",
         assignment_type=None,
         starts_at=row.starts_at,
         ends_at=row.ends_at,
@@ -168,8 +171,8 @@ def assigned_entry(row: AssignmentRow, at: datetime, granted: bool) -> Entry:
         group_id=row.group_id,
         access=row.access,
         principal_id=row.principal_id,
-        member_type="Direct",
-        assignment_type="Assigned",
+        member_type="direct",
+        assignment_type="assigned",
         starts_at=row.starts_at,
         ends_at=row.ends_at,
         created_at=row.created_at,
@@ -190,8 +193,8 @@ async def activated_entry(api: ApiServices, grant: GrantRow, at: datetime) -> En
         group_id=grant.group_id,
         access=grant.access,
         principal_id=grant.principal_id,
-        member_type="Group" if through_group else "Direct",
-        assignment_type="Activated",
+        member_type="group" if through_group else "direct",
+        assignment_type="activated",
         starts_at=grant.starts_at,
         ends_at=grant.ends_at,
         created_at=grant.starts_at,

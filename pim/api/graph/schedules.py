@@ -86,7 +86,7 @@ RESOURCES = (
 
 
 def matches(view: views.ScheduleView, wanted: dict[str, str | None]) -> bool:
-    """Graph compares enum values without regard to case (`assignmentType eq 'activated'`)."""
+    """Graph compares enum values without regard to case (`assignmentType eq 'Activated'`)."""
     for name, value in wanted.items():
         found = getattr(view, name)
         if (found is None) != (value is None) or (found is not None and str(found).casefold() != str(value).casefold()):
