@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install dev test test-fast test-quick lint typecheck clean bench slapd
+.PHONY: install dev test test-fast test-quick lint typecheck clean bench slapd chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +20,16 @@ dev: install
 
 ## Lint, format check, import contracts and type check, then the whole suite:
 ## unit, store and workflow tests on real Temporal servers, on SQLite and PostgreSQL.
-test: install lint typecheck slapd
+test: install lint typecheck slapd chromium
 	$(BIN)/pytest
 
 ## OpenLDAP's slapd (Debian package) for the LDAP directory tests, installed once.
 slapd:
 	@bash .ci/install-slapd
+
+## Debian's chromium for the portal's browser tests (tests/portal, Playwright), installed once.
+chromium:
+	@bash .ci/install-chromium
 
 ## ruff's checks, ruff's formatting and the import contracts (pyproject.toml, docs/architecture.md).
 lint: install
@@ -42,7 +46,7 @@ test-fast: install
 	$(BIN)/pytest tests/unit tests/store
 
 ## Everything but the slow crash-and-restart tests.
-test-quick: install
+test-quick: install chromium
 	$(BIN)/pytest -m "not slow"
 
 ## Benchmarks (issue 6; the command line's latency: issue 14), in order; JSON and the plot go to bench/results/.

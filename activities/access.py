@@ -173,6 +173,7 @@ class AccessActivities(AccessInterface):
             people={"requestor": [change.principal_id], "admins": change.administrators},
             subject=f"{headline}: {describe(change.access.value, change.group_id, change.principal_id)}",
             request_id=change.request_id,
+            run_key=change.run_key,
             group_id=change.group_id,
             access=change.access.value,
             principal_id=change.principal_id,

@@ -167,6 +167,7 @@ class AdmissionActivities(AdmissionInterface):
             subject=("Approval needed: " if approval else "Activation requested: ")
             + describe(request.access.value, request.group_id, request.principal_id),
             request_id=data.request_id,
+            run_key=data.run_key,
             group_id=request.group_id,
             access=request.access.value,
             principal_id=request.principal_id,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from temporalio import activity
 
 from activities.interfaces import AuditInterface
-from pim.domain.status import AuditRecord
+from pim.domain.status import AuditRecord, run_key_of
 from pim.notifications.compose import compose, describe, group_rule
 from pim.notifications.model import Notification, Role
 from pim.store import Store
@@ -65,6 +65,7 @@ class AuditActivities(AuditInterface):
                 people=people,
                 subject=subject,
                 request_id=record.request_id,
+                run_key=run_key_of(record.dedupe_key),
                 group_id=group_id,
                 access=access.value,
                 principal_id=principal_id,

@@ -87,6 +87,7 @@ async def api_for(bench: Any) -> AsyncIterator[tuple[str, str]]:
         api_allowed_hosts="127.0.0.1",
         api_rate_requests=1_000_000,
         api_rate_decisions=1_000_000,
+        portal=False,  # the API alone
     )
     verifier = OidcVerifier(OidcConfig(issuer=issuer_url, audiences=(AUDIENCE,)))
     services = ApiServices(settings, bench.store, bench.pim, verifier)

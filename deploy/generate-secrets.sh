@@ -12,6 +12,7 @@
 # mfa-seal.key        the HMAC key MFA codes are sealed with (PIM_MFA_SEAL_KEY). API and workers.
 # mfa-secret.key      the AES-GCM key of the TOTP secrets in the store (PIM_MFA_SECRET_KEY). API and workers.
 # payload.keys        the AES-GCM key of workflow payloads (PIM_PAYLOAD_KEYS). API and workers.
+# portal-session.key  the AES-GCM key of the portal's session cookies (PIM_PORTAL_SESSION_KEY). The API only.
 #
 # A file that exists is kept: run it again after adding a key of a new kind.
 # --rotate-signing-key writes a new signing key and puts its public half first in
@@ -86,8 +87,9 @@ fi
 write mfa-seal.key "$(random32)"
 write mfa-secret.key "k1:$(random32)"
 write payload.keys "k1:$(random32)"
+write portal-session.key "k1:$(random32)"
 
-for file in proof-signing.key proof-trusted.keys mfa-seal.key mfa-secret.key payload.keys; do
+for file in proof-signing.key proof-trusted.keys mfa-seal.key mfa-secret.key payload.keys portal-session.key; do
     if [ "$(id -u)" = 0 ]; then
         chown "$owner:$owner" "$dir/$file"
         chmod 0400 "$dir/$file"

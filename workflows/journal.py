@@ -13,7 +13,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.interfaces import AuditInterface
     from pim.domain.models import ActivationRequest, State, valid_actor
-    from pim.domain.status import ActivationStatus, AuditRecord, StatusEvent
+    from pim.domain.status import ActivationStatus, AuditRecord, StatusEvent, journal_key
 
 from workflows.options import RECORD
 from workflows.search_attributes import PIM_ACCESS, PIM_GROUP_ID, PIM_PRINCIPAL_ID, PIM_STATE
@@ -90,7 +90,7 @@ class Journal:
             principal_id=self.request.principal_id,
             details=details,
             ask=ask,
-            dedupe_key=f"{self.run_key}:{len(self.status.events)}:{action}",
+            dedupe_key=journal_key(self.run_key, len(self.status.events), action),
         )
         self.records.append(workflow.start_activity_method(AuditInterface.record_event, record, **RECORD))
 

@@ -5,7 +5,9 @@
 
 Microsoft Graph's PIM for Groups resources under /v1.0 (pim/api/graph), native
 endpoints under /api (pim/api/native), /healthz and /readyz, /openapi.json.
-Every operation but the probes needs a bearer token (pim/api/auth.py)."""
+Every operation but the probes needs a bearer token (pim/api/auth.py). With
+PIM_PORTAL (the default), the portal's pages too (pim/portal): they sign people in
+with a session cookie and call the API with its token, never the reverse."""
 
 from __future__ import annotations
 
@@ -61,6 +63,10 @@ def create_app(services: ApiServices | None = None, settings: PimSettings | None
     for exception, handler in errors.HANDLERS.items():
         app.add_exception_handler(exception, handler)
     _include_routers(app)
+    if settings.portal:  # the people's pages (pim/portal), inside the outer middleware below
+        from pim.portal import install_portal
+
+        install_portal(app, settings)
     origins = _listed(settings.api_cors_origins)
     if origins:  # closed unless configured: the API is for bearer tokens, not ambient cookies
         app.add_middleware(

@@ -5,11 +5,13 @@ machine and offline.
 
     PIM_API_URL=http://localhost:7280                     the API
     http://localhost:7280/dev-issuer                      its issuer: the store's users sign in with their TOTP code
+    http://localhost:7280/                                the portal (client pim-portal of that issuer)
 
 The API signs its callers' proofs with `pim dev`'s own key (.pim/proof-signing.key,
 which the worker trusts) and seals MFA codes with the development seal key, as
 the local command line does. The issuer keeps its key in .pim/dev-issuer.key, so
-tokens outlive a restart of `pim dev`."""
+tokens outlive a restart of `pim dev`; the portal seals its session cookies with
+.pim/portal-session.key (unless PIM_PORTAL_SESSION_KEY is set), so sessions do too."""
 
 from __future__ import annotations
 
@@ -17,13 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from pim.api.app import allowed_hosts_with, create_app
 from pim.api.services import ApiServices
 from pim.client import PimClient
-from pim.identity.issuer import DEV_ISSUER_KEY_FILE, IssuerSettings, create_issuer_app, pim_cli_client
+from pim.identity.issuer import DEV_ISSUER_KEY_FILE, IssuerSettings, create_issuer_app, pim_cli_client, pim_portal_client
 from pim.identity.oidc import OidcConfig, OidcVerifier
 from pim.identity.proofs import SigningKey
+from pim.portal.session import DEV_SESSION_KEY_FILE, ensure_dev_session_key
 from pim.runtime.settings import PimSettings
 from pim.store import Store
 
@@ -46,6 +50,9 @@ def dev_api(
 ) -> FastAPI:
     """The API for `pim dev`'s store and worker, its development issuer mounted."""
     issuer_url = api_url + ISSUER_PATH
+    session_key = config.portal_session_key
+    if config.portal and session_key is None:
+        session_key = SecretStr(ensure_dev_session_key(state_dir / DEV_SESSION_KEY_FILE.name))
     settings = config.model_copy(
         update={
             "oidc_issuer": issuer_url,
@@ -53,6 +60,9 @@ def dev_api(
             "oidc_principal_claim": "sub",  # the development issuer's tokens name the user there
             "api_allowed_hosts": allowed_hosts_with(config, *LOCAL_HOSTS),
             "api_cli_client_id": pim_cli_client().client_id,
+            "portal_client_id": pim_portal_client().client_id,
+            "portal_client_secret": None,
+            "portal_session_key": session_key,
         }
     )
     verifier = OidcVerifier(OidcConfig(issuer=issuer_url, audiences=(AUDIENCE,)))
@@ -61,7 +71,7 @@ def dev_api(
     issuer = IssuerSettings(
         issuer=issuer_url,
         audience=AUDIENCE,
-        clients=(pim_cli_client(),),
+        clients=(pim_cli_client(), pim_portal_client()),
         key_file=state_dir / DEV_ISSUER_KEY_FILE.name,
     )
     app.mount(ISSUER_PATH, create_issuer_app(store, issuer))

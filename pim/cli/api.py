@@ -2,8 +2,9 @@
 
 It refuses to start, in one line, without what makes it safe: the company's
 issuer (PIM_OIDC_ISSUER, PIM_OIDC_AUDIENCE), whose tokens alone identify a
-caller, and the signing key (PIM_PROOF_SIGNING_KEY) with which it proves, to the
-workers, that the caller is the actor. A server-side command: it runs where it
+caller, the signing key (PIM_PROOF_SIGNING_KEY) with which it proves, to the
+workers, that the caller is the actor, and, with the portal on (PIM_PORTAL), the
+key that seals its session cookies (PIM_PORTAL_SESSION_KEY). A server-side command: it runs where it
 is started, whether PIM_API_URL is set or not."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Optional
 import typer
 
 from pim.cli.common import CliError, TemporalUnreachable, async_command, settings, temporal_target
+from pim.runtime.settings import PimSettings
 
 
 @async_command
@@ -40,6 +42,7 @@ async def api(
             raise CliError("PIM_PROOF_SIGNING_KEY is not set: the API signs its callers' actions with it (`pim keys new`)")
     except ValueError as error:  # a key that cannot be read
         raise CliError(str(error), 2) from None
+    _require_portal_key(config)
     configure_logging(config.log_format, config.log_level)
     try:
         sock = listening_socket(host, port)
@@ -53,9 +56,26 @@ async def api(
     except RuntimeError as error:  # what Temporal's SDK raises when the connection fails
         sock.close()
         raise TemporalUnreachable(temporal_target()) from error
-    get_logger("pim.api").info("pim api listening", url=f"http://{host}:{port}", issuer=config.oidc_issuer)
+    get_logger("pim.api").info("pim api listening", url=f"http://{host}:{port}", issuer=config.oidc_issuer, portal=config.portal)
     try:
         await uvicorn.Server(server_config(create_app(services))).serve(sockets=[sock])
     finally:
         await services.close()
         sock.close()
+
+
+def _require_portal_key(config: PimSettings) -> None:
+    """The portal (on unless PIM_PORTAL=false) seals its session cookies with PIM_PORTAL_SESSION_KEY."""
+    from pim.portal.session import configured_session_codec
+
+    if not config.portal:
+        return
+    try:
+        codec = configured_session_codec(config)
+    except ValueError as error:  # a key that cannot be read
+        raise CliError(str(error), 2) from None
+    if codec is None:
+        raise CliError(
+            "PIM_PORTAL_SESSION_KEY is not set: the portal seals its session cookies with it "
+            "(`pim keys new`); or set PIM_PORTAL=false to serve the API alone"
+        )

@@ -65,11 +65,14 @@ PIM dev is ready.
 Press Ctrl-C to stop; state is kept in {state_dir}.
 """
 # Through the HTTP API instead: the actor is who signed in, so no --as.
-API_LINES = """
+API_LINES = """{portal}
   Or through the HTTP API ({api_url}; its sign-in: {api_url}/dev-issuer), as who signs in (no --as):
     export PIM_API_URL={api_url}
     pim login --user {user} --code "$(pim mfa code {user})"
 PIM_API_URL={api_url}"""
+PORTAL_LINES = """
+  Or in a browser, the portal: {api_url}/
+    (sign in as {user} with the code that `pim mfa code {user}` prints)"""
 TRY_DEMO = (
     'pim request grp-ops --as alice --duration 2h --justification "INC-42 database failover" '
     '--mfa-code "$(pim mfa code alice)" --wait'
@@ -262,7 +265,7 @@ async def _serve(
         store,
         config.task_queue,
         proofs=proofs,
-        channels=build_channels(config),
+        channels=build_channels(_linking_to_portal(config, api_socket)),
         max_cached_workflows=config.max_cached_workflows,
         backstop_every=config.reconcile_interval,
         backstop_grace=config.backstop_grace,
@@ -275,6 +278,16 @@ async def _serve(
             print(_banner(config, port, ui, state_dir, seed, api_url), flush=True)
             await stop.wait()
             log.info("stopping")
+
+
+def _linking_to_portal(config: PimSettings, api_socket: socket.socket | None) -> PimSettings:
+    """The channels' settings: their messages link to the portal this `pim dev` serves
+    (http://localhost:7280/requests/...), unless PIM_PORTAL_URL names another."""
+    if config.portal_url or not config.portal or api_socket is None:
+        return config
+    from pim.api.devapp import public_url
+
+    return config.model_copy(update={"portal_url": public_url(api_socket.getsockname()[1])})
 
 
 @asynccontextmanager
@@ -307,6 +320,14 @@ def _banner(config: PimSettings, port: int, ui: bool, state_dir: Path, seed: str
     keys.append(
         "PIM_MFA_SEAL_KEY (MFA codes)" if config.mfa_seal_key else f"{state_dir / DEV_SEAL_KEY_FILE.name} (seals MFA codes)"
     )
+    if api_url and config.portal:
+        from pim.portal.session import DEV_SESSION_KEY_FILE
+
+        keys.append(
+            "PIM_PORTAL_SESSION_KEY (the portal's sessions)"
+            if config.portal_session_key
+            else f"{state_dir / DEV_SESSION_KEY_FILE.name} (seals the portal's session cookies)"
+        )
     return BANNER.format(
         address=f"localhost:{port}",
         namespace=config.namespace,
@@ -320,9 +341,14 @@ def _banner(config: PimSettings, port: int, ui: bool, state_dir: Path, seed: str
         here=state_dir.parent,
         port_hint="" if port == 7233 else f"\n    export PIM_TEMPORAL_ADDRESS=localhost:{port}",
         try_line=TRY_DEMO if seed == "demo" else TRY_EMPTY,
-        api_lines=API_LINES.format(api_url=api_url, user="alice" if seed == "demo" else "root") if api_url else "",
+        api_lines=_api_lines(config, api_url, "alice" if seed == "demo" else "root") if api_url else "",
         state_dir=state_dir,
     )
+
+
+def _api_lines(config: PimSettings, api_url: str, user: str) -> str:
+    portal = PORTAL_LINES.format(api_url=api_url, user=user) if config.portal else ""
+    return API_LINES.format(api_url=api_url, user=user, portal=portal)
 
 
 @async_command

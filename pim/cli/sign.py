@@ -157,8 +157,8 @@ keys_app = typer.Typer(
 @keys_app.command("new")
 def new_keys(issuer: str = typer.Option("pim-api", help="the front end's name in its proofs (`iss`)")) -> None:
     """Print fresh keys as settings (an .env file for docker compose): the front end's
-    signing key and the matching trusted key for workers, the TOTP secret key and the
-    MFA seal key. Keep the output secret; give each part only to those docs/security.md names."""
+    signing key and the matching trusted key for workers, the TOTP secret key, the
+    MFA seal key and the portal's session key. Keep the output secret; give each part only to those docs/security.md names."""
     import base64
     import os
 
@@ -170,3 +170,4 @@ def new_keys(issuer: str = typer.Option("pim-api", help="the front end's name in
     typer.echo(f"PIM_PROOF_TRUSTED_KEYS={signer.trusted().serialize()}")
     typer.echo(f"PIM_MFA_SECRET_KEY=k1:{base64.b64encode(os.urandom(32)).decode()}")
     typer.echo(f"PIM_MFA_SEAL_KEY={base64.b64encode(os.urandom(32)).decode()}")
+    typer.echo(f"PIM_PORTAL_SESSION_KEY=k1:{base64.b64encode(os.urandom(32)).decode()}")

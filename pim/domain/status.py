@@ -138,6 +138,23 @@ class AuditRecord(BaseModel):
     dedupe_key: str | None = None
 
 
+def journal_key(run_key: str, number: int, action: str) -> str:
+    """The dedupe key of an audit line an activation writes (workflows/journal.py):
+    `{run key}:{number of its status events}:{action}`, its run key being
+    `{workflow id}#{run id}`. `run_key_of` reads the run back."""
+    return f"{run_key}:{number}:{action}"
+
+
+def run_key_of(dedupe_key: str | None) -> str | None:
+    """The activation run (`{workflow id}#{run id}`) of an audit line that an
+    activation wrote (`journal_key`); None for any other line."""
+    head, _, _action = (dedupe_key or "").rpartition(":")
+    run_key, _, number = head.rpartition(":")
+    if not number.isdigit() or not run_key.startswith("activation/") or "#" not in run_key:
+        return None
+    return run_key
+
+
 class AdmitInput(BaseModel):
     """Input of `admit_request`: the request as received plus the workflow's clock.
     `run_key` (workflow id and run id) keys the claim and the MFA code, so a

@@ -10,7 +10,7 @@ from pim.domain.models import AccessType
 from pim.domain.policy import NotificationRule
 from pim.notifications.audience import audience, recipients
 from pim.notifications.messages import approval_commands
-from pim.notifications.model import Notification, Role
+from pim.notifications.model import Notification, Role, request_page_id
 from pim.store import Store
 
 
@@ -24,13 +24,16 @@ async def compose(
     people: Mapping[Role, Sequence[str]],
     subject: str,
     request_id: str | None = None,
+    run_key: str | None = None,
     group_id: str | None,
     access: str | None,
     principal_id: str,
     details: Mapping[str, str] | None = None,
 ) -> list[Notification]:
     """The notifications of one event. Approvers of a pending request each get their
-    own, with the exact commands to approve and to deny; everyone else shares one."""
+    own, with the exact commands to approve and to deny; everyone else shares one.
+    `run_key` (`{workflow id}#{run id}`) names the request's run: messages link to
+    its page in the portal."""
     pairs = audience(event, rule, people)
     if not pairs:
         return []
@@ -40,6 +43,7 @@ async def compose(
         at=at,
         subject=subject,
         request_id=request_id,
+        api_request_id=request_page_id(run_key),
         group_id=group_id,
         access=access,
         principal_id=principal_id,

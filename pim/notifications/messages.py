@@ -4,7 +4,8 @@
 wants text; `render_slack` gives a Slack-compatible body (`text` + `blocks`).
 An approver of a new request gets every fact needed to decide and the exact
 commands from `notification.actions`, verbatim; other events get a short line
-and the facts that are present.
+and the facts that are present. Given the portal's base URL (PIM_PORTAL_URL),
+both link to the request's own page, {portal}/requests/{api_request_id}.
 
 The `details` keys read here (all optional, values are strings): state,
 reason, duration (ISO 8601), justification, ticket, approval_deadline,
@@ -20,7 +21,7 @@ import shlex
 from datetime import UTC, datetime, timedelta
 
 from pim.domain.durations import describe_duration, parse_iso_duration
-from pim.notifications.model import Notification
+from pim.notifications.model import Notification, request_link
 
 BRAND = "PIM for Groups"
 
@@ -151,16 +152,20 @@ def facts(notification: Notification) -> list[tuple[str, str]]:
     return rows
 
 
-def render_text(notification: Notification) -> tuple[str, str]:
-    """(subject, plain-text body)."""
+def render_text(notification: Notification, portal_url: str | None = None) -> tuple[str, str]:
+    """(subject, plain-text body). With `portal_url` (PIM_PORTAL_URL), the body links
+    to the request's page in the portal."""
     n = notification
     lines = [headline(n), ""]
     rows = facts(n)
     width = max((len(label) for label, _ in rows), default=0) + 1
     # Continuation lines of a multi-line value line up under its first line.
     lines += [f"{label + ':':<{width}} " + value.replace("\n", "\n" + " " * (width + 1)) for label, value in rows]
+    link = request_link(portal_url, n)
+    if link:
+        lines += ["", _link_intro(n) + ":", "", f"    {link}"]
     if n.actions:
-        lines += ["", _actions_intro(n), ""]
+        lines += ["", _actions_intro(n, linked=link is not None), ""]
         lines += [f"    {action}" for action in n.actions]  # indented, verbatim: copy and paste
     if is_approval_request(n):
         deadline = n.details.get("approval_deadline")
@@ -173,9 +178,10 @@ def render_text(notification: Notification) -> tuple[str, str]:
     return subject(n), "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-def render_slack(notification: Notification) -> dict:
+def render_slack(notification: Notification, portal_url: str | None = None) -> dict:
     """A body for Slack (incoming webhook or chat.postMessage): `text` is the
-    fallback shown in notifications, `blocks` the message itself."""
+    fallback shown in notifications, `blocks` the message itself. With `portal_url`,
+    a link to the request's page in the portal."""
     n = notification
     title = _slack_escape(headline(n))
     blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": _cut(f"*{title}*", 3000)}}]
@@ -184,13 +190,15 @@ def render_slack(notification: Notification) -> dict:
     ]
     for start in range(0, len(fields), 10):  # Slack allows ten fields per section
         blocks.append({"type": "section", "fields": fields[start : start + 10]})
+    link = request_link(portal_url, n)
+    if link:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"<{_slack_escape(link)}|{_link_intro(n)}>"}})
     if n.actions:
         commands = "\n".join(n.actions)
         # Fences cannot be escaped inside a code block: drop them rather than break the block.
         code = _cut(_slack_escape(commands.replace("```", "'''")), 2800)
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"{_slack_escape(_actions_intro(n))}\n```{code}```"}}
-        )
+        intro = _slack_escape(_actions_intro(n, linked=link is not None))
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"{intro}\n```{code}```"}})
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(_slack_escape(_footer(n)), 3000)}]})
     return {"text": _cut(f"{_slack_escape(subject(n))}: {title}", 3000), "blocks": blocks}
 
@@ -207,10 +215,14 @@ def _until(details: dict[str, str]) -> str:
     return f" until {_instant(details['ends_at'])}" if details.get("ends_at") else ""
 
 
-def _actions_intro(n: Notification) -> str:
+def _actions_intro(n: Notification, linked: bool = False) -> str:
     if is_approval_request(n):
-        return "To decide, run one of these commands, with your own justification:"
+        return ("Or run" if linked else "To decide, run") + " one of these commands, with your own justification:"
     return "What you can do next:"
+
+
+def _link_intro(n: Notification) -> str:
+    return "Decide in the portal" if is_approval_request(n) else "See the request in the portal"
 
 
 def _footer(n: Notification) -> str:

@@ -8,6 +8,7 @@ that fails. A mail server that is down delays the message, never the access.
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -38,6 +39,9 @@ class Notification(BaseModel):
     subject: str
     recipients: list[Recipient] = Field(default_factory=list)
     request_id: str | None = None
+    # The request's id in the HTTP API and the portal: one run of it, URL-safe
+    # (pim/api/ids.py; `request_page_id`). Messages link to {PIM_PORTAL_URL}/requests/{it}.
+    api_request_id: str | None = None
     group_id: str | None = None
     access: str | None = None
     principal_id: str | None = None
@@ -45,6 +49,21 @@ class Notification(BaseModel):
     details: dict[str, str] = Field(default_factory=dict)
     # What a recipient can do next, exactly as typed (e.g. the `pim approve` command).
     actions: list[str] = Field(default_factory=list)
+
+
+def request_page_id(run_key: str | None) -> str | None:
+    """The API's and portal's id of an activation run (`{workflow id}#{run id}`):
+    base64url without padding, as pim/api/ids.py writes it."""
+    if not run_key or "#" not in run_key:
+        return None
+    return base64.urlsafe_b64encode(run_key.encode()).decode().rstrip("=")
+
+
+def request_link(portal_url: str | None, notification: Notification) -> str | None:
+    """The page of the notification's request in the portal, when both are known."""
+    if not portal_url or not notification.api_request_id:
+        return None
+    return f"{portal_url.rstrip('/')}/requests/{notification.api_request_id}"
 
 
 class Channel(Protocol):

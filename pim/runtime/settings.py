@@ -134,6 +134,23 @@ class PimSettings(BaseSettings):
     # What `pim login` asks the issuer for; unset: "openid profile offline_access". An issuer
     # that wants the API named in the scope (Entra: "api://pim/.default offline_access") says so here.
     api_cli_scope: str | None = None
+    # The portal (pim/portal): web pages served by the API's own app, signed in with the
+    # issuer above (PIM_OIDC_ISSUER) by the code flow with PKCE, as this client.
+    portal: bool = True
+    portal_client_id: str = "pim-portal"
+    # A confidential client's secret (client_secret_basic); unset: a public client (PKCE alone).
+    portal_client_secret: SecretStr | None = None
+    # What the portal asks the issuer for; unset: "openid profile offline_access".
+    portal_scope: str | None = None
+    # The portal's public base URL (https://pim.example.com), from which its redirect URI
+    # (/auth/callback) is made; unset: the URL each request came to. The worker's
+    # notifications link to {portal_url}/requests/{id} (none when unset; `pim dev`: its own).
+    portal_url: str | None = None
+    # Encrypts and authenticates the session cookie (AES-GCM): "KEY_ID:BASE64KEY[,...]",
+    # 256-bit keys, the first one seals. `pim dev` keeps its own in .pim/portal-session.key.
+    portal_session_key: SecretStr | None = None
+    # How long a portal session lasts without a new sign-in (the issuer may end it sooner).
+    portal_session_lifetime: timedelta = Field(default=timedelta(hours=12), ge=timedelta(minutes=5))
     # The command line's API mode (pim/cli/remote.py): with this set, every user command
     # goes through the HTTP API with the token of `pim login`, never to Temporal or the store.
     api_url: str | None = None

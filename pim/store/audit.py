@@ -34,6 +34,8 @@ CHAIN_LOCK = {"space": 0x70696D, "key": 1}
 # this from the row's time: a retried activity, a workflow's clock, a backdated call.
 EVENT_AT_TOLERANCE = timedelta(seconds=1)
 BATCH = 1_000
+# The audit actions of an approver's decision (workflows/activation.py).
+DECISIONS = ("request_approved", "request_denied")
 
 # SQLite: one asyncio lock per database URL and event loop (a lock belongs to its loop).
 _CHAIN_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
@@ -168,3 +170,15 @@ class AuditOperations(OutboxOperations):
             query = query.where(AuditRow.at >= since)
         async with self.sessions() as session:
             return list(await session.scalars(query.order_by(AuditRow.id)))
+
+    async def decisions_by(self, actor: str, *, since: datetime, limit: int = 50) -> list[AuditRow]:
+        """The approval decisions `actor` made since `since` (their `request_approved` and
+        `request_denied` lines), newest first, at most `limit`."""
+        query = (
+            select(AuditRow)
+            .where(AuditRow.actor == actor, AuditRow.action.in_(DECISIONS), AuditRow.at >= since)
+            .order_by(AuditRow.id.desc())
+            .limit(limit)
+        )
+        async with self.sessions() as session:
+            return list(await session.scalars(query))

@@ -90,6 +90,7 @@ def running_pim_dev(directory: Path, seed: str | None = None) -> Iterator[DevSer
         found = re.search(r"^PIM_API_URL=(\S+)$", banner, re.MULTILINE)
         assert found, banner
         assert found.group(1) == f"http://localhost:{api_port}"
+        assert f"the portal: http://localhost:{api_port}/" in banner
         yield DevServer(directory, process, temporal_port, found.group(1))
     finally:
         process.terminate()

@@ -97,6 +97,7 @@ def api_settings(idp: Idp, task_queue: str, **overrides: Any) -> PimSettings:
         task_queue=task_queue,
         api_allowed_hosts="127.0.0.1",
         api_settle_timeout=10.0,
+        portal=False,  # the API alone (tests/portal serve the portal too)
     )
     values.update(overrides)
     return PimSettings(**values)

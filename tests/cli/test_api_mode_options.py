@@ -7,6 +7,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from pim.cli.main import app
+from pim.identity.proofs import SigningKey
 from tests.cli.conftest import one_error_line
 
 REQUEST = "activation/grp-ops/member/alice"
@@ -57,7 +58,7 @@ def test_login_wants_the_api_and_its_options_in_pairs(tmp_path):
     )
 
 
-def test_pim_api_refuses_to_start_without_the_issuer_or_the_signing_key(tmp_path, monkeypatch):
+def test_pim_api_refuses_to_start_without_the_issuer_the_signing_key_or_the_portals_key(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no .pim/ of a `pim dev` here: no development key either
     env = {"PIM_OIDC_ISSUER": None, "PIM_PROOF_SIGNING_KEY": None, "PIM_API_PORT": "7281"}
     result = CliRunner().invoke(app, ["api"], env=env)
@@ -68,6 +69,15 @@ def test_pim_api_refuses_to_start_without_the_issuer_or_the_signing_key(tmp_path
     assert one_error_line(result, 1) == (
         "error: PIM_PROOF_SIGNING_KEY is not set: the API signs its callers' actions with it (`pim keys new`)"
     )
+    signing = SigningKey.generate("pim-api").serialize()
+    with_key = {**env, "PIM_OIDC_ISSUER": "https://login.example.com", "PIM_PROOF_SIGNING_KEY": signing}
+    result = CliRunner().invoke(app, ["api"], env={**with_key, "PIM_PORTAL_SESSION_KEY": None})
+    assert one_error_line(result, 1) == (
+        "error: PIM_PORTAL_SESSION_KEY is not set: the portal seals its session cookies with it (`pim keys new`); "
+        "or set PIM_PORTAL=false to serve the API alone"
+    )
+    result = CliRunner().invoke(app, ["api"], env={**with_key, "PIM_PORTAL_SESSION_KEY": "k1:short"})
+    assert one_error_line(result, 2).startswith("error: PIM_PORTAL_SESSION_KEY: ")
 
 
 def test_the_token_file_lives_in_the_users_configuration_directory(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from pim.cli.main import app
 from pim.domain.models import Decision, Extend
 from pim.identity.proofs import PROOF_MISMATCH, ProofRefused, SigningKey, TrustedKeys
+from pim.portal.session import SessionCodec
 from tests.cli.conftest import ok, one_error_line
 from tests.conftest import TEST_SIGNER
 
@@ -54,7 +55,14 @@ def test_without_a_signing_key_nothing_is_signed(tmp_path, monkeypatch):
 
 def test_new_keys_work_together(pim):
     settings = dict(line.split("=", 1) for line in ok(pim("keys", "new", "--issuer", "ops")).splitlines())
-    assert set(settings) == {"PIM_PROOF_SIGNING_KEY", "PIM_PROOF_TRUSTED_KEYS", "PIM_MFA_SECRET_KEY", "PIM_MFA_SEAL_KEY"}
+    assert set(settings) == {
+        "PIM_PROOF_SIGNING_KEY",
+        "PIM_PROOF_TRUSTED_KEYS",
+        "PIM_MFA_SECRET_KEY",
+        "PIM_MFA_SEAL_KEY",
+        "PIM_PORTAL_SESSION_KEY",
+    }
+    SessionCodec.from_setting(settings["PIM_PORTAL_SESSION_KEY"])  # a key the portal reads
     signer = SigningKey.parse(settings["PIM_PROOF_SIGNING_KEY"])
     proof = signer.sign(actor="bob", action="approve", target=TARGET, payload={})
     claims = TrustedKeys.parse(settings["PIM_PROOF_TRUSTED_KEYS"]).verify(

@@ -23,6 +23,7 @@ SECRET_FILES = {
     "PIM_MFA_SEAL_KEY": "mfa-seal.key",
     "PIM_MFA_SECRET_KEY": "mfa-secret.key",
     "PIM_PAYLOAD_KEYS": "payload.keys",
+    "PIM_PORTAL_SESSION_KEY": "portal-session.key",
 }
 # deploy/pim-entrypoint.sh reads PIM_<NAME>_FILE into PIM_<NAME> before pim starts.
 FILE_SUFFIX = "_FILE"

@@ -22,6 +22,7 @@ from pim.domain.models import ActivationRequest
 from pim.identity.proofs import SigningKey, TrustedKeys
 from pim.identity.secrets import SecretCipher
 from pim.identity.totp import parse_seal_key
+from pim.portal.session import SessionCodec
 from pim.runtime.codec import parse_keys
 from tests.deploy.compose import DEPLOY, SECRET_FILES
 
@@ -54,6 +55,8 @@ def test_the_secret_files_are_the_keys_pim_reads(tmp_path):
     cipher = SecretCipher.from_setting(read(tmp_path, "PIM_MFA_SECRET_KEY"))
     assert cipher.open("alice", cipher.seal("alice", "JBSWY3DPEHPK3PXP")) == "JBSWY3DPEHPK3PXP"
     assert len(parse_keys(read(tmp_path, "PIM_PAYLOAD_KEYS"))) == 1
+    session = SessionCodec.from_setting(read(tmp_path, "PIM_PORTAL_SESSION_KEY"))
+    assert session.open(session.seal({"user": "alice"})) == {"user": "alice"}
 
     before = {name: (tmp_path / name).read_bytes() for name in SECRET_FILES.values()}
     generate_secrets(tmp_path)

@@ -47,6 +47,7 @@ KEY_SETTINGS = {
     "PIM_MFA_SEAL_KEY",
     "PIM_MFA_SECRET_KEY",
     "PIM_PAYLOAD_KEYS",
+    "PIM_PORTAL_SESSION_KEY",
 }
 # Who holds which (docs/security.md, "The deployment's trust model").
 HOLDERS = {
@@ -55,6 +56,7 @@ HOLDERS = {
     "PIM_MFA_SEAL_KEY": {"pim-api", "pim-worker"},
     "PIM_MFA_SECRET_KEY": {"pim-api", "pim-worker"},
     "PIM_PAYLOAD_KEYS": {"pim-api", "pim-worker"},
+    "PIM_PORTAL_SESSION_KEY": {"pim-api"},
 }
 # Every write action temporalio/ui 2.49.1 can switch off (server/config/docker.yaml of
 # that tag). A new UI version may add switches: the tag check below sends you there.

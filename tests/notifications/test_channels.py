@@ -328,7 +328,8 @@ async def test_webhook_json_body_and_signature(receiver):
     )
     assert not verify_signature(SECRET, headers["X-PIM-Timestamp"], body, None)
     data = json.loads(body)
-    assert set(data) == {"event", "key", "at", "subject", "text", "notification"}
+    assert set(data) == {"event", "key", "at", "subject", "text", "link", "notification"}
+    assert data["link"] is None  # no PIM_PORTAL_URL: no page to link to
     assert data["event"] == "activation_requested" and data["key"] == notification().key
     assert data["subject"] == "[PIM] alice asks for membership of grp-ops" and f"    {APPROVE}" in data["text"]
     assert data["notification"]["actions"] == [APPROVE]

@@ -11,6 +11,9 @@ by `PATCH .../stages/{stageId}` (`Approve` or `Deny`, as Graph's update takes th
 | undecided when the request's approval expired | NotReviewed | Expired |
 | any other undecided one (a later stage, or one the request never reached) | NotReviewed | Initializing |
 
+`filterByCurrentUser(on='approver')` lists the approvals waiting for the caller's
+decision, then those the caller decided lately (the audit's decision lines).
+
 `assignedToMe` is true while the caller may still decide it. A PATCH answers 204
 when the decision counted, 409 when the stage is already decided (or not open yet),
 403 when the caller may not decide it (their own request, or not an approver of the
@@ -18,7 +21,7 @@ stage)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Response
@@ -26,16 +29,20 @@ from pydantic import Field
 
 from pim.api.auth import Caller, authenticated, services
 from pim.api.errors import ErrorDetail, GraphError, forbidden, not_found
-from pim.api.graph.activations import current_stage, stage_deciders
+from pim.api.graph.activations import current_stage, may_view, stage_deciders
 from pim.api.graph.models import GROUP_ROOT, Collection, GraphEntity, GraphIn, Identity, context
-from pim.api.graph.requests import require_current_run, visible_request
+from pim.api.graph.requests import awaiting_decision, require_current_run, statuses_of, visible_request
+from pim.api.ids import RUN_ID, WORKFLOW_ID, RequestRef
 from pim.api.services import ApiServices
 from pim.domain.models import ReviewDecision, State
-from pim.domain.status import ActivationStatus, StageStatus
+from pim.domain.status import ActivationStatus, StageStatus, run_key_of
 from pim.operations import requests as flows
 
 RESOURCE = "identityGovernance/privilegedAccess/group/assignmentApprovals"
 router = APIRouter(prefix=f"{GROUP_ROOT}/assignmentApprovals", tags=["assignmentApprovals"])
+# filterByCurrentUser lists the caller's decisions of this long ago, this many at most.
+DECIDED_WITHIN = timedelta(days=30)
+DECIDED_LISTED = 50
 
 
 ReviewResult = Literal["NotReviewed", "Approved", "Denied"]
@@ -107,6 +114,43 @@ async def stages_for(api: ApiServices, caller: Caller, status: ActivationStatus)
             )
         )
     return out
+
+
+ApprovalList = Collection[Approval]
+
+
+@router.get(
+    "/filterByCurrentUser(on='{on}')",
+    response_model=ApprovalList,
+    response_model_by_alias=True,
+    summary="The approvals the caller may decide now, then those they decided",
+)
+async def filter_by_current_user(
+    on: Literal["approver"], caller: Caller = Depends(authenticated), api: ApiServices = Depends(services)
+) -> ApprovalList:
+    """Waiting for the caller's decision (newest request first), then the requests the
+    caller decided in the last DECIDED_WITHIN (newest decision first, at most DECIDED_LISTED)."""
+    waiting = await awaiting_decision(api, caller.principal_id, {})
+    decided = await statuses_of(api, await decided_by(api, caller.principal_id))
+    out, seen = [], set()
+    viewable = [(ref, status) for ref, status in decided if await may_view(api, caller.principal_id, caller.is_admin, status)]
+    for ref, status in [*waiting, *viewable]:
+        if ref.id not in seen and status.stages:
+            seen.add(ref.id)
+            out.append(Approval(id=ref.id, stages=await stages_for(api, caller, status)))
+    return ApprovalList.model_validate({"@odata.context": context(RESOURCE), "value": out})
+
+
+async def decided_by(api: ApiServices, principal_id: str) -> list[RequestRef]:
+    """The runs the approver decided on lately, from the audit's decision lines."""
+    since = datetime.now(UTC) - DECIDED_WITHIN
+    refs: dict[str, RequestRef] = {}
+    for row in await api.store.decisions_by(principal_id, since=since, limit=DECIDED_LISTED):
+        workflow_id, _, run_id = (run_key_of(row.dedupe_key) or "").partition("#")
+        if WORKFLOW_ID.fullmatch(workflow_id) and RUN_ID.fullmatch(run_id):
+            ref = RequestRef(workflow_id, run_id)
+            refs.setdefault(ref.id, ref)
+    return list(refs.values())
 
 
 @router.get(

@@ -320,9 +320,16 @@ async def filter_by_current_user(
 
 
 async def approver_inbox(api: ApiServices, principal_id: str, wanted: dict[str, str | None]) -> list[AssignmentScheduleRequest]:
-    """Requests waiting for this approver's decision. Only a running, admitted
-    activation can wait for one, and each holds a claim in the store (its run key
-    is the workflow id and run id), so the claims are where to look."""
+    found = [as_graph_request(ref, status) for ref, status in await awaiting_decision(api, principal_id, wanted)]
+    return [r for r in found if same_value(r.status, wanted.get("status"))]
+
+
+async def awaiting_decision(
+    api: ApiServices, principal_id: str, wanted: dict[str, str | None]
+) -> list[tuple[RequestRef, ActivationStatus]]:
+    """Requests waiting for this approver's decision, newest first. Only a running,
+    admitted activation can wait for one, and each holds a claim in the store (its
+    run key is the workflow id and run id), so the claims are where to look."""
     refs = []
     for claim in await api.store.claims(group_id=wanted.get("groupId")):
         workflow_id, _, run_id = claim.request_id.partition("#")
@@ -334,10 +341,8 @@ async def approver_inbox(api: ApiServices, principal_id: str, wanted: dict[str, 
         if index is None or any(d.approver_id == principal_id for stage in status.stages for d in stage.decisions):
             continue
         if principal_id in await stage_deciders(api, status, index):
-            found = as_graph_request(ref, status)
-            if same_value(found.status, wanted.get("status")):
-                out.append(found)
-    return sorted(out, key=lambda r: r.createdDateTime, reverse=True)
+            out.append((ref, status))
+    return sorted(out, key=lambda found: found[1].requested_at, reverse=True)
 
 
 async def statuses_of(api: ApiServices, refs: list[RequestRef]) -> list[tuple[RequestRef, ActivationStatus]]:

@@ -23,7 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from pim.api.auth import Caller, authenticated, services
 from pim.api.errors import ErrorDetail, GraphError, forbidden, not_found
 from pim.api.graph.activations import may_view
-from pim.api.ids import WORKFLOW_ID
+from pim.api.ids import WORKFLOW_ID, parse_request_id
 from pim.api.native.shapes import Instant, NativeIn, PositiveDuration, Text, TotpCode
 from pim.api.services import ApiServices
 from pim.domain.models import ID_PATTERN, AccessType, ActivationRequest, GroupId, MfaEvidence, ReviewDecision, State, Ticket
@@ -171,12 +171,22 @@ async def list_requests(
     "/{request_id:path}",
     response_model=ActivationStatus,
     summary="A request's status (its requester, administrators, the group's managers and its approvers)",
+    description="`request_id`: the activation's workflow id (its latest run), or a Graph request id (that run).",
 )
 async def get_request(
     request_id: str, caller: Caller = Depends(authenticated), api: ApiServices = Depends(services)
 ) -> ActivationStatus:
-    async with known_request(request_id):
-        status = await api.pim.status(request_id)
+    run = parse_request_id(request_id)
+    if run is not None:  # one run, as Graph names it (the portal's request pages)
+        try:
+            status = await api.pim.status_of_run(run.workflow_id, run.run_id)
+        except RPCError as error:
+            if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                raise not_found(f"no request {request_id}") from None
+            raise
+    else:
+        async with known_request(request_id):
+            status = await api.pim.status(request_id)
     if not await may_view(api, caller.principal_id, caller.is_admin, status):
         raise forbidden(f"{caller.principal_id} may not see request {request_id}", "not_authorized")
     return status

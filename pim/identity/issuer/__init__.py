@@ -18,9 +18,20 @@ from pim.identity.issuer.app import create_issuer_app
 from pim.identity.issuer.config import (
     DEV_ISSUER_KEY_FILE,
     PIM_CLI,
+    PIM_PORTAL,
     IssuerClient,
     IssuerSettings,
     pim_cli_client,
+    pim_portal_client,
 )
 
-__all__ = ["DEV_ISSUER_KEY_FILE", "PIM_CLI", "IssuerClient", "IssuerSettings", "create_issuer_app", "pim_cli_client"]
+__all__ = [
+    "DEV_ISSUER_KEY_FILE",
+    "PIM_CLI",
+    "PIM_PORTAL",
+    "IssuerClient",
+    "IssuerSettings",
+    "create_issuer_app",
+    "pim_cli_client",
+    "pim_portal_client",
+]

@@ -24,6 +24,7 @@ SCOPES = ("openid", "profile", "email", "offline_access")
 DEV_ISSUER_KEY_FILE = Path(".pim") / "dev-issuer.key"
 
 PIM_CLI = "pim-cli"
+PIM_PORTAL = "pim-portal"
 
 
 def is_loopback(host: str | None) -> bool:
@@ -107,6 +108,17 @@ def pim_cli_client() -> IssuerClient:
         PIM_CLI,
         redirect_uris=("http://127.0.0.1/callback", "http://[::1]/callback", "http://localhost/callback"),
         name="pim command line",
+    )
+
+
+def pim_portal_client() -> IssuerClient:
+    """`pim-portal`: the web portal (pim/portal), public; the code flow with PKCE,
+    redirected to /auth/callback on a loopback address (any port), and refresh tokens."""
+    return IssuerClient(
+        PIM_PORTAL,
+        grant_types=(AUTHORIZATION_CODE, REFRESH_TOKEN),
+        redirect_uris=("http://localhost/auth/callback", "http://127.0.0.1/auth/callback", "http://[::1]/auth/callback"),
+        name="PIM portal",
     )
 
 

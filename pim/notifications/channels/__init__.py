@@ -1,7 +1,8 @@
 """The channels notifications travel on, chosen by settings.
 
 The log channel is always there; email joins when PIM_SMTP_HOST is set, a
-webhook when PIM_WEBHOOK_URL is set. Each implements `pim.notifications.model.Channel`:
+webhook when PIM_WEBHOOK_URL is set. With PIM_PORTAL_URL, messages link to the
+request's page in the portal. Each implements `pim.notifications.model.Channel`:
 `send` delivers or raises, and the dispatcher retries (or, on a
 `PermanentDeliveryError`, gives up).
 """
@@ -19,7 +20,7 @@ __all__ = ["EmailChannel", "WebhookChannel", "WebhookDeliveryError", "WebhookRej
 
 
 def build_channels(settings: PimSettings) -> list[Channel]:
-    channels: list[Channel] = [LogChannel()]
+    channels: list[Channel] = [LogChannel(settings.portal_url)]
     if settings.smtp_host:
         channels.append(EmailChannel.from_settings(settings))
     if settings.webhook_url:

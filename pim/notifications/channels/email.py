@@ -27,7 +27,7 @@ log = get_logger("pim.notifications.channels.email")
 
 class EmailChannel:
     """`EmailChannel(host, port=25, *, sender, username=None, password=None,
-    starttls=False, tls=False, timeout=10.0)`.
+    starttls=False, tls=False, timeout=10.0, portal_url=None)`.
 
     `starttls` upgrades a plain connection (usually port 587), `tls` speaks TLS
     from the first byte (usually 465); both verify the server's certificate
@@ -46,6 +46,7 @@ class EmailChannel:
         timeout: float = 10.0,
         tls_context: ssl.SSLContext | None = None,
         name: str = "email",
+        portal_url: str | None = None,
     ) -> None:
         if starttls and tls:
             raise ValueError("email: choose STARTTLS or implicit TLS, not both")
@@ -58,6 +59,7 @@ class EmailChannel:
         self._password = password if isinstance(password, SecretStr) or password is None else SecretStr(password)
         self.starttls, self.tls, self.timeout, self.tls_context = starttls, tls, timeout, tls_context
         self._domain = _domain_of(sender)
+        self.portal_url = portal_url  # messages link to the request's page there
 
     @classmethod
     def from_settings(cls, settings: PimSettings) -> EmailChannel:
@@ -72,6 +74,7 @@ class EmailChannel:
             starttls=settings.smtp_starttls,
             tls=settings.smtp_tls,
             timeout=settings.smtp_timeout,
+            portal_url=settings.portal_url,
         )
 
     def __repr__(self) -> str:
@@ -101,7 +104,7 @@ class EmailChannel:
                 )
         if not to:
             return None
-        subject, body = render_text(notification)
+        subject, body = render_text(notification, self.portal_url)
         message = EmailMessage()
         message["Subject"] = subject
         message["From"] = self.sender

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from pim.notifications.model import Notification
+from pim.notifications.model import Notification, request_link
 from pim.runtime.logging import get_logger
 
 
 class LogChannel:
     name = "log"
 
-    def __init__(self) -> None:
+    def __init__(self, portal_url: str | None = None) -> None:
         self.log = get_logger("pim.notify")
+        self.portal_url = portal_url  # each line names the request's page there
         self.sent: list[Notification] = []  # kept for the operator's `pim` session and for tests
 
     async def send(self, notification: Notification) -> None:
@@ -23,4 +24,5 @@ class LogChannel:
             request_id=notification.request_id,
             group_id=notification.group_id,
             principal_id=notification.principal_id,
+            link=request_link(self.portal_url, notification),
         )

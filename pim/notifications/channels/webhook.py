@@ -1,7 +1,8 @@
 """Webhooks: one signed HTTP POST per notification (httpx).
 
 Body, format "json":
-    {"event": ..., "key": ..., "at": ..., "subject": ..., "text": ..., "notification": {...}}
+    {"event": ..., "key": ..., "at": ..., "subject": ..., "text": ..., "link": ..., "notification": {...}}
+`link` is the request's page in the portal ({PIM_PORTAL_URL}/requests/{id}), or null.
 format "slack": the body of a Slack incoming webhook (`text` and `blocks`).
 
 Headers:
@@ -30,7 +31,7 @@ import httpx
 from pydantic import SecretStr
 
 from pim.notifications.messages import render_slack, render_text
-from pim.notifications.model import Notification, PermanentDeliveryError
+from pim.notifications.model import Notification, PermanentDeliveryError, request_link
 from pim.runtime.logging import get_logger
 from pim.runtime.settings import PimSettings
 
@@ -94,22 +95,24 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, sent_at, raw), header.strip())
 
 
-def payload(notification: Notification, format: str = "json") -> dict:
+def payload(notification: Notification, format: str = "json", portal_url: str | None = None) -> dict:
+    """The body: Slack's, or ours with `link`, the request's page in the portal (or null)."""
     if format == "slack":
-        return render_slack(notification)
-    subject, text = render_text(notification)
+        return render_slack(notification, portal_url)
+    subject, text = render_text(notification, portal_url)
     return {
         "event": notification.event,
         "key": notification.key,
         "at": notification.at.isoformat(),
         "subject": subject,
         "text": text,
+        "link": request_link(portal_url, notification),
         "notification": notification.model_dump(mode="json"),
     }
 
 
 class WebhookChannel:
-    """`WebhookChannel(url, *, secret=None, format="json", timeout=10.0)`.
+    """`WebhookChannel(url, *, secret=None, format="json", timeout=10.0, portal_url=None)`.
 
     `client` may be a shared httpx.AsyncClient (the caller closes it); without
     one, each send opens and closes its own, which suits a low message rate."""
@@ -123,6 +126,7 @@ class WebhookChannel:
         timeout: float = 10.0,
         client: httpx.AsyncClient | None = None,
         name: str = "webhook",
+        portal_url: str | None = None,
     ) -> None:
         if format not in ("json", "slack"):
             raise ValueError(f"webhook: format must be json or slack, not {format!r}")
@@ -136,6 +140,7 @@ class WebhookChannel:
         self.target = f"{parsed.scheme}://{parsed.host}" + (f":{parsed.port}" if parsed.port else "")
         self._secret = secret if isinstance(secret, SecretStr) or secret is None else SecretStr(secret)
         self.format, self.timeout, self._client = format, timeout, client
+        self.portal_url = portal_url  # messages link to the request's page there
         if self._secret is None and format == "json":
             log.warning("webhook deliveries are not signed: set PIM_WEBHOOK_SECRET", target=self.target)
 
@@ -144,7 +149,11 @@ class WebhookChannel:
         if not settings.webhook_url:
             raise ValueError("webhook channel: set PIM_WEBHOOK_URL")
         return cls(
-            settings.webhook_url, secret=settings.webhook_secret, format=settings.webhook_format, timeout=settings.webhook_timeout
+            settings.webhook_url,
+            secret=settings.webhook_secret,
+            format=settings.webhook_format,
+            timeout=settings.webhook_timeout,
+            portal_url=settings.portal_url,
         )
 
     def __repr__(self) -> str:
@@ -152,7 +161,7 @@ class WebhookChannel:
 
     def request(self, notification: Notification, now: float | None = None) -> tuple[bytes, dict[str, str]]:
         """The exact body bytes and headers one attempt sends."""
-        body = json.dumps(payload(notification, self.format), separators=(",", ":"), ensure_ascii=False).encode()
+        body = json.dumps(payload(notification, self.format, self.portal_url), separators=(",", ":"), ensure_ascii=False).encode()
         timestamp = str(int(time.time() if now is None else now))
         headers = {
             "Content-Type": "application/json; charset=utf-8",
