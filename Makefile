@@ -49,7 +49,7 @@ test-fast: install
 test-quick: install chromium
 	$(BIN)/pytest -m "not slow"
 
-## Benchmarks (issue 6; the command line's latency: issue 14), in order; JSON and the plot go to bench/results/.
+## Benchmarks (issue 6; the command line's latency: issue 14; the portal's: issue 16), in order; JSON and the plot go to bench/results/.
 ## About an hour and a half with SCALE_N=10000 (make bench SCALE_N=1000: about 25 minutes).
 SCALE_N ?= 10000
 bench: $(STAMP)
@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.scale --n $(SCALE_N)
 	$(BIN)/python -m bench.cli_latency
 	$(BIN)/python -m bench.api_latency
+	$(BIN)/python -m bench.portal_latency
 	$(BIN)/python -m bench.plot
 
 ## Forget the development state (store and Temporal history in .pim/).

@@ -152,7 +152,18 @@ async def refused_page(
     context = await request_page_context(request, viewer, request_id)
     errors = refusal_errors(refused, context["activation"], viewer, int(stage) - 1)
     title = f"Request for {context['what']}"
-    return render(request, "request.html", viewer, status=refused.status, title=title, errors=errors, values=values, **context)
+    section = "/requests" if context["mine"] else "/approvals"
+    return render(
+        request,
+        "request.html",
+        viewer,
+        status=refused.status,
+        section=section,
+        title=title,
+        errors=errors,
+        values=values,
+        **context,
+    )
 
 
 def refusal_errors(refused: ApiError, status: dict[str, Any], viewer: Viewer, index: int) -> dict[str, str]:

@@ -207,9 +207,12 @@ TEMPLATES.env.globals["csrf_field"] = csrf_field
 LAYOUT = frozenset({"viewer", "csrf", "nav", "current", "flashes", "request"})  # what base.html reads
 
 
-def render(request: Request, template: str, viewer: Viewer | None, status: int = 200, **context: Any) -> Response:
+def render(
+    request: Request, template: str, viewer: Viewer | None, status: int = 200, section: str | None = None, **context: Any
+) -> Response:
     """`template` with the layout's needs: the viewer, the navigation, the CSRF token,
-    flash messages (taken: shown once)."""
+    flash messages (taken: shown once). `section`: the navigation entry the page belongs
+    to, when its path does not say (a request's page, opened by its approver)."""
     nav = [(label, url) for label, url in NAV if url != "/admin" or (viewer is not None and viewer.is_admin)]
     clash = LAYOUT & context.keys()
     if clash:
@@ -218,7 +221,7 @@ def render(request: Request, template: str, viewer: Viewer | None, status: int =
         "viewer": viewer,
         "csrf": viewer.csrf if viewer else "",
         "nav": nav,
-        "current": request.url.path,
+        "current": section or request.url.path,
         "flashes": request.session.pop(FLASH, []) if "session" in request.scope and not _is_htmx(request) else [],
         **context,
     }

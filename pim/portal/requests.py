@@ -108,6 +108,7 @@ async def request_page_context(request: Request, viewer: Viewer, request_id: str
     what = f"{activation.get('access') or 'member'} of {activation.get('group_id')}"
     return {
         "activation": activation,
+        "mine": activation.get("principal_id") == viewer.principal_id,
         "approval": approval,
         "request_id": request_id,
         "region": region,
@@ -120,7 +121,8 @@ async def request_page_context(request: Request, viewer: Viewer, request_id: str
 async def request_page(request_id: RequestId, request: Request, viewer: Viewer = Depends(signed_in)) -> Response:
     context = await request_page_context(request, viewer, request_id)
     title = f"Request for {context['what']}"
-    return render(request, "request.html", viewer, title=title, errors={}, values={}, **context)
+    section = "/requests" if context["mine"] else "/approvals"  # an approver came from the inbox
+    return render(request, "request.html", viewer, section=section, title=title, errors={}, values={}, **context)
 
 
 @router.get("/requests/{request_id}/live")

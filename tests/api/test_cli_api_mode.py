@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from pim.cli.device_page import sign_in_on_device_page
+from pim.portal.session import new_session_key
 from tests.api.cli_api import PIM, DevServer, People, running_pim_dev, without_as
 from tests.devserver.test_pim_dev import free_port
 from tests.polling import eventually
@@ -244,6 +245,7 @@ async def test_pim_api_serves_the_tenant_for_the_companys_tokens_with_json_logs(
         "PIM_API_PORT": str(port),
         "PIM_LOG_FORMAT": "json",
         "PIM_LOG_LEVEL": "INFO",
+        "PIM_PORTAL_SESSION_KEY": new_session_key(),  # the portal's cookies: its own key, as `pim keys new` prints
     }  # the store and the signing key: `pim dev`'s, in the working directory's .pim/
     environment = {**dev.environment(people.config_dir("admin")), **settings}
     process = await asyncio.create_subprocess_exec(
@@ -266,6 +268,8 @@ async def test_pim_api_serves_the_tenant_for_the_companys_tokens_with_json_logs(
             me = await http.get("/api/me", headers={"Authorization": f"Bearer {token.strip()}"})
             assert me.status_code == 200 and me.json()["principal_id"] == "admin", me.text
             assert (await http.get("/api/me", headers={"Host": "evil.example"})).status_code == 400  # not its name
+            signed_out = await http.get("/requests")  # the portal, beside the API: a visitor is sent to sign in
+            assert (signed_out.status_code, signed_out.headers["location"]) == (303, "/signin?next=/requests"), signed_out.text
         process.terminate()
         logs = [json.loads(line) for line in (await asyncio.wait_for(process.stderr.read(), timeout=30)).splitlines()]
         calls = [entry for entry in logs if entry.get("event") == "api request"]
