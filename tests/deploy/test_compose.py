@@ -391,3 +391,9 @@ def test_the_build_context_leaves_out_local_state():
     for excluded in (".venv", ".pim", ".git", "tests", "bench", "deploy"):
         assert excluded in ignored, f".dockerignore does not exclude {excluded}"
     assert any("__pycache__" in pattern for pattern in ignored)
+
+
+def test_the_workers_link_notifications_to_the_portal_the_api_serves():
+    """The workers send the notifications; the API serves the pages they link to: one URL."""
+    raw = {service: SERVICES[service]["environment"].get("PIM_PORTAL_URL") for service in ("pim-worker", "pim-api")}
+    assert raw["pim-worker"] is not None and raw["pim-worker"] == raw["pim-api"], raw
