@@ -39,6 +39,7 @@ from bench.common import (
     table,
     wait_state,
 )
+from bench.goals import figure
 
 REQUESTS = "/v1.0/identityGovernance/privilegedAccess/group/assignmentScheduleRequests"
 APPROVALS = "/v1.0/identityGovernance/privilegedAccess/group/assignmentApprovals"
@@ -238,11 +239,16 @@ async def run() -> None:
     print(
         f"the API's share: POST p50 +{share['post_p50_ms']} ms, p99 +{share['post_p99_ms']} ms; PATCH p99 +{share['patch_p99_ms']} ms"
     )
+    post, direct = ms["api_post_to_granted"], ms["direct_start_to_active"]
+    patch, review = ms["api_patch_to_active"], ms["direct_review_to_active"]
+    figures = [
+        figure("API: POST request -> Granted, p50 (floor: PimClient.start -> active)", None, post["p50"], direct["p50"], "ms"),
+        figure("API: POST request -> Granted, p99 (floor: PimClient.start -> active)", None, post["p99"], direct["p99"], "ms"),
+        figure("API: PATCH stage -> active, p99 (floor: review update -> active)", None, patch["p99"], review["p99"], "ms"),
+    ]
     save(
         "api_latency",
         {
-            "n": n,
-            "concurrency": concurrency,
             **{f"{name}_ms": figures for name, figures in ms.items()},
             "requests_per_second": {"api": round(api_rps, 1), "pim_client": round(direct_rps, 1)},
             "api_share_ms": share,
@@ -252,6 +258,8 @@ async def run() -> None:
             "Interleaved halves; one process holds server, worker, issuer and API.",
             "notes": bench.notes,
         },
+        figures=figures,
+        parameters={"n": n, "concurrency": concurrency},
     )
 
 

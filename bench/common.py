@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,11 +32,11 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from bench.bare import BARE_GRANTED, BARE_GROUP, BARE_REVOKED, BareActivities, BareGrant, BareInput  # noqa: F401
+from bench.postgres import FreshPostgres
+from bench.report import REPORTED, RESULTS, machine, save, store_kind, table  # noqa: F401
 from pim.domain.models import AccessType
 from pim.identity.secrets import SecretCipher
 
-RESULTS = Path(__file__).parent / "results"
-REPORTED = Path(__file__).parent / "reported"
 TASK_QUEUE = "pim-bench"
 BARE_TASK_QUEUE = "bare-bench"
 GROUP = "grp-bench"
@@ -106,10 +103,12 @@ class Bench:
     def bare_handle(self, key: str):
         return self.client.get_workflow_handle(f"bare/{key}")
 
-    async def start_bare(self, key: str, duration_seconds: float, start_at: datetime | None = None) -> None:
+    async def start_bare(
+        self, key: str, duration_seconds: float, start_at: datetime | None = None, approval: bool = False
+    ) -> None:
         await self.client.start_workflow(
             BareGrant.run,
-            BareInput(key=key, duration_seconds=duration_seconds, start_at=start_at),
+            BareInput(key=key, duration_seconds=duration_seconds, start_at=start_at, approval=approval),
             id=f"bare/{key}",
             task_queue=BARE_TASK_QUEUE,
         )
@@ -211,7 +210,7 @@ async def bench_env(n_users: int, n_approval_users: int = 0, *, max_concurrent_w
     workdir = Path(tempfile.mkdtemp(prefix="pim-bench-"))
     # BENCH_POSTGRES_URL (an admin URL, e.g. postgresql+asyncpg://postgres@127.0.0.1/postgres):
     # the store in a fresh PostgreSQL database, dropped afterwards; else SQLite.
-    postgres = _FreshPostgres(os.environ["BENCH_POSTGRES_URL"]) if os.environ.get("BENCH_POSTGRES_URL") else None
+    postgres = FreshPostgres(os.environ["BENCH_POSTGRES_URL"]) if os.environ.get("BENCH_POSTGRES_URL") else None
     url = await postgres.create() if postgres else f"sqlite+aiosqlite:///{workdir / 'pim.db'}"
     began = time.monotonic()
     await upgrade_async(url)
@@ -266,32 +265,6 @@ async def bench_env(n_users: int, n_approval_users: int = 0, *, max_concurrent_w
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-class _FreshPostgres:
-    def __init__(self, admin_url: str) -> None:
-        from sqlalchemy.engine import make_url
-
-        self.admin_url = admin_url
-        self.name = f"pim_bench_{os.getpid()}"
-        self.url = make_url(admin_url).set(database=self.name).render_as_string(hide_password=False)
-
-    async def _admin(self, statement: str) -> None:
-        from sqlalchemy import text
-        from sqlalchemy.ext.asyncio import create_async_engine
-
-        engine = create_async_engine(self.admin_url, isolation_level="AUTOCOMMIT")
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-        await engine.dispose()
-
-    async def create(self) -> str:
-        await self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
-        await self._admin(f"CREATE DATABASE {self.name}")
-        return self.url
-
-    async def drop(self) -> None:
-        await self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
-
-
 # --- measuring ---------------------------------------------------------------
 
 
@@ -328,6 +301,16 @@ async def wait_state(pim, request_id: str, states: set[str], timeout: float = 12
         await asyncio.sleep(interval)
 
 
+async def wait_bare_state(handle, states: set[str], timeout: float = 120.0, interval: float = 0.01) -> float:
+    """The bare workflow's `wait_state`: poll its `state` query; the wall time it was seen."""
+    deadline = time.monotonic() + timeout
+    while (await handle.query("state", result_type=str)) not in states:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{handle.id} not {states} after {timeout} s")
+        await asyncio.sleep(interval)
+    return time.time()
+
+
 async def gather_limited(coros, limit: int):
     semaphore = asyncio.Semaphore(limit)
 
@@ -358,58 +341,6 @@ def rss_mb(pid: int | None = None) -> float | None:
     except OSError:
         return None
     return None
-
-
-def machine() -> dict:
-    def run(*cmd):
-        try:
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=5).stdout.strip()
-        except Exception:
-            return None
-
-    import temporalio
-
-    cpu = None
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
-    return {
-        "nproc": run("nproc"),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "temporalio": temporalio.__version__,
-        "temporal_cli": run(_temporal_binary(), "--version"),
-    }
-
-
-def _temporal_binary() -> str:
-    from pim.runtime.temporal import find_binary
-
-    return str(find_binary("temporal"))
-
-
-def save(name: str, data: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    store = "postgresql" if os.environ.get("BENCH_POSTGRES_URL") else "sqlite"
-    data = {"benchmark": name, "finished_at": datetime.now(UTC).isoformat(), "machine": machine(), "store": store, **data}
-    path = RESULTS / (f"{name}.json" if store == "sqlite" else f"{name}.{store}.json")
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    print(f"wrote {path}")
-    return path
-
-
-def table(rows: list[tuple], headers: tuple) -> str:
-    cells = [tuple(str(c) for c in headers)] + [tuple(str(c) for c in row) for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def main(coro_factory) -> None:

@@ -1,5 +1,6 @@
 """Plots of the results in bench/results/: revocation lag (product vs bare, by
-batch size) and throughput against the floor. Writes bench/results/bench.png.
+batch size), throughput against the floor, and latency with the approve floor.
+Writes bench/results/bench.png. The goals drawn are bench/goals.py's.
 
     python -m bench.plot
 """
@@ -13,7 +14,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from bench.common import RESULTS  # noqa: E402
+from bench.goals import GOALS  # noqa: E402
+from bench.report import RESULTS  # noqa: E402
 
 
 def _load(name: str):
@@ -21,86 +23,97 @@ def _load(name: str):
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def main() -> None:
-    lag, tput, lat = _load("revocation_lag"), _load("throughput"), _load("latency")
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5))
+def _params(run: dict) -> dict:
+    return run.get("parameters", run)  # results from before issue 17 kept their parameters at the top
 
-    ax = axes[0]
-    if lag:
-        labels, data = [], []
-        for batch in lag["batches"]:
-            labels.append(f"{'PIM' if batch['kind'] == 'product' else 'bare'}\n{batch['n']} together")
-            data.append(batch["lags"])
-        ax.boxplot(data, whis=(1, 99), showfliers=True)
-        ax.set_xticks(range(1, len(labels) + 1), labels)
-        ax.axhline(1.0, color="tab:red", linestyle="--", linewidth=1, label="goal p99 < 1 s (100 together)")
-        for i, batch in enumerate(lag["batches"], start=1):
-            ax.annotate(
-                f"p99 {batch['lag_seconds']['p99']:.2f} s",
-                (i, batch["lag_seconds"]["p99"]),
-                textcoords="offset points",
-                xytext=(8, 0),
-                fontsize=8,
-            )
-        ax.set_ylabel("seconds from expires_at to membership gone")
-        ax.set_title(f"Revocation lag (PT{lag['duration_seconds'] // 60}M activations)\nwhiskers p1-p99")
-        ax.legend(loc="upper left", fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "no revocation_lag result", ha="center")
 
-    ax = axes[1]
-    runs = [(store, run) for store, run in (("SQLite", tput), ("PostgreSQL", _load("throughput.postgresql"))) if run]
-    if runs:
-        labels, values, colors = [], [], []
-        for store, run in runs:
-            labels += [f"bare floor\n{store}", f"GroupActivation\n{store}"]
-            values += [run["bare"]["per_second"], run["product"]["per_second"]]
-            colors += ["tab:gray", "tab:blue"]
-        bars = ax.bar(labels, values, color=colors)
-        for i, (_store, run) in enumerate(runs):  # the goal, against each store's own floor
-            ax.hlines(
-                0.7 * run["bare"]["per_second"],
-                2 * i - 0.4,
-                2 * i + 1.4,
-                color="tab:red",
-                linestyle="--",
-                linewidth=1,
-                label="goal: 0.7 x floor" if i == 0 else None,
-            )
-        for bar, value in zip(bars, values):
-            ax.annotate(
-                f"{value:.1f}/s",
-                (bar.get_x() + bar.get_width() / 2, value),
-                ha="center",
-                textcoords="offset points",
-                xytext=(0, 3),
-            )
-        ax.set_ylabel("workflows granted per second")
-        ratios = ", ".join(f"{store} {run['ratio_to_floor']:.2f}" for store, run in runs)
-        ax.set_title(
-            f"Throughput, n={runs[0][1]['n']}: ratio to the floor {ratios}\n"
-            f"{runs[0][1]['history_events_uneventful']} history events per uneventful activation"
+def _lag(ax, lag) -> None:
+    labels, data = [], []
+    for batch in lag["batches"]:
+        labels.append(f"{'PIM' if batch['kind'] == 'product' else 'bare'}\n{batch['n']} together")
+        data.append(batch["lags"])
+    ax.boxplot(data, whis=(1, 99), showfliers=True)
+    ax.set_xticks(range(1, len(labels) + 1), labels)
+    for i, batch in enumerate(lag["batches"], start=1):
+        ax.annotate(
+            f"p99 {batch['lag_seconds']['p99']:.2f} s",
+            (i, batch["lag_seconds"]["p99"]),
+            textcoords="offset points",
+            xytext=(8, 0),
+            fontsize=8,
         )
-        ax.legend(fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "no throughput result", ha="center")
+    p99 = {(b["kind"], b["n"]): b["lag_seconds"].get("p99") for b in lag["batches"]}
+    sizes = sorted({n for _, n in p99})
+    ratios = ", ".join(f"{n}: {p99[('product', n)] / p99[('bare', n)]:.2f}x" for n in sizes if p99.get(("bare", n)))
+    goal = GOALS["revocation_lag_p99_100"].value
+    ax.set_ylabel("seconds from expires_at to membership gone")
+    ax.set_title(
+        f"Revocation lag (PT{_params(lag)['duration_seconds'] // 60}M activations), whiskers p1-p99\n"
+        f"p99 against the floor: {ratios or '-'} (goal <= {goal:g}x)"
+    )
 
-    ax = axes[2]
-    if lat:
-        names = [("request_to_active_ms", "request -> active"), ("approve_to_active_ms", "approve -> active")]
-        x = range(3)
-        width = 0.38
-        for offset, (key, label) in zip((-width / 2, width / 2), names):
-            stats = lat[key]
-            ax.bar([i + offset for i in x], [stats["p50"], stats["p95"], stats["p99"]], width, label=label)
-        ax.set_xticks(list(x), ["p50", "p95", "p99"])
-        ax.axhline(500, color="tab:red", linestyle="--", linewidth=1, label="goal: approve p99 < 500 ms")
-        ax.set_ylabel("ms")
-        ax.set_title(f"Latency, n={lat['n']} each, {lat['concurrency']} in flight")
-        ax.legend(fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "no latency result", ha="center")
 
+def _throughput(ax, runs) -> None:
+    goal = GOALS["throughput"]
+    labels, values, colors = [], [], []
+    for store, run in runs:
+        labels += [f"bare floor\n{store}", f"GroupActivation\n{store}"]
+        values += [run["bare"]["per_second"], run["product"]["per_second"]]
+        colors += ["tab:gray", "tab:blue"]
+    bars = ax.bar(labels, values, color=colors)
+    for i, (_store, run) in enumerate(runs):  # the goal, against each store's own floor
+        floor = run["bare"]["per_second"]
+        ax.hlines(goal.value * floor, 2 * i - 0.4, 2 * i + 1.4, color="tab:red", linestyle="--", linewidth=1,
+                  label=f"goal: {goal.value:g} x floor" if i == 0 else None)  # fmt: skip
+        ax.hlines(goal.stretch * floor, 2 * i - 0.4, 2 * i + 1.4, color="tab:red", linestyle=":", linewidth=1,
+                  label=f"stretch: {goal.stretch:g} x floor" if i == 0 else None)  # fmt: skip
+    for bar, value in zip(bars, values):
+        ax.annotate(
+            f"{value:.1f}/s", (bar.get_x() + bar.get_width() / 2, value), ha="center", textcoords="offset points", xytext=(0, 3)
+        )
+    ax.set_ylabel("workflows granted per second")
+    ratios = ", ".join(f"{store} {run['ratio_to_floor']:.2f}" for store, run in runs)
+    first = runs[0][1]
+    events = f"{first['history_events_uneventful']} history events per uneventful activation"
+    if "bare_history_events" in first:
+        events += f" (floor {first['bare_history_events']})"
+    ax.set_title(f"Throughput, n={_params(first)['n']}: ratio to the floor {ratios}\n{events}")
+    ax.legend(fontsize=8)
+
+
+def _latency(ax, lat) -> None:
+    names = [("request_to_active_ms", "request -> active"), ("approve_to_active_ms", "approve -> active")]
+    if "floor_approve_to_active_ms" in lat:
+        names.append(("floor_approve_to_active_ms", "floor: approve update -> granted"))
+    width = 0.8 / len(names)
+    for index, (key, label) in enumerate(names):
+        stats = lat[key]
+        offset = (index - (len(names) - 1) / 2) * width
+        ax.bar([i + offset for i in range(3)], [stats["p50"], stats["p95"], stats["p99"]], width, label=label)
+    ax.set_xticks(range(3), ["p50", "p95", "p99"])
+    if "floor_approve_to_active_ms" in lat:
+        goal = GOALS["approve_to_active_p99"].value
+        limit = goal * lat["floor_approve_to_active_ms"]["p99"]
+        ax.hlines(limit, 1.6, 2.4, color="tab:red", linestyle="--", linewidth=1, label=f"goal: approve p99 <= {goal:g} x floor")
+    ax.set_ylabel("ms")
+    ax.set_title(f"Latency, n={_params(lat)['n']} each, {_params(lat)['concurrency']} in flight")
+    ax.legend(fontsize=8)
+
+
+def main() -> None:
+    lag = _load("revocation_lag") or _load("revocation_lag_100_0_ballast2000")
+    tput, lat = _load("throughput"), _load("latency")
+    runs = [(store, run) for store, run in (("SQLite", tput), ("PostgreSQL", _load("throughput.postgresql"))) if run]
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5))
+    for ax, data, draw, missing in (
+        (axes[0], lag, _lag, "no revocation_lag result"),
+        (axes[1], runs, _throughput, "no throughput result"),
+        (axes[2], lat, _latency, "no latency result"),
+    ):
+        if data:
+            draw(ax, data)
+        else:
+            ax.text(0.5, 0.5, missing, ha="center")
     fig.tight_layout()
     out = RESULTS / "bench.png"
     fig.savefig(out, dpi=110)
