@@ -81,9 +81,12 @@ async def authenticated(
 async def _caller_of(api: ApiServices, claims: dict[str, Any]) -> Caller:
     config = api.verifier.config
     named = claims.get(config.principal_claim)
-    kinds = {USER, SERVICE}
-    if named is None and _is_application_token(claims, api.settings.oidc_service_claim):
-        named, kinds = claims.get(api.settings.oidc_service_claim), {SERVICE}
+    application = _is_application_token(claims, api.settings.oidc_service_claim)
+    if named is None and application:
+        named = claims.get(api.settings.oidc_service_claim)
+    # An application's token names a service principal only: a client whose subject is
+    # spelled like a user's id does not become that user.
+    kinds = {SERVICE} if application else {USER, SERVICE}
     if not isinstance(named, str) or not re.match(ID_PATTERN, named):
         raise unauthorized(f"the token has no usable {config.principal_claim} claim naming the caller")
     principal = await api.store.principal(named)

@@ -9,9 +9,10 @@ import base64
 import json
 import uuid
 
+from pim.identity.issuer import IssuerClient
 from pim.identity.totp import current_code
 from tests.api.harness import REQUESTS, device_sign_in, running_api
-from tests.identity.loopback import running_issuer
+from tests.identity.loopback import TEST_CLIENTS, running_issuer
 
 # The approver's inbox: a cheap authenticated read that any signed-in user may make.
 ME = f"{REQUESTS}/filterByCurrentUser(on='approver')"
@@ -98,6 +99,20 @@ async def test_a_service_principal_acts_with_its_own_roles(dev_env, demo):
         }
         refused = await api.post(service, REQUESTS, json=someone_else)
         assert "signed-in caller" in assert_graph_error(refused, 403, "Authorization_RequestDenied")["message"]
+
+
+async def test_an_applications_token_never_names_a_user(dev_env, demo):
+    """A confidential client whose tokens' subject is spelled like a user's id (here,
+    a client registered at the issuer as "alice", acting as "alice") is an application:
+    it is refused, not taken for alice."""
+    impostor = IssuerClient.service("alice", "a-secret-for-the-impostor", "alice")
+    async with running_api(dev_env, demo, issuer={"clients": (*TEST_CLIENTS, impostor)}) as api:
+        response = await api.idp.http.post(
+            api.idp.url("/token"), data={"grant_type": "client_credentials"}, auth=("alice", "a-secret-for-the-impostor")
+        )
+        assert response.status_code == 200, response.text
+        token = response.json()["access_token"]
+        assert_graph_error(await api.get(token, ME), 403, "Authorization_RequestDenied")
 
 
 async def test_request_ids_are_echoed_and_client_request_ids_kept(api):
