@@ -35,7 +35,7 @@ class AccessActivities(AccessInterface):
     @activity.defn
     async def grant_access(self, change: AccessChange) -> None:
         """Re-check, then record the source and write the membership. Idempotent."""
-        await self._refuse_unless_grantable(change)
+        contacts = await self._refuse_unless_grantable(change)
         await confer(
             self.store,
             self.directory,
@@ -54,7 +54,7 @@ class AccessActivities(AccessInterface):
         )
         details = {"expires_at": change.expires_at.isoformat() if change.expires_at else ""}
         key = f"{change.run_key}:granted"
-        notify = await self._notify(change, key, "activation_active", "Access granted", details)
+        notify = await self._notify(change, key, "activation_active", "Access granted", details, contacts)
         await self._audit(change, "access_granted", details, key, **notify)
         log.info(
             "access granted",
@@ -64,20 +64,23 @@ class AccessActivities(AccessInterface):
             principal_id=change.principal_id,
         )
 
-    async def _refuse_unless_grantable(self, change: AccessChange) -> None:
+    async def _refuse_unless_grantable(self, change: AccessChange) -> dict[str, tuple[str | None, str]]:
         """The grant's own check against the store (pim/domain/grant_rules.py): a
-        refusal is audited and ends the request, and is never retried."""
+        refusal is audited and ends the request, and is never retried. Returns the
+        contacts of those the grant's notifications go to (read with the facts)."""
         request, snapshot = change.request, change.policy
         if request is None or snapshot is None or change.expires_at is None:
             raise ApplicationError("grant: the input lacks the request it grants", type=GRANT_REFUSED, non_retryable=True)
-        facts = await self.store.eligibility_facts(change.group_id, change.access, change.principal_id, change.at)
-        found = await self.store.policy(change.group_id, change.access)
-        current = found[0] if found else None
-        deciders = []
-        if current is not None and current != snapshot:
-            for stage in current.activation.approval:
-                users = await self.store.expand_approvers(stage.approvers, change.at)
-                deciders.append([u for u in users if u != change.principal_id])
+        known = await self.store.activation_facts(
+            change.group_id,
+            change.access,
+            change.principal_id,
+            change.at,
+            expand=lambda current: current != snapshot,  # the approvers count only when the policy changed
+            contacts_of=change.administrators,
+        )
+        facts, current = known.facts, known.policy
+        deciders = [[u for u in users if u != change.principal_id] for users in known.approvers]
         violations = check_grant(
             workflow_id=change.request_id,
             run_key=change.run_key,
@@ -92,7 +95,7 @@ class AccessActivities(AccessInterface):
             at=change.at,
         )
         if not violations:
-            return
+            return known.contacts
         details = {"violations": [v.model_dump() for v in violations], "run_key": change.run_key}
         await self._audit(change, "grant_refused", details, f"{change.run_key}:grant_refused")
         log.warning("grant refused", request_id=change.request_id, violations=[v.code for v in violations])
@@ -159,7 +162,15 @@ class AccessActivities(AccessInterface):
             **notify,
         )
 
-    async def _notify(self, change: AccessChange, key: str, event: str, headline: str, details: dict) -> dict:
+    async def _notify(
+        self,
+        change: AccessChange,
+        key: str,
+        event: str,
+        headline: str,
+        details: dict,
+        contacts: dict[str, tuple[str | None, str]] | None = None,
+    ) -> dict:
         """The notifications to queue with the audit line (none for inputs from
         workflows that still notify through `record_event`)."""
         if change.notifications is None:
@@ -178,5 +189,6 @@ class AccessActivities(AccessInterface):
             access=change.access.value,
             principal_id=change.principal_id,
             details=details,
+            contacts=contacts,
         )
         return {"notifications": notifications, "channels": change.notifications.channels}

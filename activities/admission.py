@@ -4,14 +4,17 @@ checks, and the claim that makes it the only running activation of its kind."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from temporalio import activity
 
 from activities.interfaces import AdmissionInterface
 from pim.domain.activation_rules import evaluate_request, requested_duration, violation
-from pim.domain.actors import Action, ActorCheck
+from pim.domain.actors import Action, ActorCheck, ActorVerdict
 from pim.domain.durations import format_duration
 from pim.domain.grant_rules import check_workflow_id
 from pim.domain.models import ActivationRequest, Violation
@@ -19,12 +22,13 @@ from pim.domain.policy import Policy
 from pim.domain.status import Admission, AdmitInput
 from pim.identity import oidc
 from pim.identity import totp as mfa
-from pim.identity.actors import ProofPolicy, check_actor
-from pim.identity.totp_check import AttemptScope, verify_totp
+from pim.identity.actors import ProofPolicy, proof_use, used_verdict, verify_signature
+from pim.identity.totp_check import AttemptScope, totp_matcher, totp_verdict
 from pim.notifications.compose import compose, describe
 from pim.notifications.model import Notification
 from pim.runtime.logging import get_logger
 from pim.store import Store
+from pim.store.identity import TotpUse
 
 log = get_logger("pim.activities")
 
@@ -41,73 +45,47 @@ class AdmissionActivities(AdmissionInterface):
 
     @activity.defn
     async def admit_request(self, data: AdmitInput) -> Admission:
-        """Idempotent: a retry with the same run key finds its own claim and its own MFA step."""
+        """Idempotent: a retry with the same run key finds its own claim and its own MFA step.
+
+        Three visits to the store: one read (the policy, the eligibility facts, the
+        approvers, the administrators and their contacts), then two write
+        transactions: who asks (the proof used up, and a TOTP code tried with it),
+        then the verdict (the claim, and the audit line with its notifications)."""
         request = data.request
-        found = await self.store.policy(request.group_id, request.access)
-        facts = await self.store.eligibility_facts(request.group_id, request.access, request.principal_id, data.at)
+        known = await self.store.activation_facts(request.group_id, request.access, request.principal_id, data.at)
+        facts = known.facts
         # An enabled group always has its two policies; without one the rules
         # report the group as not found or not enabled, and the defaults stand in.
-        policy, policy_version = found if found is not None else (Policy(), None)
-        deciders = [
-            [u for u in await self.store.expand_approvers(stage.approvers, data.at) if u != request.principal_id]
-            for stage in policy.activation.approval
-        ]
+        found = known.policy is not None
+        policy, policy_version = known.policy or Policy(), known.policy_version
+        deciders = [[u for u in users if u != request.principal_id] for users in known.approvers]
         # Who asks comes first: an unproven request is refused before anything else is
         # looked at, and its MFA evidence is left alone (else anyone could burn someone's code).
-        unproven = await self._unproven(data)
+        unproven, totp = await self._prove(data)
         violations = unproven or evaluate_request(request, data.run_key, policy, facts, deciders, data.at)
         if not unproven and request.mfa is not None:
             # Evidence sent is verified and used up whatever the verdict, a dry run's too:
             # a code from the history of a refused request or a dry run is never good again.
             # Its violations count where the policy requires MFA.
-            refused = await self._verify_mfa(request, data, policy)
+            refused = await self._verify_mfa(request, data, policy, totp)
             if not violations and policy.activation.require_mfa:
                 violations = refused
-        if not violations and not request.validate_only:
-            holder = await self.store.claim_activation(
-                request.group_id, request.access, request.principal_id, data.run_key, data.at
-            )
-            if holder != data.run_key:
-                violations = [
-                    violation(
-                        "already_active",
-                        "an activation for the same group and access is already running: " + holder.split("#")[0],
-                    )
-                ]
         duration = requested_duration(request, policy.activation)
+        key = f"{data.run_key}:requested"
+        # Composed before the claim is taken; queued only if the request is admitted.
+        notifications = (
+            await self._requested_notifications(data, policy, deciders, known.administrators, duration, key, known.contacts)
+            if not violations and not request.validate_only
+            else []
+        )
+        violations = await self._decide(data, violations, unproven, policy, policy_version, duration, key, notifications)
         admission = Admission(
             violations=violations,
             policy=policy if found else None,
             policy_version=policy_version,
             duration=duration,
             stage_deciders=deciders,
-            administrators=await self.store.group_administrators(request.group_id, data.at),
-        )
-        key = f"{data.run_key}:requested"
-        notifications = (
-            await self._requested_notifications(data, policy, admission, duration, key)
-            if admission.admitted and not request.validate_only
-            else []
-        )
-        await self.store.append_audit(
-            at=data.at,
-            action="activation_requested" if admission.admitted else "activation_rejected",
-            actor="unverified" if unproven else request.principal_id,
-            request_id=data.request_id,
-            group_id=request.group_id,
-            access=request.access.value,
-            principal_id=request.principal_id,
-            details={
-                "verified": not unproven,
-                "violations": [v.model_dump() for v in violations],
-                "validate_only": request.validate_only,
-                "duration": format_duration(duration),
-                "justification": request.justification or "",
-                "policy_version": policy_version,
-            },
-            dedupe_key=key,
-            notifications=notifications,
-            channels=policy.notifications.channels,
+            administrators=known.administrators,
         )
         log.info(
             "request admitted" if admission.admitted else "request rejected",
@@ -120,12 +98,14 @@ class AdmissionActivities(AdmissionInterface):
         )
         return admission
 
-    async def _unproven(self, data: AdmitInput) -> list[Violation]:
-        """The request runs under its canonical id, and its proof names its principal."""
+    async def _prove(self, data: AdmitInput) -> tuple[list[Violation], TotpUse | None]:
+        """The request runs under its canonical id, and its proof names its principal
+        (the violations when not). The proof is used up, and a TOTP code tried, in
+        one transaction: the code only once the proof counted."""
         request = data.request
         refused = check_workflow_id(data.request_id, request)
         if refused:
-            return refused
+            return refused, None
         check = ActorCheck(
             proof=request.proof,
             actor=request.principal_id,
@@ -134,13 +114,114 @@ class AdmissionActivities(AdmissionInterface):
             payload=request.signed_part(),
             use_key=data.run_key,
         )
-        verdict = await check_actor(self.store, self.proofs, check)
+        signed = verify_signature(self.proofs, check)
+        if isinstance(signed, ActorVerdict) and not signed.accepted:
+            return [violation(signed.code or "proof_invalid", signed.reason or "proof: refused")], None
+        match = self._totp_matcher(request, data)
+        store = self.store
+
+        def work(session: Session) -> tuple[bool, TotpUse | None]:
+            # Accepted without a proof only in insecure development mode: nothing to use up.
+            used = isinstance(signed, ActorVerdict) or store.proof_use_in(session, **proof_use(signed))
+            if not used or match is None:
+                return used, None
+            return used, store.totp_use_in(session, request.principal_id, data.at, match, data.run_key)
+
+        used, totp = await store.transact(work)
+        verdict = signed if isinstance(signed, ActorVerdict) else used_verdict(signed, used)
         if verdict.accepted:
-            return []
-        return [violation(verdict.code or "proof_invalid", verdict.reason or "proof: refused")]
+            return [], totp
+        return [violation(verdict.code or "proof_invalid", verdict.reason or "proof: refused")], None
+
+    def _totp_matcher(self, request: ActivationRequest, data: AdmitInput) -> Callable[[str], int | None] | None:
+        """What checks the request's TOTP code, or None when it brings no code to try
+        (no MFA evidence, another method, or a sealed code this worker cannot open)."""
+        evidence = request.mfa
+        if evidence is None or evidence.method in ("oidc", "signin") or (evidence.sealed and self.mfa_seal_key is None):
+            return None
+        seal_key = self.mfa_seal_key
+        sealed = (seal_key, mfa.SealBinding.of(request, data.request_id)) if evidence.sealed and seal_key else None
+        return totp_matcher(evidence.code or "", sealed)
+
+    async def _decide(
+        self,
+        data: AdmitInput,
+        violations: list[Violation],
+        unproven: list[Violation],
+        policy: Policy,
+        policy_version: int | None,
+        duration: timedelta,
+        key: str,
+        notifications: list[Notification],
+    ) -> list[Violation]:
+        """Take the claim (for an admitted request that is no dry run), and write the
+        audit line, with the notifications when the request is admitted: one
+        transaction. Returns the violations, `already_active` when another run
+        holds the claim."""
+        request = data.request
+        claim = not violations and not request.validate_only
+        store = self.store
+
+        def verdict(holder: str | None) -> list[Violation]:
+            if not claim or holder == data.run_key:
+                return violations
+            running = (holder or "").split("#")[0]
+            return [violation("already_active", "an activation for the same group and access is already running: " + running)]
+
+        def work(session: Session) -> tuple[list[Violation], int]:
+            holder = None
+            if claim:
+                holder = store.claim_in(session, request.group_id, request.access, request.principal_id, data.run_key, data.at)
+                if holder is None:  # taken and released meanwhile by another process: the retry looks again
+                    raise RuntimeError("the claim was released while it was being taken: try again")
+            final = verdict(holder)
+            queued = store.audit_in(
+                session,
+                at=data.at,
+                action="activation_rejected" if final else "activation_requested",
+                actor="unverified" if unproven else request.principal_id,
+                request_id=data.request_id,
+                group_id=request.group_id,
+                access=request.access.value,
+                principal_id=request.principal_id,
+                details={
+                    "verified": not unproven,
+                    "violations": [v.model_dump() for v in final],
+                    "validate_only": request.validate_only,
+                    "duration": format_duration(duration),
+                    "justification": request.justification or "",
+                    "policy_version": policy_version,
+                },
+                dedupe_key=key,
+                notifications=[] if final else notifications,
+                channels=policy.notifications.channels,
+            )
+            return final, queued
+
+        try:
+            final, queued = await store.transact(work)
+        except IntegrityError:
+            # The audit line is there already: an earlier attempt of this activity wrote
+            # it, and its claim with it, then failed. Its verdict stands.
+            holder = (
+                await store.claim_activation(request.group_id, request.access, request.principal_id, data.run_key, data.at)
+                if claim
+                else None
+            )
+            return verdict(holder)
+        if queued:
+            store.wake_dispatcher()
+        return final
 
     async def _requested_notifications(
-        self, data: AdmitInput, policy: Policy, admission: Admission, duration: timedelta, key: str
+        self,
+        data: AdmitInput,
+        policy: Policy,
+        deciders: list[list[str]],
+        administrators: list[str],
+        duration: timedelta,
+        key: str,
+        contacts: dict[str, tuple[str | None, str]],
     ) -> list[Notification]:
         request = data.request
         approval = policy.activation.approval
@@ -161,8 +242,8 @@ class AdmissionActivities(AdmissionInterface):
             rule=policy.notifications,
             people={
                 "requestor": [request.principal_id],
-                "approvers": admission.stage_deciders[0] if approval else [],
-                "admins": admission.administrators,
+                "approvers": deciders[0] if approval else [],
+                "admins": administrators,
             },
             subject=("Approval needed: " if approval else "Activation requested: ")
             + describe(request.access.value, request.group_id, request.principal_id),
@@ -172,10 +253,15 @@ class AdmissionActivities(AdmissionInterface):
             access=request.access.value,
             principal_id=request.principal_id,
             details=details,
+            contacts=contacts,
         )
 
-    async def _verify_mfa(self, request: ActivationRequest, data: AdmitInput, policy: Policy) -> list[Violation]:
-        """Verify the request's MFA evidence and use it up (pim/identity/totp_check.py)."""
+    async def _verify_mfa(
+        self, request: ActivationRequest, data: AdmitInput, policy: Policy, totp: TotpUse | None
+    ) -> list[Violation]:
+        """The verdict on the request's MFA evidence, used up: a TOTP code was tried
+        with the proof (`_prove`), an OIDC token is used up here
+        (pim/identity/totp_check.py, pim/identity/oidc.py)."""
         assert request.mfa is not None
         evidence = request.mfa
         if evidence.method == "oidc":
@@ -187,14 +273,13 @@ class AdmissionActivities(AdmissionInterface):
         seal_key = self.mfa_seal_key
         if evidence.sealed and seal_key is None:
             return [mfa.MFA_UNSEALABLE]
-        verdict = await verify_totp(
+        assert totp is not None  # tried by _prove
+        verdict = await totp_verdict(
             self.store,
             request.principal_id,
-            evidence.code or "",
-            use_key=data.run_key,
+            totp,
             at=data.at,
             scope=AttemptScope("request", request.group_id, request.access.value, data.request_id),
-            seal=(seal_key, mfa.SealBinding.of(request, data.request_id)) if evidence.sealed and seal_key else None,
             meter=activity.metric_meter() if activity.in_activity() else None,
         )
         if seal_key is not None and not evidence.sealed:

@@ -10,6 +10,8 @@ of the history in clear."""
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
@@ -20,6 +22,7 @@ from temporalio.service import RPCError
 
 from pim.domain.actors import Action
 from pim.domain.models import (
+    PASSING_STATES,
     ActivationRequest,
     Cancel,
     Deactivate,
@@ -29,6 +32,7 @@ from pim.domain.models import (
     Review,
     ReviewDecision,
     State,
+    listed_as,
 )
 from pim.domain.status import ActivationStatus
 from pim.runtime.settings import PimSettings
@@ -180,11 +184,42 @@ class PimClient:
     ) -> list[RequestSummary]:
         """Requests by search attributes, newest first. A state that only a running
         request can be in lists running ones only: a workflow terminated while
-        pending keeps `PimState = 'pending_approval'`, and is not pending."""
+        pending keeps `PimState = 'pending_approval'`, and is not pending. A request
+        passing through `activating` or `revoking` is listed under the state it came
+        from (PASSING_STATES): listing by one of those reads the status of each
+        running request that may be in it."""
+        wanted = State(state) if state is not None and state in State.__members__ else None
+        if wanted in PASSING_STATES:
+            return await self._list_passing(wanted, group_id, principal_id, limit)
         clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
-        if state is not None and state in State.__members__ and not State(state).terminal:
+        if state is not None and wanted is not None and not wanted.terminal:
             clauses.append("ExecutionStatus = 'Running'")
-        for key, value in (("PimState", state), ("PimGroupId", group_id), ("PimPrincipalId", principal_id)):
+        if state:
+            clauses.append(f"PimState = '{_quote(state)}'")
+        return await self._listed(clauses, group_id, principal_id, limit)
+
+    async def _list_passing(
+        self, state: State, group_id: str | None, principal_id: str | None, limit: int
+    ) -> builtins.list[RequestSummary]:
+        listed = ", ".join(f"'{shown.value}'" for shown in sorted(listed_as(state)))
+        clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'", "ExecutionStatus = 'Running'", f"PimState IN ({listed})"]
+        candidates = await self._listed(clauses, group_id, principal_id, limit)
+        reading = asyncio.Semaphore(8)
+
+        async def now_in(summary: RequestSummary) -> bool:
+            async with reading:
+                try:
+                    return (await self.status(summary.request_id)).state == state
+                except RPCError:  # ended meanwhile
+                    return False
+
+        found = await asyncio.gather(*(now_in(summary) for summary in candidates))
+        return [summary.model_copy(update={"state": state.value}) for summary, yes in zip(candidates, found) if yes]
+
+    async def _listed(
+        self, clauses: builtins.list[str], group_id: str | None, principal_id: str | None, limit: int
+    ) -> builtins.list[RequestSummary]:
+        for key, value in (("PimGroupId", group_id), ("PimPrincipalId", principal_id)):
             if value:
                 clauses.append(f"{key} = '{_quote(value)}'")
         out = []

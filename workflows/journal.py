@@ -9,10 +9,11 @@ import asyncio
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
     from activities.interfaces import AuditInterface
-    from pim.domain.models import ActivationRequest, State, valid_actor
+    from pim.domain.models import PASSING_STATES, ActivationRequest, State, valid_actor
     from pim.domain.status import ActivationStatus, AuditRecord, StatusEvent, journal_key
 
 from workflows.options import RECORD
@@ -41,15 +42,28 @@ class Journal:
     def set_state(self, state: State, note: str | None = None, actor: str | None = None) -> None:
         self.status.state = state
         self.event(state, actor, note)
-        attributes = [PIM_STATE.value_set(state.value)]
-        if self.request is not None:
-            attributes += [
-                PIM_GROUP_ID.value_set(self.request.group_id),
-                PIM_ACCESS.value_set(self.request.access.value),
-                PIM_PRINCIPAL_ID.value_set(self.request.principal_id),
-            ]
-        workflow.upsert_search_attributes(attributes)
+        if state not in PASSING_STATES:
+            self._list_as(state)
         workflow.logger.info("activation state", extra={"state": state.value, "request_id": self.status.request_id})
+
+    def _list_as(self, state: State) -> None:
+        """The search attributes, for a state a request rests in: only what differs
+        from the ones the workflow has (those it was started with, then its own
+        updates), since each update is a history event and a write to Temporal's
+        visibility store. A request started by PimClient already shows `validating`
+        and its group, access and principal. One passing through `activating` or
+        `revoking` stays listed under the state it came from (PASSING_STATES)."""
+        wanted: list[tuple[SearchAttributeKey[str], str]] = [(PIM_STATE, state.value)]
+        if self.request is not None:
+            wanted += [
+                (PIM_GROUP_ID, self.request.group_id),
+                (PIM_ACCESS, self.request.access.value),
+                (PIM_PRINCIPAL_ID, self.request.principal_id),
+            ]
+        current = workflow.info().typed_search_attributes
+        changed = [key.value_set(value) for key, value in wanted if current.get(key) != value]
+        if changed:
+            workflow.upsert_search_attributes(changed)
 
     def refuse(self, attempted: str, actor: Any, reason: str, code: str | None = None, verified: bool = False) -> None:
         """A signal or update that does not count. Unless its proof was verified, the

@@ -96,6 +96,28 @@ TERMINAL_STATES = frozenset(
     }
 )
 
+# States a request only passes through, on its way to access and out of it: the
+# `PimState` search attribute is not written for them (each write is a history
+# event and a write to Temporal's visibility store, on every activation), so
+# while a request is in one it is listed under the state it came from.
+PASSING_STATES = frozenset({State.activating, State.revoking})
+_CAME_FROM = {
+    State.activating: {State.validating, State.pending_approval, State.scheduled},
+    State.revoking: {State.activating, State.active},  # revoking follows a grant, or an attempt at one
+}
+
+
+def listed_as(state: State) -> frozenset[State]:
+    """The `PimState` values a request in `state` may be listed under."""
+    if state not in PASSING_STATES:
+        return frozenset({state})
+    return frozenset(shown for before in _CAME_FROM[state] for shown in listed_as(before))
+
+
+def may_be_in(listed: State) -> frozenset[State]:
+    """The states a request listed under `PimState = listed` may be in."""
+    return frozenset(state for state in State if listed in listed_as(state))
+
 
 class Ticket(Contract):
     system: Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
@@ -313,9 +335,12 @@ __all__ = [
     "Decision",
     "Extend",
     "MfaEvidence",
+    "PASSING_STATES",
     "Review",
     "ReviewDecision",
     "State",
     "Ticket",
     "Violation",
+    "listed_as",
+    "may_be_in",
 ]

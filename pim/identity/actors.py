@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pim.domain.actors import ActorCheck, ActorVerdict
-from pim.identity.proofs import PROOF_REPLAYED, ProofRefused, TrustedKey, TrustedKeys
+from pim.identity.proofs import PROOF_REPLAYED, ProofClaims, ProofRefused, TrustedKey, TrustedKeys
 from pim.runtime.logging import get_logger
 from pim.runtime.settings import PimSettings
 from pim.store import Store
@@ -33,9 +34,21 @@ class ProofPolicy:
             )
 
 
-async def check_actor(store: Store, policy: ProofPolicy, check: ActorCheck, now: datetime | None = None) -> ActorVerdict:
-    """Accepted when the proof binds exactly this actor, action, target and payload,
-    is valid now and was never used for anything else; refused with a code otherwise."""
+@dataclass(frozen=True)
+class SignedCheck:
+    """A check whose proof's signature, binding and lifetime hold: the proof is still
+    to be used up (`Store.use_proof`, or `Store.proof_use_in` inside the caller's
+    own transaction), then `used_verdict` says whether it counts."""
+
+    check: ActorCheck
+    claims: ProofClaims
+    now: datetime
+
+
+def verify_signature(policy: ProofPolicy, check: ActorCheck, now: datetime | None = None) -> ActorVerdict | SignedCheck:
+    """Everything about the proof but its use (no store): a verdict when it is
+    refused (or accepted without a proof, in insecure development mode), else a
+    `SignedCheck` to use it up with."""
     now = now or datetime.now(UTC)
     if policy.trusted is None:
         log.warning(
@@ -59,19 +72,40 @@ async def check_actor(store: Store, policy: ProofPolicy, check: ActorCheck, now:
             target=check.target,
         )
         return ActorVerdict.refused(refused.code, refused.message)
-    used = await store.use_proof(
-        claims.proof_id,
+    return SignedCheck(check, claims, now)
+
+
+def used_verdict(signed: SignedCheck, used: bool) -> ActorVerdict:
+    """The verdict on a signed proof once its use was tried: a proof already used
+    for anything else is a replay."""
+    check = signed.check
+    if not used:
+        log.warning("actor proof replayed", actor=check.actor, action=check.action.value, target=check.target)
+        return ActorVerdict.refused(PROOF_REPLAYED, "proof: already used")
+    return ActorVerdict(accepted=True, issuer=signed.claims.issuer)
+
+
+def proof_use(signed: SignedCheck) -> dict[str, Any]:
+    """The arguments of `Store.use_proof` (and `Store.proof_use_in`) for this proof."""
+    check = signed.check
+    return dict(
+        proof_id=signed.claims.proof_id,
         use_key=check.use_key,
         actor=check.actor,
         action=check.action.value,
         target=check.target,
-        at=now,
-        expires_at=claims.expires_at,
+        at=signed.now,
+        expires_at=signed.claims.expires_at,
     )
-    if not used:
-        log.warning("actor proof replayed", actor=check.actor, action=check.action.value, target=check.target)
-        return ActorVerdict.refused(PROOF_REPLAYED, "proof: already used")
-    return ActorVerdict(accepted=True, issuer=claims.issuer)
+
+
+async def check_actor(store: Store, policy: ProofPolicy, check: ActorCheck, now: datetime | None = None) -> ActorVerdict:
+    """Accepted when the proof binds exactly this actor, action, target and payload,
+    is valid now and was never used for anything else; refused with a code otherwise."""
+    signed = verify_signature(policy, check, now)
+    if isinstance(signed, ActorVerdict):
+        return signed
+    return used_verdict(signed, await store.use_proof(**proof_use(signed)))
 
 
 def configured_proof_policy(settings: PimSettings, also_trust: Sequence[TrustedKey] = ()) -> ProofPolicy:

@@ -13,11 +13,15 @@ pim/operations/principals.py).
    audited (`mfa_locked`, never the code), told to the administrators of the
    group the attempt was for and to the principal, and counted in the metric
    `pim_mfa_lockouts` when the caller gives a meter (an activity's).
+
+Steps 1 to 3 are one store transaction (`Store.use_totp`), serialized per
+principal: concurrent attempts are counted one after the other.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,6 +36,7 @@ from pim.notifications.compose import compose, group_rule
 from pim.runtime import metrics
 from pim.runtime.logging import get_logger
 from pim.store import Store
+from pim.store.identity import TotpUse
 
 log = get_logger("pim.identity.totp")
 
@@ -72,21 +77,38 @@ async def verify_totp(
     """The verdict on `code` for `principal_id`. `seal`: the code is the client's
     seal, to be checked with this key for this request. `at` is the lockout's
     clock (the workflow's time in an activity); `now` the TOTP clock (real time)."""
-    secret = await store.mfa_secret(principal_id)
-    attempt = await store.count_mfa_attempt(principal_id, at) if secret else None
-    if secret is None or attempt is None:
+    use = await store.use_totp(principal_id, at, totp_matcher(code, seal, now), use_key)
+    return await totp_verdict(store, principal_id, use, at=at, scope=scope, meter=meter)
+
+
+def totp_matcher(
+    code: str, seal: tuple[bytes, mfa.SealBinding] | None = None, now: float | None = None
+) -> Callable[[str], int | None]:
+    """What `Store.use_totp` checks the code with: the secret's time step that
+    `code` (or its seal) matches, or None."""
+    moment = now if now is not None else time.time()
+
+    def match(secret: str) -> int | None:
+        if seal is not None:
+            return mfa.matching_sealed_step(secret, seal[0], seal[1], code, moment)
+        return mfa.matching_step(secret, code, moment)
+
+    return match
+
+
+async def totp_verdict(
+    store: Store, principal_id: str, use: TotpUse, *, at: datetime, scope: AttemptScope, meter: MetricMeter | None = None
+) -> TotpVerdict:
+    """The verdict on an attempt `Store.use_totp` (or `Store.totp_use_in`) made; the
+    attempt that locks the principal's MFA is reported here."""
+    attempt = use.attempt
+    if attempt is None:
         return TotpVerdict([mfa.MFA_INVALID])
     if attempt.after is None:
         return TotpVerdict([mfa.mfa_locked(attempt.before.locked_until)])
-    moment = now if now is not None else time.time()
-    if seal is not None:
-        step = mfa.matching_sealed_step(secret, seal[0], seal[1], code, moment)
-    else:
-        step = mfa.matching_step(secret, code, moment)
-    if step is not None and await store.consume_totp_step(principal_id, step, use_key):
-        await store.mfa_code_accepted(principal_id)
+    if use.accepted:
         return TotpVerdict()
-    refused = mfa.MFA_INVALID if step is None else mfa.MFA_REPLAYED
+    refused = mfa.MFA_INVALID if use.step is None else mfa.MFA_REPLAYED
     if not attempt.starts_lockout:
         return TotpVerdict([refused])
     await report_lockout(store, principal_id, attempt.after, at=at, scope=scope)

@@ -29,15 +29,21 @@ async def compose(
     access: str | None,
     principal_id: str,
     details: Mapping[str, str] | None = None,
+    contacts: Mapping[str, tuple[str | None, str]] | None = None,
 ) -> list[Notification]:
     """The notifications of one event. Approvers of a pending request each get their
     own, with the exact commands to approve and to deny; everyone else shares one.
     `run_key` (`{workflow id}#{run id}`) names the request's run: messages link to
-    its page in the portal."""
+    its page in the portal. `contacts`: addresses the caller read already (the
+    store is asked for the others)."""
     pairs = audience(event, rule, people)
     if not pairs:
         return []
-    contacts = await store.contacts([p for p, _ in pairs])
+    known = dict(contacts or {})
+    missing = [p for p, _ in pairs if p not in known]
+    if missing:
+        known.update(await store.contacts(missing))
+    contacts = known
     common = dict(
         event=event,
         at=at,

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from pim.domain.models import AccessType
 from pim.domain.policy import Policy, default_policy
+from pim.store.sessions import Sessions
 from pim.store.tables import ActivationClaimRow, AssignmentRow, DirectoryRoleRow, GroupRow, PolicyRow, PrincipalRow
 
 
@@ -25,32 +26,34 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-class AdminOperations:
-    sessions: async_sessionmaker[AsyncSession]
-
+class AdminOperations(Sessions):
     async def add_principal(
         self, principal_id: str, kind: str = "user", display_name: str = "", roles: Sequence[str] = (), email: str | None = None
     ) -> None:
-        async with self.sessions.begin() as session:
-            if await session.get(PrincipalRow, principal_id) is None:
+        def work(session: Session) -> None:
+            if session.get(PrincipalRow, principal_id) is None:
                 session.add(
                     PrincipalRow(
                         id=principal_id, kind=kind, display_name=display_name or principal_id, email=email, created_at=now()
                     )
                 )
-                await session.flush()
+                session.flush()
             for role in roles:
-                if await session.get(DirectoryRoleRow, (principal_id, role)) is None:
+                if session.get(DirectoryRoleRow, (principal_id, role)) is None:
                     session.add(DirectoryRoleRow(principal_id=principal_id, role=role))
+
+        await self.transact(work)
 
     async def principal(self, principal_id: str) -> PrincipalRow | None:
         async with self.sessions() as session:
             return await session.get(PrincipalRow, principal_id)
 
     async def grant_role(self, principal_id: str, role: str) -> None:
-        async with self.sessions.begin() as session:
-            if await session.get(DirectoryRoleRow, (principal_id, role)) is None:
+        def work(session: Session) -> None:
+            if session.get(DirectoryRoleRow, (principal_id, role)) is None:
                 session.add(DirectoryRoleRow(principal_id=principal_id, role=role))
+
+        await self.transact(work)
 
     async def holders_of(self, roles: frozenset[str] | tuple[str, ...]) -> list[str]:
         async with self.sessions() as session:
@@ -69,8 +72,9 @@ class AdminOperations:
         if enable and kind in ("dynamic", "synced"):
             raise StoreError("group_kind_not_supported", f"--kind: {kind} groups can never be enabled in PIM")
         await self.add_principal(group_id, "group", display_name)
-        async with self.sessions.begin() as session:
-            group = await session.get(GroupRow, group_id)
+
+        def work(session: Session) -> None:
+            group = session.get(GroupRow, group_id)
             if group is None:
                 group = GroupRow(id=group_id, kind=kind, role_assignable=role_assignable, pim_enabled=False)
                 session.add(group)
@@ -81,7 +85,7 @@ class AdminOperations:
             if enable and not group.pim_enabled:
                 group.pim_enabled, group.enabled_at, group.enabled_by = True, now(), by
                 for access in AccessType:
-                    if await session.get(PolicyRow, (group_id, access.value)) is None:
+                    if session.get(PolicyRow, (group_id, access.value)) is None:
                         session.add(
                             PolicyRow(
                                 group_id=group_id,
@@ -93,17 +97,20 @@ class AdminOperations:
                             )
                         )
 
+        await self.transact(work)
+
     async def disable_group(self, group_id: str, *, by: str, at: datetime) -> list[str]:
         """Take a group out of PIM: its eligible assignments end (returned), its
         policies are kept for a later onboarding. Active assignments are plain
         membership and stay."""
-        async with self.sessions.begin() as session:
-            group = await session.get(GroupRow, group_id)
+
+        def work(session: Session) -> list[str]:
+            group = session.get(GroupRow, group_id)
             if group is None or not group.pim_enabled:
                 raise StoreError("group_not_enabled", f"group: {group_id!r} is not enabled in PIM")
             group.pim_enabled, group.disabled_at, group.disabled_by = False, at, by
             eligible = list(
-                await session.scalars(
+                session.scalars(
                     select(AssignmentRow).where(
                         AssignmentRow.group_id == group_id, AssignmentRow.kind == "eligible", AssignmentRow.removed_at.is_(None)
                     )
@@ -112,6 +119,8 @@ class AdminOperations:
             for row in eligible:
                 row.removed_at, row.removed_by, row.removal_reason = at, by, "group offboarded from PIM"
             return [row.id for row in eligible]
+
+        return await self.transact(work)
 
     async def running_activations(self, group_id: str) -> list[str]:
         async with self.sessions() as session:
@@ -138,9 +147,13 @@ class AdminOperations:
 
     async def set_policy(self, group_id: str, access: AccessType, policy: Policy, *, by: str) -> int:
         """Replace a policy; the version goes up so running requests can say which one they use."""
-        async with self.sessions.begin() as session:
-            row = await session.get(PolicyRow, (group_id, AccessType(access).value))
+        settings = policy.model_dump(mode="json")
+
+        def work(session: Session) -> int:
+            row = session.get(PolicyRow, (group_id, AccessType(access).value))
             if row is None:
                 raise StoreError("group_not_enabled", f"group: {group_id!r} is not enabled in PIM")
-            row.settings, row.version, row.updated_at, row.updated_by = policy.model_dump(mode="json"), row.version + 1, now(), by
+            row.settings, row.version, row.updated_at, row.updated_by = settings, row.version + 1, now(), by
             return row.version
+
+        return await self.transact(work)

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import CursorResult, delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from pim.domain.assignment_rules import AssignmentTarget
 from pim.domain.models import AccessType
 from pim.store.admin import StoreError
+from pim.store.sessions import Sessions
 from pim.store.tables import AssignmentRow, GrantRow, GroupRow, PrincipalRow
 
 SOURCE_KIND = "assignment"
@@ -21,9 +22,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class AssignmentOperations:
-    sessions: async_sessionmaker[AsyncSession]
-
+class AssignmentOperations(Sessions):
     async def assign(
         self,
         group_id: str,
@@ -44,10 +43,11 @@ class AssignmentOperations:
         starts_at = starts_at or _now()
         assignment_id = f"asg-{uuid.uuid4().hex[:12]}"
         access_value = AccessType(access).value
-        async with self.sessions.begin() as session:
+
+        def work(session: Session) -> None:
             for key, row_type in (("group", GroupRow), ("principal", PrincipalRow)):
                 ident = group_id if key == "group" else principal_id
-                if await session.get(row_type, ident) is None:
+                if session.get(row_type, ident) is None:
                     raise StoreError(f"{key}_not_found", f"{key}: no {key} {ident!r}")
             session.add(
                 AssignmentRow(
@@ -75,6 +75,8 @@ class AssignmentOperations:
                         ends_at=ends_at,
                     )
                 )
+
+        await self.transact(work)
         if kind == "active" and apply_membership:
             await self.set_membership(group_id, AccessType(access), principal_id, present=True)  # type: ignore[attr-defined]
         return assignment_id
@@ -127,29 +129,31 @@ class AssignmentOperations:
     ) -> None:
         """The assignment stops being a source of access; a removal also records who and why.
         Idempotent. The directory is the caller's business (see pim.access_changes)."""
-        async with self.sessions.begin() as session:
-            row = await session.get(AssignmentRow, assignment_id)
+
+        def work(session: Session) -> None:
+            row = session.get(AssignmentRow, assignment_id)
             if row is None:
                 raise StoreError("assignment_not_found", f"assignment: no assignment {assignment_id!r}")
             if removed_by is not None and row.removed_at is None:
                 row.removed_at, row.removed_by, row.removal_reason = at, removed_by, reason
-            await session.execute(
-                delete(GrantRow).where(GrantRow.source_kind == SOURCE_KIND, GrantRow.source_id == assignment_id)
-            )
+            session.execute(delete(GrantRow).where(GrantRow.source_kind == SOURCE_KIND, GrantRow.source_id == assignment_id))
+
+        await self.transact(work)
 
     async def change_assignment_window(
         self, assignment_id: str, *, starts_at: datetime, ends_at: datetime, by: str, at: datetime
     ) -> None:
         """Extend or renew: a new end (and, for a renewal, a new start). Idempotent."""
-        async with self.sessions.begin() as session:
-            row = await session.get(AssignmentRow, assignment_id)
+
+        def work(session: Session) -> None:
+            row = session.get(AssignmentRow, assignment_id)
             if row is None:
                 raise StoreError("assignment_not_found", f"assignment: no assignment {assignment_id!r}")
             row.starts_at, row.ends_at, row.updated_at, row.updated_by = starts_at, ends_at, at, by
             if row.kind == "active":
                 changed = cast(  # an UPDATE's result is a CursorResult (Session.execute is typed for selects)
                     CursorResult,
-                    await session.execute(
+                    session.execute(
                         update(GrantRow)
                         .where(GrantRow.source_kind == SOURCE_KIND, GrantRow.source_id == assignment_id)
                         .values(starts_at=starts_at, ends_at=ends_at)
@@ -167,6 +171,8 @@ class AssignmentOperations:
                             ends_at=ends_at,
                         )
                     )
+
+        await self.transact(work)
 
     async def is_owner(self, group_id: str, principal_id: str, at: datetime) -> bool:
         grants = await self.live_grants(group_id, AccessType.owner, at, principal_id)  # type: ignore[attr-defined]

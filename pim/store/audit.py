@@ -2,25 +2,21 @@
 
 Appending reads the last row's hash and inserts the new row under one lock, so
 that concurrent writers never fork the chain: on PostgreSQL a transaction-scoped
-advisory lock (every worker), on SQLite the database's write lock taken at the
-start of the transaction (BEGIN IMMEDIATE: the CLI and `pim dev`'s worker are two
-processes) behind an asyncio lock per database in this process. The row's `at`
-is the store's clock at insert (PostgreSQL's on PostgreSQL), never earlier than
-the row before it; the caller's time of the event is kept as `details.event_at`
-when it differs."""
+advisory lock (every worker), on SQLite the database's write lock, which every
+write transaction takes with its first statement (BEGIN IMMEDIATE: the CLI and
+`pim dev`'s worker are two processes; pim/store/sessions.py). The row's `at` is
+the store's clock at insert (PostgreSQL's on PostgreSQL), never earlier than the
+row before it; the caller's time of the event is kept as `details.event_at` when
+it differs."""
 
 from __future__ import annotations
 
-import asyncio
-import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from pim.notifications.model import Notification
 from pim.store import audit_chain
@@ -34,18 +30,21 @@ CHAIN_LOCK = {"space": 0x70696D, "key": 1}
 # this from the row's time: a retried activity, a workflow's clock, a backdated call.
 EVENT_AT_TOLERANCE = timedelta(seconds=1)
 BATCH = 1_000
+# Where a write transaction keeps the last line it appended (SQLite).
+LAST_LINE = "pim.audit.last_line"
+
+
+class _Line(NamedTuple):
+    id: int
+    at: datetime
+    row_hash: str | None
+
+
 # The audit actions of an approver's decision (workflows/activation.py).
 DECISIONS = ("request_approved", "request_denied")
 
-# SQLite: one asyncio lock per database URL and event loop (a lock belongs to its loop).
-_CHAIN_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
-
 
 class AuditOperations(OutboxOperations):
-    sessions: async_sessionmaker[AsyncSession]
-    url: str
-    is_postgres: bool
-
     async def append_audit(
         self,
         *,
@@ -68,60 +67,94 @@ class AuditOperations(OutboxOperations):
         line (the store's clock does); it is kept as `details.event_at` when it differs."""
         if at is not None and at.tzinfo is None:
             raise ValueError("naive datetime given to the store")
-        queued = 0
         try:
             # No look-up first: the unique dedupe key refuses a second line (a retried
             # activity), rolling back its notifications with it. One statement less on
             # every line, which every activation writes three of.
-            async with self._chain_lock(), self.sessions.begin() as session:
-                row = AuditRow(
+            queued = await self.transact(
+                lambda session: self.audit_in(
+                    session,
                     action=action,
+                    at=at,
                     actor=actor,
                     request_id=request_id,
                     group_id=group_id,
                     access=access,
                     principal_id=principal_id,
-                    details=audit_chain.normalized_details(details),
+                    details=details,
                     dedupe_key=dedupe_key,
+                    notifications=notifications,
+                    channels=channels,
                 )
-                await self._chain(session, row, event_at=at)
-                session.add(row)
-                queued = self._queue_notifications(session, notifications, channels)
+            )
         except IntegrityError:
             if dedupe_key is None:
                 raise
             return False
         if queued:
-            self._wake_dispatcher()
+            self.wake_dispatcher()
         return True
 
-    @asynccontextmanager
-    async def _chain_lock(self) -> AsyncIterator[None]:
-        """In-process serialization of appends on SQLite (PostgreSQL locks in the
-        transaction itself)."""
-        if self.is_postgres:
-            yield
-            return
-        locks = _CHAIN_LOCKS.setdefault(asyncio.get_running_loop(), {})
-        async with locks.setdefault(self.url, asyncio.Lock()):
-            yield
+    def audit_in(
+        self,
+        session: Session,
+        *,
+        action: str,
+        at: datetime | None = None,
+        actor: str | None = None,
+        request_id: str | None = None,
+        group_id: str | None = None,
+        access: str | None = None,
+        principal_id: str | None = None,
+        details: dict | None = None,
+        dedupe_key: str | None = None,
+        notifications: Sequence[Notification] = (),
+        channels: Sequence[str] = (),
+    ) -> int:
+        """`append_audit` inside the caller's write transaction (`transact`): a line
+        whose dedupe key was written already fails the transaction (IntegrityError).
+        Returns how many notifications were queued: the caller wakes the dispatcher
+        (`wake_dispatcher`) once the transaction is committed."""
+        if at is not None and at.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        row = AuditRow(
+            action=action,
+            actor=actor,
+            request_id=request_id,
+            group_id=group_id,
+            access=access,
+            principal_id=principal_id,
+            details=audit_chain.normalized_details(details),
+            dedupe_key=dedupe_key,
+        )
+        self._chain(session, row, event_at=at)
+        session.add(row)
+        return self._queue_notifications(session, notifications, channels)
 
-    async def _chain(self, session: AsyncSession, row: AuditRow, *, event_at: datetime | None) -> None:
+    def _chain(self, session: Session, row: AuditRow, *, event_at: datetime | None) -> None:
         """Take the chain's lock for this transaction, then give the row its id, its
-        time and its hashes. Must be the transaction's first statement."""
+        time and its hashes. On PostgreSQL the lock comes before the last line is
+        read, and the transaction is READ COMMITTED (the default): the read sees
+        every line committed before the lock was granted, whatever the transaction
+        did before (a claim, in admission)."""
         if self.is_postgres:
-            await session.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"), CHAIN_LOCK)
+            session.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"), CHAIN_LOCK)
             next_id, now = (
-                await session.execute(text("SELECT nextval(pg_get_serial_sequence('audit_log', 'id')), clock_timestamp()"))
+                session.execute(text("SELECT nextval(pg_get_serial_sequence('audit_log', 'id')), clock_timestamp()"))
             ).one()
         else:
-            # The database's write lock from the first statement on: no other process
-            # can append between the read of the last hash and this insert.
-            await session.execute(text("BEGIN IMMEDIATE"))
+            # The transaction holds the database's write lock from its first statement
+            # (Sessions.transact): no other process can append between the read of the
+            # last hash and this insert.
             next_id, now = None, datetime.now(UTC)
-        last = (
-            await session.execute(select(AuditRow.id, AuditRow.at, AuditRow.row_hash).order_by(AuditRow.id.desc()).limit(1))
-        ).first()
+        # The row before this one: a line appended earlier in this same transaction (a
+        # batch of the SQLite writer, which holds the write lock throughout), or the
+        # log's last.
+        last = session.info.get(LAST_LINE)
+        if last is None:
+            last = session.execute(
+                select(AuditRow.id, AuditRow.at, AuditRow.row_hash).order_by(AuditRow.id.desc()).limit(1)
+            ).first()
         row.id = next_id if next_id is not None else (last.id + 1 if last else 1)
         # Never dated before the chained row before it (a clock stepped back).
         row.at = max(now, last.at) if last is not None and last.row_hash is not None else now
@@ -132,8 +165,10 @@ class AuditOperations(OutboxOperations):
         elif last.row_hash is not None:
             row.prev_hash = last.row_hash
         else:  # the first chained row: it covers the rows written before the chain existed
-            row.prev_hash = audit_chain.head_of(await session.scalars(select(AuditRow).order_by(AuditRow.id)))
+            row.prev_hash = audit_chain.head_of(session.scalars(select(AuditRow).order_by(AuditRow.id)))
         row.row_hash = audit_chain.row_hash(row.prev_hash, row)
+        if not self.is_postgres:  # PostgreSQL numbers lines by a sequence: it always reads the last one
+            session.info[LAST_LINE] = _Line(row.id, row.at, row.row_hash)
 
     async def verify_audit(self, expected_head: tuple[int, str] | None = None) -> audit_chain.ChainReport:
         """Read the whole log in id order, in batches, and check its chain (`pim audit

@@ -11,15 +11,14 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
 
 from pim.store.access import AccessOperations
 from pim.store.admin import AdminOperations, StoreError
 from pim.store.assignments import AssignmentOperations
 from pim.store.audit import AuditOperations
 from pim.store.identity import IdentityOperations, SecretBox
+from pim.store.sessions import SqliteReaders, SqliteWriter, sqlite_pragmas
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -45,6 +44,8 @@ class Store(AdminOperations, AssignmentOperations, AccessOperations, IdentityOpe
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.is_postgres = make_url(url).get_backend_name() == "postgresql"
         self._lock_engine: AsyncEngine | None = None
+        self._writer: SqliteWriter | None = None  # created by the first write on a SQLite file
+        self._readers: SqliteReaders | None = None  # and the first read through `read`
 
     @asynccontextmanager
     async def access_lock(self, group_id: str, access: str, principal_id: str) -> AsyncIterator[None]:
@@ -70,22 +71,14 @@ class Store(AdminOperations, AssignmentOperations, AccessOperations, IdentityOpe
         is_sqlite = make_url(url).get_backend_name() == "sqlite"
         engine = create_async_engine(url, **({"connect_args": {"timeout": 30}} if is_sqlite else {"pool_pre_ping": True}))
         if is_sqlite:
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return cls(url, engine, secrets)
 
     async def close(self) -> None:
+        self._close_threads()
         await self.engine.dispose()
         if self._lock_engine is not None:
             await self._lock_engine.dispose()
-
-
-def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets the CLI read while the worker writes; foreign keys are off by default in SQLite.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
 
 
 def alembic_config(url: str) -> Config:

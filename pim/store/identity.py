@@ -3,21 +3,28 @@ accepted once), OIDC tokens and actor proofs used up."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, cast
 
-from sqlalchemy import CursorResult, delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import CursorResult, delete, select
+from sqlalchemy.orm import Session
 
 from pim.domain.mfa_lockout import VERIFIED, MfaAttempt, MfaGuard, counted_attempt
 from pim.store.admin import StoreError
 from pim.store.audit import AuditOperations
+from pim.store.sessions import insert_new
 from pim.store.tables import AuditRow, MfaEnrolmentRow, ProofUseRow
 
-# Rounds of count_mfa_attempt's compare-and-set: each round at least one of the
-# racing attempts wins, so this bounds how many may race at once.
-COUNT_ROUNDS = 200
+
+@dataclass(frozen=True)
+class TotpUse:
+    """What one TOTP attempt came to (`use_totp`)."""
+
+    attempt: MfaAttempt | None  # None: not enrolled
+    step: int | None = None  # the time step the code matched, if any
+    accepted: bool = False  # matched, and the step was this use's to take
 
 
 class SecretBox(Protocol):
@@ -31,21 +38,23 @@ class SecretBox(Protocol):
 
 
 class IdentityOperations(AuditOperations):  # an OIDC token's use is an audit line
-    sessions: async_sessionmaker[AsyncSession]
     secrets: SecretBox | None
 
     # --- TOTP and OIDC ---------------------------------------------------------
 
     async def enroll_mfa(self, principal_id: str, secret: str, at: datetime) -> None:
         sealed = self._secret_box().seal(principal_id, secret)
-        async with self.sessions.begin() as session:
-            row = await session.get(MfaEnrolmentRow, principal_id)
+
+        def work(session: Session) -> None:
+            row = session.get(MfaEnrolmentRow, principal_id)
             if row is None:
                 session.add(MfaEnrolmentRow(principal_id=principal_id, method="totp", secret=sealed, enrolled_at=at))
             else:
                 row.secret, row.enrolled_at, row.last_step, row.last_step_request_id = sealed, at, None, None
                 # A new secret: earlier guesses tell nothing about it (pim/domain/mfa_lockout.py).
                 row.failed_attempts, row.locked_until, row.lockouts = 0, None, 0
+
+        await self.transact(work)
 
     async def mfa_secret(self, principal_id: str) -> str | None:
         """The principal's TOTP secret in clear, or None when not enrolled; StoreError
@@ -58,84 +67,71 @@ class IdentityOperations(AuditOperations):  # an OIDC token's use is an audit li
         """Encrypt secrets written in clear before they were encrypted at rest (a
         development store); returns how many. Idempotent."""
         box = self._secret_box()
-        async with self.sessions.begin() as session:
-            rows = [r for r in await session.scalars(select(MfaEnrolmentRow)) if not box.is_sealed(r.secret)]
+
+        def work(session: Session) -> int:
+            rows = [r for r in session.scalars(select(MfaEnrolmentRow)) if not box.is_sealed(r.secret)]
             for row in rows:
                 row.secret = box.seal(row.principal_id, row.secret)
-        return len(rows)
+            return len(rows)
+
+        return await self.transact(work)
 
     def _secret_box(self) -> SecretBox:
         if self.secrets is None:
             raise StoreError("mfa_key_missing", "MFA secrets are encrypted: this process needs PIM_MFA_SECRET_KEY")
         return self.secrets
 
+    async def use_totp(self, principal_id: str, at: datetime, match: Callable[[str], int | None], use_key: str) -> TotpUse:
+        """One TOTP attempt, in one transaction (pim/domain/mfa_lockout.py): counted
+        first, and refused unchecked while the principal's MFA is locked (the attempt
+        that reaches the limit starts the lockout); then `match(secret)` gives the
+        time step the code matches, or None; a matching step is used up, accepted
+        once, by one use (`use_key`, an activity retry, may present it again; any
+        other use of that step or an older one is a replay); an accepted code resets
+        the counters, a refused one stays counted. `attempt` is None when the
+        principal is not enrolled.
+
+        Attempts at one principal's code are serialized by the enrolment's row
+        (SELECT ... FOR UPDATE on PostgreSQL; on SQLite the transaction holds the
+        database's write lock), so they are counted one after the other and never
+        pass the limit, and of two uses of one step only one wins."""
+        return await self.transact(lambda session: self.totp_use_in(session, principal_id, at, match, use_key))
+
+    def totp_use_in(
+        self, session: Session, principal_id: str, at: datetime, match: Callable[[str], int | None], use_key: str
+    ) -> TotpUse:
+        """`use_totp` inside the caller's write transaction (`transact`)."""
+        row = session.get(MfaEnrolmentRow, principal_id, with_for_update=True)
+        if row is None:
+            return TotpUse(attempt=None)
+        before = MfaGuard(row.failed_attempts, row.locked_until, row.lockouts)
+        attempt = MfaAttempt(before, counted_attempt(before, at))
+        if attempt.after is None:
+            return TotpUse(attempt=attempt)
+        step = match(self._secret_box().open(principal_id, row.secret))
+        mine = row.last_step == step and row.last_step_request_id == use_key
+        accepted = step is not None and (row.last_step is None or row.last_step < step or mine)
+        guard = VERIFIED if accepted else attempt.after
+        if accepted:
+            row.last_step, row.last_step_request_id = step, use_key
+        row.failed_attempts, row.locked_until, row.lockouts = guard.failed_attempts, guard.locked_until, guard.lockouts
+        return TotpUse(attempt=attempt, step=step, accepted=accepted)
+
     async def consume_totp_step(self, principal_id: str, step: int, request_id: str) -> bool:
-        """Accept a TOTP time step once. The same request may present it again
-        (an activity retry); any other use of that step or an older one is a replay."""
-        # One conditional UPDATE, so that concurrent uses of a step cannot both win
-        # (SQLite has no SELECT ... FOR UPDATE).
-        async with self.sessions.begin() as session:
-            taken = cast(  # an UPDATE's result is a CursorResult (Session.execute is typed for selects)
-                CursorResult,
-                await session.execute(
-                    update(MfaEnrolmentRow)
-                    .where(
-                        MfaEnrolmentRow.principal_id == principal_id,
-                        or_(MfaEnrolmentRow.last_step.is_(None), MfaEnrolmentRow.last_step < step),
-                    )
-                    .values(last_step=step, last_step_request_id=request_id)
-                ),
-            )
-            if taken.rowcount == 1:
+        """Accept a TOTP time step once, outside an attempt (`use_totp` does both).
+        The same request may present it again (an activity retry); any other use of
+        that step or an older one is a replay."""
+
+        def work(session: Session) -> bool:
+            row = session.get(MfaEnrolmentRow, principal_id, with_for_update=True)
+            if row is None:
+                return False
+            if row.last_step is None or row.last_step < step:
+                row.last_step, row.last_step_request_id = step, request_id
                 return True
-            row = await session.get(MfaEnrolmentRow, principal_id)
-            return row is not None and row.last_step == step and row.last_step_request_id == request_id
+            return row.last_step == step and row.last_step_request_id == request_id
 
-    async def count_mfa_attempt(self, principal_id: str, at: datetime) -> MfaAttempt | None:
-        """Count one TOTP attempt before its code is checked (pim/domain/mfa_lockout.py):
-        refused while locked; the attempt that reaches the limit starts the lockout.
-        None when the principal is not enrolled.
-
-        A compare-and-set: read the counters, then one conditional UPDATE that holds
-        only if nobody changed them meanwhile, else read again. Concurrent attempts
-        are therefore counted one after the other and never pass the limit. (The read
-        is a transaction of its own: on SQLite a read transaction that then writes
-        after another writer committed fails instead of waiting.)"""
-        for _ in range(COUNT_ROUNDS):
-            async with self.sessions() as session:
-                row = await session.get(MfaEnrolmentRow, principal_id)
-                if row is None:
-                    return None
-                before = MfaGuard(row.failed_attempts, row.locked_until, row.lockouts)
-            after = counted_attempt(before, at)
-            if after is None:
-                return MfaAttempt(before, None)
-            async with self.sessions.begin() as session:
-                counted = cast(
-                    CursorResult,
-                    await session.execute(
-                        update(MfaEnrolmentRow)
-                        .where(
-                            MfaEnrolmentRow.principal_id == principal_id,
-                            MfaEnrolmentRow.failed_attempts == before.failed_attempts,
-                            MfaEnrolmentRow.lockouts == before.lockouts,
-                            MfaEnrolmentRow.locked_until.is_not_distinct_from(before.locked_until),
-                        )
-                        .values(failed_attempts=after.failed_attempts, locked_until=after.locked_until, lockouts=after.lockouts)
-                    ),
-                )
-            if counted.rowcount == 1:
-                return MfaAttempt(before, after)
-        raise StoreError("mfa_busy", f"mfa: too many attempts at once for {principal_id}; try again")
-
-    async def mfa_code_accepted(self, principal_id: str) -> None:
-        """A right code was accepted: the wrong codes in a row, the lock and its doubling reset."""
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(MfaEnrolmentRow)
-                .where(MfaEnrolmentRow.principal_id == principal_id)
-                .values(failed_attempts=VERIFIED.failed_attempts, locked_until=VERIFIED.locked_until, lockouts=VERIFIED.lockouts)
-            )
+        return await self.transact(work)
 
     async def mfa_guard(self, principal_id: str) -> MfaGuard | None:
         """The lockout counters of the principal's enrolment, None when not enrolled."""
@@ -173,28 +169,35 @@ class IdentityOperations(AuditOperations):  # an OIDC token's use is an audit li
     ) -> bool:
         """Accept a proof once. The same use (`use_key`: an activity retry) may present
         it again; any other use is a replay. Atomic: of two concurrent uses one wins."""
-        try:
-            async with self.sessions.begin() as session:
-                session.add(
-                    ProofUseRow(
-                        proof_id=proof_id,
-                        use_key=use_key,
-                        actor=actor,
-                        action=action,
-                        target=target,
-                        used_at=at,
-                        expires_at=expires_at,
-                    )
-                )
+        return await self.transact(
+            lambda session: self.proof_use_in(
+                session, proof_id, use_key=use_key, actor=actor, action=action, target=target, at=at, expires_at=expires_at
+            )
+        )
+
+    def proof_use_in(
+        self,
+        session: Session,
+        proof_id: str,
+        *,
+        use_key: str,
+        actor: str,
+        action: str,
+        target: str,
+        at: datetime,
+        expires_at: datetime,
+    ) -> bool:
+        """`use_proof` inside the caller's write transaction (`transact`)."""
+        values = dict(
+            proof_id=proof_id, use_key=use_key, actor=actor, action=action, target=target, used_at=at, expires_at=expires_at
+        )
+        if insert_new(session, ProofUseRow, **values):
             return True
-        except IntegrityError:
-            async with self.sessions() as session:
-                row = await session.get(ProofUseRow, proof_id)
-            return row is not None and row.use_key == use_key
+        return session.scalar(select(ProofUseRow.use_key).where(ProofUseRow.proof_id == proof_id)) == use_key
 
     async def forget_expired_proofs(self, before: datetime) -> int:
         """Drop uses of proofs that expired before `before`: an expired proof is refused
         for its expiry anyway, so its row no longer guards anything."""
-        async with self.sessions.begin() as session:
-            result = cast(CursorResult, await session.execute(delete(ProofUseRow).where(ProofUseRow.expires_at < before)))
+        statement = delete(ProofUseRow).where(ProofUseRow.expires_at < before)
+        result = await self.transact(lambda session: cast(CursorResult, session.execute(statement)))
         return result.rowcount or 0

@@ -7,21 +7,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Callable, Sequence
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from pim.notifications.model import Notification
+from pim.store.sessions import Sessions
 from pim.store.tables import NotificationRow, PrincipalRow
 
 MAX_ERROR = 500
 
 
-class OutboxOperations:
-    sessions: async_sessionmaker[AsyncSession]
+class OutboxOperations(Sessions):
     # Called after a transaction queued notifications, so an idle dispatcher in
     # this process wakes at once instead of at its next poll.
     notifications_queued: Callable[[], None] | None = None
 
-    def _queue_notifications(self, session: AsyncSession, notifications: Sequence[Notification], channels: Sequence[str]) -> int:
+    def _queue_notifications(self, session: Session, notifications: Sequence[Notification], channels: Sequence[str]) -> int:
         # Due by the wall clock, not by the event's time (which a workflow's clock
         # sets, and a test server's skipped time can put in the future).
         at = datetime.now(UTC)
@@ -43,7 +43,8 @@ class OutboxOperations:
                 count += 1
         return count
 
-    def _wake_dispatcher(self) -> None:
+    def wake_dispatcher(self) -> None:
+        """Tell an idle dispatcher of this process that notifications were queued."""
         if self.notifications_queued is not None:
             self.notifications_queued()
 
@@ -51,9 +52,10 @@ class OutboxOperations:
         """Due rows nobody else holds, leased to the caller until `now + lease`. Two
         dispatchers never get the same row: the claim is one conditional UPDATE."""
         free = or_(NotificationRow.claimed_until.is_(None), NotificationRow.claimed_until < now)
-        async with self.sessions.begin() as session:
+
+        def work(session: Session) -> list[NotificationRow]:
             due = list(
-                await session.scalars(
+                session.scalars(
                     select(NotificationRow.id)
                     .where(NotificationRow.status == "pending", NotificationRow.next_attempt_at <= now, free)
                     .order_by(NotificationRow.next_attempt_at, NotificationRow.id)
@@ -63,7 +65,7 @@ class OutboxOperations:
             if not due:
                 return []
             claimed = list(
-                await session.scalars(
+                session.scalars(
                     update(NotificationRow)
                     .where(NotificationRow.id.in_(due), NotificationRow.status == "pending", free)
                     .values(claimed_until=now + lease, attempts=NotificationRow.attempts + 1)
@@ -72,7 +74,7 @@ class OutboxOperations:
             )
             if not claimed:
                 return []
-            rows = await session.scalars(
+            rows = session.scalars(
                 select(NotificationRow)
                 .where(NotificationRow.id.in_(claimed))
                 .order_by(NotificationRow.id)
@@ -80,21 +82,23 @@ class OutboxOperations:
             )
             return list(rows)
 
+        return await self.transact(work)
+
     async def notifications_sent(self, ids: Sequence[int], at: datetime) -> None:
         if ids:
-            async with self.sessions.begin() as session:
-                await session.execute(
-                    update(NotificationRow)
-                    .where(NotificationRow.id.in_(list(ids)))
-                    .values(status="sent", sent_at=at, claimed_until=None, last_error=None)
-                )
+            statement = (
+                update(NotificationRow)
+                .where(NotificationRow.id.in_(list(ids)))
+                .values(status="sent", sent_at=at, claimed_until=None, last_error=None)
+            )
+            await self.transact(lambda session: session.execute(statement))
 
     async def notification_failed(self, row_id: int, *, error: str, retry_at: datetime | None) -> None:
         """Back to pending until `retry_at`, or failed for good when there is none."""
         values: dict[str, object] = {"claimed_until": None, "last_error": error[:MAX_ERROR]}
         values.update(status="pending", next_attempt_at=retry_at) if retry_at else values.update(status="failed")
-        async with self.sessions.begin() as session:
-            await session.execute(update(NotificationRow).where(NotificationRow.id == row_id).values(**values))
+        statement = update(NotificationRow).where(NotificationRow.id == row_id).values(**values)
+        await self.transact(lambda session: session.execute(statement))
 
     async def notifications(
         self, *, status: str | None = None, request_id: str | None = None, event: str | None = None

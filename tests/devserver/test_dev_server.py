@@ -160,3 +160,33 @@ async def test_cli_request_approve_status_members(dev_env, demo):
         assert code == 1 and err.startswith("error:")
         await pim.deactivate(request_id, "admin", "test over")
         assert (await pim.result(request_id)).state == State.deactivated
+
+
+async def test_a_request_being_granted_is_listed_by_its_state(dev_env, demo):
+    # `activating` is a state a request passes through: its PimState stays `validating`
+    # (the one it came from), and listing by `activating` reads the status of each candidate.
+    async with running_worker(dev_env, demo, directory_faults="add:fail:1000") as pim:
+        request = ActivationRequest(
+            group_id="grp-dev",
+            access=AccessType.member,
+            principal_id="alice",
+            duration=timedelta(hours=1),
+            justification="deploy hotfix 1.2.3",
+        )
+        request_id = await pim.start(request)
+        await settled(pim, request_id, State.activating, timeout=10)  # the grant fails and is retried
+        activating = await eventually(
+            lambda: pim.list(state="activating", group_id="grp-dev"),
+            until=lambda listed: request_id in {r.request_id for r in listed},
+            what="the request in the activating list",
+            timeout=10,
+            interval=0.1,
+        )
+        assert [r.state for r in activating if r.request_id == request_id] == ["activating"]
+        listed = {r.request_id: r for r in await pim.list(state="validating", group_id="grp-dev")}
+        assert listed[request_id].state == "validating" and listed[request_id].running
+        assert request_id not in {r.request_id for r in await pim.list(state="revoking", group_id="grp-dev")}
+        # Cancelled, the grant under way ends failed, and whatever it wrote is revoked.
+        await pim.temporal.get_workflow_handle(request_id).cancel()
+        assert (await pim.result(request_id)).state == State.failed
+        assert not await demo.has_membership("grp-dev", AccessType.member, "alice")

@@ -65,12 +65,11 @@ async def test_approving_as_bob_without_bobs_proof_is_refused_by_every_path(time
         status = await after_signal(time_env, pim, rid)
         assert status.state == State.pending_approval and decisions(status) == []
         assert not await is_member(demo)
-        lines = await refused_lines(demo, rid)
-        assert lines == [
-            ("unverified", "bob", PROOF_INVALID),
-            ("unverified", "bob", PROOF_MISSING),
-            ("unverified", "bob", PROOF_INVALID),
-        ]
+        # Audit lines are written by activities running side by side (the two signals reach
+        # the workflow together): each refusal must be there, in whichever order it landed.
+        assert sorted(await refused_lines(demo, rid)) == sorted(
+            [("unverified", "bob", PROOF_INVALID), ("unverified", "bob", PROOF_MISSING), ("unverified", "bob", PROOF_INVALID)]
+        )
         assert not [r for r in await demo.audit(request_id=rid) if r.action == "request_approved"]
 
         # bob himself, through the trusted front end, still decides.
@@ -90,7 +89,7 @@ async def test_ending_someone_elses_access_as_admin_without_a_proof_is_refused(t
         await PimClient(time_env.client, pim.task_queue, signer=FORGER).deactivate(rid, "admin", "bye")
         status = await after_signal(time_env, pim, rid)
         assert status.state == State.active and await is_member(demo)
-        assert [line[2] for line in await refused_lines(demo, rid)] == [PROOF_MISSING, PROOF_INVALID]
+        assert sorted(line[2] for line in await refused_lines(demo, rid)) == sorted([PROOF_MISSING, PROOF_INVALID])
         await pim.deactivate(rid, "admin", "test over")
         assert (await after_signal(time_env, pim, rid)).state == State.deactivated
 

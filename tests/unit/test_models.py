@@ -404,3 +404,19 @@ def test_a_ticket_pattern_that_is_not_a_regular_expression_is_refused_when_the_p
     # instead of ending with a violation.
     with pytest.raises(ValidationError, match="ticket_pattern"):
         ActivationSettings(ticket_pattern="OPS-[0-9")
+
+
+def test_a_request_passing_through_a_state_is_listed_under_the_one_it_came_from():
+    # PimState is not written for activating and revoking (pim/domain/models.py).
+    from pim.domain.models import PASSING_STATES, listed_as, may_be_in
+
+    assert PASSING_STATES == {State.activating, State.revoking}
+    assert listed_as(State.active) == {State.active}
+    assert listed_as(State.activating) == {State.validating, State.pending_approval, State.scheduled}
+    assert listed_as(State.revoking) == {State.validating, State.pending_approval, State.scheduled, State.active}
+    # Every state a request can rest in is written, so every listing finds its requests.
+    for state in State:
+        assert all(shown not in PASSING_STATES for shown in listed_as(state))
+        assert all(state in may_be_in(shown) for shown in listed_as(state))
+    assert may_be_in(State.active) == {State.active, State.revoking}
+    assert may_be_in(State.expired) == {State.expired}

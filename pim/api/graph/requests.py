@@ -42,7 +42,7 @@ from pim.api.graph.filters import parse_filter, same_value
 from pim.api.graph.models import GROUP_ROOT, AccessId, Collection, GraphIn, RequestSchedule, TicketInfo, any_case, context
 from pim.api.ids import RequestRef, parse_admin_request_id, parse_request_id
 from pim.api.services import ApiServices
-from pim.domain.models import ID_PATTERN, AccessType, ActivationRequest, MfaEvidence, State, activation_workflow_id
+from pim.domain.models import ID_PATTERN, AccessType, ActivationRequest, MfaEvidence, State, activation_workflow_id, may_be_in
 from pim.domain.models import violations_from_validation_error as violations_of
 from pim.domain.status import ActivationStatus
 from pim.operations import requests as flows
@@ -295,8 +295,12 @@ def graph_status_named(text: str | None) -> str | None:
 
 
 def _may_be(state: str | None, graph: str) -> bool:
-    """Whether a request in `state` may read as Graph status `graph` (a passed dry run is canceled)."""
-    return state in {s.value for s in STATES_OF[graph]} or state == State.canceled.value
+    """Whether a request listed under `PimState = state` may read as Graph status
+    `graph`: it may be in a state it passes through (`may_be_in`), and a passed dry
+    run is canceled."""
+    if state is None or state not in State.__members__:
+        return False
+    return bool(may_be_in(State(state)) & STATES_OF[graph]) or state == State.canceled.value
 
 
 @router.get(
