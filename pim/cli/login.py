@@ -20,6 +20,7 @@ import typer
 from pim.cli import remote, tokens
 from pim.cli.common import async_command
 from pim.cli.errors import CliError
+from pim.runtime.http import http_client
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 SCOPE = "openid profile offline_access"  # offline_access: a refresh token, so that a session outlives its first token
@@ -40,7 +41,7 @@ async def login(
         raise CliError("give --user and --code together (pim dev's development issuer), or neither", 2)
     if code is not None and not (len(code) == 6 and code.isascii() and code.isdigit()):
         raise CliError("--code: a TOTP code is 6 digits", 2)
-    async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as http:
+    async with http_client(timeout=TIMEOUT, follow_redirects=False) as http:
         config = await get_json(http, f"{api}/api/auth/config", "the API's sign-in settings")
         issuer, client_id = str(config["issuer"]).rstrip("/"), str(config["client_id"])
         provider = await get_json(http, f"{issuer}/.well-known/openid-configuration", "the issuer's discovery document")
@@ -138,6 +139,6 @@ async def logout() -> None:
 async def token() -> None:
     """Print the current access token (renewed first when it has expired), for curl and SDKs."""
     api = remote.require_api_url("pim auth token")
-    async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as http:
+    async with http_client(timeout=TIMEOUT, follow_redirects=False) as http:
         session = await remote.current_session(http, api)
     typer.echo(session.access_token)

@@ -73,9 +73,11 @@ async def call(method: str, path: str, *, json: Any = None, params: dict[str, An
     An access token the API refuses is renewed once, then the call is made again."""
     import httpx
 
+    from pim.runtime.http import http_client
+
     url = require_api_url("this command")
     query = {key: value for key, value in (params or {}).items() if value is not None}
-    async with httpx.AsyncClient(timeout=httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT), follow_redirects=False) as http:
+    async with http_client(timeout=httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT), follow_redirects=False) as http:
         session = await current_session(http, url)
         response = await send(http, method, url + path, session.access_token, json=json, params=query)
         if response.status_code == 401 and session.refresh_token:

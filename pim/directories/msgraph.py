@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError
 
 from pim.directories.interface import GROUP_NOT_FOUND
 from pim.domain.models import AccessType
+from pim.runtime.http import http_client
 from pim.runtime.logging import get_logger
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ class GraphDirectory:
         # Activities time out at 30 s: longer waits are left to Temporal (next_retry_delay).
         self._throttle_budget = throttle_budget
         self._default_retry_after = default_retry_after
-        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._http = http_client(timeout=timeout, follow_redirects=False)
         self._token: str | None = None
         self._token_expires = 0.0  # time.monotonic()
         self._token_lock = asyncio.Lock()

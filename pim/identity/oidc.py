@@ -45,6 +45,7 @@ from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from pim.domain.models import Violation
 from pim.domain.policy import ActivationSettings
+from pim.runtime.http import http_client
 from pim.runtime.logging import get_logger
 from pim.runtime.settings import PimSettings, load_settings
 
@@ -212,7 +213,7 @@ class JwksCache:
 
     async def _refresh(self, now: float) -> None:
         self.attempted_at = now
-        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as http:
+        async with http_client(timeout=self.timeout, follow_redirects=False) as http:
             if self.jwks_url is None:
                 discovery = await self._get(http, f"{self.issuer}/.well-known/openid-configuration")
                 if not isinstance(discovery, dict) or str(discovery.get("issuer", "")).rstrip("/") != self.issuer:

@@ -23,6 +23,7 @@ from authlib.common.security import generate_token
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from pim.runtime.http import http_client
 from pim.runtime.settings import PimSettings
 
 DEFAULT_SCOPE = "openid profile offline_access"
@@ -165,7 +166,7 @@ class PortalOidc:
         else:
             form = {**form, "client_id": self.settings.portal_client_id}
         try:
-            async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as http:
+            async with http_client(timeout=TIMEOUT, follow_redirects=False) as http:
                 response = await http.post(provider["token_endpoint"], data=form, auth=auth)  # type: ignore[arg-type]
         except httpx.HTTPError as error:
             raise SignInFailed(f"the issuer cannot be reached ({type(error).__name__})") from None
@@ -192,7 +193,7 @@ class PortalOidc:
 
     async def _get(self, url: str) -> dict[str, Any]:
         try:
-            async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as http:
+            async with http_client(timeout=TIMEOUT, follow_redirects=False) as http:
                 response = await http.get(url)
             response.raise_for_status()
             document = response.json()

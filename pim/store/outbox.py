@@ -116,10 +116,8 @@ class OutboxOperations(Sessions):
         """(email, display name) of each known principal, for addressing notifications."""
         if not principal_ids:
             return {}
-        async with self.sessions() as session:
-            rows = await session.execute(
-                select(PrincipalRow.id, PrincipalRow.email, PrincipalRow.display_name).where(
-                    PrincipalRow.id.in_(sorted(set(principal_ids)))
-                )
-            )
-            return {row.id: (row.email, row.display_name or row.id) for row in rows}
+        query = select(PrincipalRow.id, PrincipalRow.email, PrincipalRow.display_name).where(
+            PrincipalRow.id.in_(sorted(set(principal_ids)))
+        )
+        rows = await self.read(lambda session: list(session.execute(query)))
+        return {row.id: (row.email, row.display_name or row.id) for row in rows}

@@ -24,6 +24,7 @@ from pim.client import PimClient
 from pim.identity.issuer import PIM_CLI
 from pim.identity.oidc import OidcConfig, OidcVerifier
 from pim.identity.totp import current_code
+from pim.runtime.http import http_client
 from pim.runtime.settings import PimSettings
 from pim.store import Store
 from tests.conftest import TEST_SIGNER, running_worker
@@ -117,5 +118,5 @@ async def running_api(
         audiences = tuple(a.strip() for a in (config.oidc_audience or "").split(","))
         verifier = OidcVerifier(OidcConfig(issuer=idp.issuer, audiences=audiences, principal_claim=config.oidc_principal_claim))
         services = ApiServices(config, store, PimClient(env.client, pim.task_queue, signer=TEST_SIGNER), verifier)
-        async with serving(lambda base: create_app(services)) as base, httpx.AsyncClient(timeout=30) as http:
+        async with serving(lambda base: create_app(services)) as base, http_client(timeout=30) as http:
             yield Api(base, http, idp, pim, services, store)

@@ -20,6 +20,7 @@ import httpx
 import uvicorn
 
 from pim.identity.issuer import IssuerClient, IssuerSettings, create_issuer_app, pim_cli_client
+from pim.runtime.http import http_client
 from pim.store import Store
 
 AUDIENCE = "pim-api"
@@ -82,5 +83,5 @@ async def running_issuer(store: Store, prefix: str = "", **settings: Any) -> Asy
 
         return Starlette(routes=[Mount(prefix, app=app)])
 
-    async with serving(make) as base, httpx.AsyncClient(timeout=10, follow_redirects=False) as http:
+    async with serving(make) as base, http_client(timeout=10, follow_redirects=False) as http:
         yield Idp(base + prefix, made["settings"], http)

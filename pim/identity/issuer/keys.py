@@ -56,9 +56,10 @@ def _from_pem(pem: bytes, where: str) -> IssuerKey:
 
 
 def generate_key() -> IssuerKey:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return _from_pem(pem, "generated key")
+    # Wrapped as generated: a PEM round trip would check the new key twice more (a third of a second).
+    key = RSAKey.generate_key(KEY_BITS, private=True)
+    key.ensure_kid()
+    return IssuerKey(key)
 
 
 def load_or_create_key(path: Path | None) -> IssuerKey:

@@ -32,6 +32,7 @@ from pydantic import SecretStr
 
 from pim.notifications.messages import render_slack, render_text
 from pim.notifications.model import Notification, PermanentDeliveryError, request_link
+from pim.runtime.http import http_client
 from pim.runtime.logging import get_logger
 from pim.runtime.settings import PimSettings
 
@@ -181,7 +182,7 @@ class WebhookChannel:
                 response = await self._client.post(self._url, content=body, headers=headers, timeout=self.timeout)
             else:
                 # Redirects are not followed: a signed body must not be handed to a host we were not given.
-                async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
+                async with http_client(timeout=self.timeout, follow_redirects=False) as client:
                     response = await client.post(self._url, content=body, headers=headers)
         except httpx.HTTPError as error:
             # httpx's message can name the URL, whose path may be a credential: show the target instead,
