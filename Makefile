@@ -20,8 +20,11 @@ dev: install
 
 ## Lint, format check, import contracts and type check, then the whole suite:
 ## unit, store and workflow tests on real Temporal servers, on SQLite and PostgreSQL.
+## Three workers (pytest-xdist), a test file each at a time: the suite mostly waits on
+## servers, so three share two cores well, and a file's tests keep their order.
+PYTEST_WORKERS ?= 3
 test: install lint typecheck slapd chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 ## OpenLDAP's slapd (Debian package) for the LDAP directory tests, installed once.
 slapd:
@@ -47,7 +50,7 @@ test-fast: install
 
 ## Everything but the slow crash-and-restart tests.
 test-quick: install chromium
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow"
 
 ## Benchmarks against the bare floor measured in the same run, goals from issue 17 (bench/goals.py);
 ## each writes bench/results/<name>.json, then a table of figure, product, floor, ratio, goal, met.
