@@ -41,6 +41,7 @@ from bench.common import (
     wait_state,
 )
 from bench.goals import figure
+from bench.revocation_phases import phases
 from pim.store.tables import MembershipRow
 
 POLL = 0.05
@@ -191,6 +192,13 @@ async def run() -> None:
                 }
             )
         print(table(rows, ("workflow", "expiring together", "p50 s", "p95 s", "p99 s", "max s", "expiry spread s")))
+        # Where the lag goes, for the first batch of each: read from the histories.
+        for batch, entry in zip(batches[:2], out[:2]):
+            gone = [watch.vanished.get(k) for k in batch["keys"]]
+            entry["phases_seconds_after_expiry"] = await phases(bench.client, batch["ids"], batch["expires_at"], gone)
+            print(f"{batch['kind']} x{batch['n']}, seconds after expires_at (p50 / p99):")
+            for name, stats in entry["phases_seconds_after_expiry"].items():
+                print(f"  {name:<20} {stats.get('p50')} / {stats.get('p99')}")
         # History of an activation that expired on its own, against a bare workflow of the same batch pair.
         product_small, bare_small = batches[0]["ids"][0], batches[1]["ids"][0]
         final = await bench.pim.result(product_small)
