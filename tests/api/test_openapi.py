@@ -19,12 +19,9 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from temporalio.testing import WorkflowEnvironment
 
-from pim.runtime.temporal import find_binary
 from tests.api.harness import running_api
-from tests.conftest import WORKER_CONVERTER
-from workflows.search_attributes import SEARCH_ATTRIBUTES
+from tests.conftest import dev_server
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = 15  # per operation and mode: enough to reach every documented branch, small enough for 2 cores
@@ -66,14 +63,8 @@ async def own_dev_env():
     """A dev server of this module's own: the lists it fuzzes hold only its requests. On the
     session's server they also held earlier tests' running requests, whose workers had stopped,
     and a status query to one of those waits for a worker that never comes."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        data_converter=WORKER_CONVERTER,
-        search_attributes=list(SEARCH_ATTRIBUTES),
-        dev_server_log_level="error",
-    )
-    yield env
-    await env.shutdown()
+    async with dev_server() as env:
+        yield env
 
 
 async def test_every_endpoint_keeps_to_its_openapi_document(own_dev_env, demo):

@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import pytest
 import pytest_asyncio
-from temporalio.testing import WorkflowEnvironment
 
-from pim.runtime.temporal import find_binary
-from tests.conftest import WORKER_CONVERTER, sqlite_store
+from tests.conftest import dev_server, sqlite_store
 from tests.portal.harness import CHROMIUM, running_portal
-from workflows.search_attributes import SEARCH_ATTRIBUTES
 
 
 @pytest_asyncio.fixture
@@ -50,14 +47,8 @@ async def browser():
 @pytest_asyncio.fixture
 async def portal_env():
     """A Temporal dev server for one test."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        data_converter=WORKER_CONVERTER,
-        search_attributes=list(SEARCH_ATTRIBUTES),
-        dev_server_log_level="error",
-    )
-    yield env
-    await env.shutdown()
+    async with dev_server() as env:
+        yield env
 
 
 @pytest_asyncio.fixture
