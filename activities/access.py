@@ -6,9 +6,13 @@ the membership out only when no other live source still gives it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -22,6 +26,8 @@ from pim.notifications.compose import compose, describe
 from pim.runtime import metrics
 from pim.runtime.logging import get_logger
 from pim.store import Store
+from pim.store.access import end_activation_in
+from pim.store.tables import GrantRow
 
 log = get_logger("pim.activities")
 SOURCE_KIND = "activation"
@@ -116,20 +122,29 @@ class AccessActivities(AccessInterface):
 
     @activity.defn
     async def close_activation(self, change: AccessChange) -> None:
-        """Revoke (when granted) and release the claim. Retried until it succeeds;
+        """Revoke (when granted), release the claim and write the audit line: with
+        the built-in directory, one store transaction. Retried until it succeeds;
         every step is idempotent, so a retry after a partial success is safe."""
         metrics.revocation_attempt()
+        details = {"state": str(change.final_state or ""), "reason": change.reason or "", "revoked": str(change.granted).lower()}
+        key = f"{change.run_key}:ended"
+        notify = await self._notify(change, key, "activation_ended", f"Activation {change.final_state}", details)
+        line = self._audit_line(change, "activation_ended", details, key, **notify)
+
+        def end_and_audit(session: Session) -> None:
+            end_activation_in(session, change.run_key)
+            self.store.audit_in(session, **line)
+
+        try:
+            others = await self._end(change, end_and_audit)
+        except IntegrityError:
+            # The line is there already: an earlier attempt wrote it with the end of the
+            # activation, then failed to report. Ending again changes nothing.
+            others = await self._end(change, partial(end_activation_in, request_id=change.run_key))
+        else:
+            if notify.get("notifications"):
+                self.store.wake_dispatcher()
         if change.granted:
-            others = await withdraw(
-                self.store,
-                self.directory,
-                change.group_id,
-                change.access,
-                change.principal_id,
-                source_id=change.run_key,
-                at=change.at,
-                drop_source=lambda: self.store.end_activation(change.run_key),
-            )
             log.info(
                 "access revoked" if not others else "activation ended; access kept through another source",
                 request_id=change.request_id,
@@ -138,18 +153,32 @@ class AccessActivities(AccessInterface):
                 principal_id=change.principal_id,
                 kept_by=[o.source_kind for o in others],
             )
-        else:
-            await self.store.release_activation(change.run_key)
-        details = {"state": str(change.final_state or ""), "reason": change.reason or "", "revoked": str(change.granted).lower()}
-        key = f"{change.run_key}:ended"
-        notify = await self._notify(change, key, "activation_ended", f"Activation {change.final_state}", details)
-        await self._audit(change, "activation_ended", details, key, **notify)
         if change.granted and change.final_state == State.expired:  # the attempt that finished the revocation
             metrics.revocation_done(change.expires_at)
 
+    async def _end(self, change: AccessChange, drop_source: Callable[[Session], None]) -> list[GrantRow]:
+        """Withdraw the access (when granted) and drop the activation's grant row and
+        claim with `drop_source`. Returns the sources that keep the access."""
+        if not change.granted:
+            await self.store.transact(drop_source)
+            return []
+        return await withdraw(
+            self.store,
+            self.directory,
+            change.group_id,
+            change.access,
+            change.principal_id,
+            source_id=change.run_key,
+            at=change.at,
+            drop_source=drop_source,
+        )
+
     async def _audit(self, change: AccessChange, action: str, details: dict[str, Any], key: str, **notify: Any) -> None:
         """One audit line about this activation (its notifications queued with it)."""
-        await self.store.append_audit(
+        await self.store.append_audit(**self._audit_line(change, action, details, key, **notify))
+
+    def _audit_line(self, change: AccessChange, action: str, details: dict[str, Any], key: str, **notify: Any) -> dict[str, Any]:
+        return dict(
             at=change.at,
             action=action,
             actor=change.actor or change.principal_id,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
 from temporalio import activity
 
 from activities.interfaces import AssignmentInterface
@@ -17,6 +17,8 @@ from pim.notifications.compose import compose, describe, group_rule
 from pim.operations.eligibility import end_dependent_activations
 from pim.runtime.logging import get_logger
 from pim.store import Store
+from pim.store.access import remove_grant_in
+from pim.store.assignments import end_assignment_in
 from pim.store.tables import AssignmentRow
 
 log = get_logger("pim.activities")
@@ -102,10 +104,11 @@ class AssignmentActivities(AssignmentInterface):
         removed_by = row.removed_by if row is not None and row.removed_at is not None else event.removed_by
         reason = row.removal_reason if row is not None and row.removed_at is not None else event.reason
 
-        def end_assignment() -> Awaitable[None]:
+        def end_assignment(session: Session) -> None:
             if row is None:
-                return self.store.remove_grant("assignment", plan.assignment_id)
-            return self.store.end_assignment(plan.assignment_id, at=event.at, removed_by=removed_by, reason=reason)
+                remove_grant_in(session, "assignment", plan.assignment_id)
+            else:
+                end_assignment_in(session, plan.assignment_id, at=event.at, removed_by=removed_by, reason=reason)
 
         if plan.kind == "active":
             await withdraw(
@@ -119,7 +122,7 @@ class AssignmentActivities(AssignmentInterface):
                 drop_source=end_assignment,
             )
         else:
-            await end_assignment()
+            await self.store.transact(end_assignment)
         await self._audit_end(event, removed_by, reason)
         await end_dependent_activations(self.store, activity.client(), plan, event.at)
         return True

@@ -8,6 +8,7 @@ from datetime import timedelta
 from functools import partial
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
@@ -21,6 +22,7 @@ from pim.domain.models import AccessType
 from pim.domain.reconcile import Finding, ReconcileInput, ReconcileReport
 from pim.runtime.logging import get_logger
 from pim.store import Store
+from pim.store.access import remove_grant_in
 from pim.store.tables import ActivationClaimRow, GrantRow, GroupRow, MembershipRow
 
 log = get_logger("pim.reconcile")
@@ -86,7 +88,7 @@ class ReconcileActivities(ReconcileInterface):
                 grant.principal_id,
                 source_id=grant.source_id,
                 at=data.at,
-                drop_source=partial(self.store.remove_grant, grant.source_kind, grant.source_id),
+                drop_source=partial(remove_grant_in, source_kind=grant.source_kind, source_id=grant.source_id),
             )
             await self._audit(data, "access_reconciled", finding)
             report.revoked.append(finding)
@@ -196,5 +198,5 @@ class ReconcileActivities(ReconcileInterface):
         )
 
 
-async def _nothing() -> None:
+def _nothing(session: Session) -> None:
     """Unsourced access has no source row to drop."""

@@ -194,7 +194,9 @@ class GroupActivation:
         self.granted = True  # from here on, closing revokes (the grant may be partly written)
         try:
             # The grant re-checks the claim, eligibility, approvals and policy against the store.
-            await workflow.execute_activity_method(AccessInterface.grant_access, self._change(granted_at), **GRANT)
+            await workflow.execute_activity_method(
+                AccessInterface.grant_access, self._change(granted_at, for_grant=True), **GRANT
+            )
         except ActivityError as error:
             refusal = _cause_type(error)
             if refusal == ELIGIBILITY_REMOVED:
@@ -462,7 +464,11 @@ class GroupActivation:
     async def _proven(self, action: Action, actor: str, payload: Proven, attempted: str) -> bool:
         return await self.gate.proof_refusal(action, actor, payload, attempted) is None
 
-    def _change(self, at: datetime, final_state: State | None = None, reason: str | None = None) -> AccessChange:
+    def _change(
+        self, at: datetime, final_state: State | None = None, reason: str | None = None, for_grant: bool = False
+    ) -> AccessChange:
+        """The input of an access activity. Only the grant re-checks the request and
+        its approvals: the others go without them (a smaller task and history)."""
         assert self.request is not None
         return AccessChange(
             request_id=self.status.request_id,
@@ -478,8 +484,8 @@ class GroupActivation:
             policy=self.admission.policy,
             policy_version=self.admission.policy_version,
             administrators=self.admission.administrators,
-            request=self.request,
-            stages=self.status.stages,
+            request=self.request if for_grant else None,
+            stages=self.status.stages if for_grant else [],
         )
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Awaitable, Callable
 
+from sqlalchemy.orm import Session
 from temporalio.exceptions import ApplicationError
 
 from pim.directories.interface import GROUP_NOT_FOUND, Directory
+from pim.directories.store_directory import StoreDirectory
 from pim.domain.models import AccessType
 from pim.runtime.logging import get_logger
 from pim.store import Store
@@ -48,17 +50,23 @@ async def withdraw(
     *,
     source_id: str,
     at: datetime,
-    drop_source: Callable[[], Awaitable[None]],
+    drop_source: Callable[[Session], object],
 ) -> list[GrantRow]:
     """One source of access ends: take the membership out of the directory unless
-    another live source still gives it, then drop the source. Under the target's
-    lock, so that two sources ending together cannot each see the other and both
-    leave the membership behind. Returns the sources that keep it. Idempotent."""
+    another live source still gives it, then drop the source (`drop_source`: work
+    in a store transaction). Under the target's lock, so that two sources ending
+    together cannot each see the other and both leave the membership behind.
+    Returns the sources that keep it. Idempotent."""
     async with store.access_lock(group_id, AccessType(access).value, principal_id):
+        if isinstance(directory, StoreDirectory) and directory.store is store:
+            # The directory is the store's own table: all of it in one transaction.
+            return await store.withdraw_in_store(
+                group_id, access, principal_id, source_id=source_id, at=at, drop_source=drop_source
+            )
         others = await store.other_live_sources(group_id, access, principal_id, source_id=source_id, at=at)
         if not others:
             await _remove_until_gone(directory, group_id, access, principal_id)
-        await drop_source()
+        await store.transact(drop_source)
     return others
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import Session
 from temporalio.client import WorkflowHandle, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -28,6 +28,7 @@ from pim.domain.policy import AssignmentSettings, Policy
 from pim.identity.totp_check import AttemptScope, verify_totp
 from pim.operations.context import AdminContext
 from pim.operations.eligibility import end_dependent_activations
+from pim.store.assignments import end_assignment_in
 from pim.store.tables import AssignmentRow
 
 PLAIN_MEMBERSHIP = AssignmentSettings(allow_permanent=True, max_duration=Policy().active_assignment.max_duration)
@@ -231,8 +232,8 @@ async def remove_assignment(ctx: AdminContext, assignment_id: str, reason: str |
         await _update(ctx, action, row, "remove", AssignmentChange(by=ctx.actor, reason=reason))
         return
 
-    def end_assignment() -> Awaitable[None]:
-        return ctx.store.end_assignment(row.id, at=at, removed_by=ctx.actor, reason=reason)
+    def end_assignment(session: Session) -> None:
+        end_assignment_in(session, row.id, at=at, removed_by=ctx.actor, reason=reason)
 
     if row.kind == "active":
         await withdraw(
@@ -246,7 +247,7 @@ async def remove_assignment(ctx: AdminContext, assignment_id: str, reason: str |
             drop_source=end_assignment,
         )
     else:
-        await end_assignment()
+        await ctx.store.transact(end_assignment)
     await ctx.audit(
         "assignment_removed",
         group_id=row.group_id,

@@ -86,16 +86,41 @@ class AccessOperations(Sessions):
         row is written when it is granted and deleted when it is revoked, so every
         recorded one counts, even one granted a moment after `at` by another worker;
         an assignment counts while its window holds (at `at`, or now if later)."""
-        moment = max(at, datetime.now(UTC))
-        query = select(GrantRow).where(
-            GrantRow.group_id == group_id,
-            GrantRow.access == AccessType(access).value,
-            GrantRow.principal_id == principal_id,
-            GrantRow.source_id != source_id,
-            or_(GrantRow.source_kind == "activation", _live(GrantRow.starts_at, GrantRow.ends_at, moment)),
-        )
+        query = _other_live_sources(group_id, access, principal_id, source_id, at)
         # In a reader thread: every revocation asks this, a thousand at once when they expire together.
-        return await self.read(lambda session: list(session.scalars(query.order_by(GrantRow.id))))
+        return await self.read(lambda session: list(session.scalars(query)))
+
+    async def withdraw_in_store(
+        self,
+        group_id: str,
+        access: AccessType,
+        principal_id: str,
+        *,
+        source_id: str,
+        at: datetime,
+        drop_source: Callable[[Session], object],
+    ) -> list[GrantRow]:
+        """`withdraw` when the directory is this store's own membership table: look
+        for another live source, remove the membership when there is none, and drop
+        the source (`drop_source`, work in the same transaction), all in one write
+        transaction. A revocation was four trips to the store and back, each queued
+        behind every other when a thousand expire together; this is one. Returns
+        the sources that keep the access."""
+        query = _other_live_sources(group_id, access, principal_id, source_id, at)
+        membership = delete(MembershipRow).where(
+            MembershipRow.group_id == group_id,
+            MembershipRow.access == AccessType(access).value,
+            MembershipRow.principal_id == principal_id,
+        )
+
+        def work(session: Session) -> list[GrantRow]:
+            others = list(session.scalars(query))
+            if not others:
+                session.execute(membership)
+            drop_source(session)
+            return others
+
+        return await self.transact(work)
 
     async def set_grant_end(self, source_kind: str, source_id: str, ends_at: datetime | None) -> None:
         """Move a source's end (an extended activation). Idempotent; nothing when the source is gone."""
@@ -105,8 +130,7 @@ class AccessOperations(Sessions):
         await self.transact(lambda session: session.execute(statement))
 
     async def remove_grant(self, source_kind: str, source_id: str) -> None:
-        statement = delete(GrantRow).where(GrantRow.source_kind == source_kind, GrantRow.source_id == source_id)
-        await self.transact(lambda session: session.execute(statement))
+        await self.transact(lambda session: remove_grant_in(session, source_kind, source_id))
 
     # --- the built-in directory ---------------------------------------------
 
@@ -237,12 +261,18 @@ class AccessOperations(Sessions):
         """An activation's grant row and its claim go together: one transaction
         instead of two on the revocation path, where a thousand expiring at once
         queue for SQLite's single writer."""
+        await self.transact(lambda session: end_activation_in(session, request_id))
 
-        def work(session: Session) -> None:
-            session.execute(delete(GrantRow).where(GrantRow.source_kind == "activation", GrantRow.source_id == request_id))
-            session.execute(delete(ActivationClaimRow).where(ActivationClaimRow.request_id == request_id))
 
-        await self.transact(work)
+def remove_grant_in(session: Session, source_kind: str, source_id: str) -> None:
+    """`remove_grant` inside the caller's write transaction."""
+    session.execute(delete(GrantRow).where(GrantRow.source_kind == source_kind, GrantRow.source_id == source_id))
+
+
+def end_activation_in(session: Session, request_id: str) -> None:
+    """`end_activation` inside the caller's write transaction."""
+    session.execute(delete(GrantRow).where(GrantRow.source_kind == "activation", GrantRow.source_id == request_id))
+    session.execute(delete(ActivationClaimRow).where(ActivationClaimRow.request_id == request_id))
 
 
 @dataclass(frozen=True)
@@ -356,6 +386,22 @@ def _administrators(session: Session, group_id: str, at: datetime, role_assignab
     holders = select(DirectoryRoleRow.principal_id).where(DirectoryRoleRow.role.in_(roles))
     owners = _live_holders(group_id, AccessType.owner, at)
     return sorted(set(session.scalars(union(holders, owners))))
+
+
+def _other_live_sources(group_id: str, access: AccessType, principal_id: str, source_id: str, at: datetime) -> Select:
+    """See `AccessOperations.other_live_sources`."""
+    moment = max(at, datetime.now(UTC))
+    return (
+        select(GrantRow)
+        .where(
+            GrantRow.group_id == group_id,
+            GrantRow.access == AccessType(access).value,
+            GrantRow.principal_id == principal_id,
+            GrantRow.source_id != source_id,
+            or_(GrantRow.source_kind == "activation", _live(GrantRow.starts_at, GrantRow.ends_at, moment)),
+        )
+        .order_by(GrantRow.id)
+    )
 
 
 def _live_holders(group_id: str, access: AccessType, at: datetime) -> Select[str]:

@@ -128,17 +128,8 @@ class AssignmentOperations(Sessions):
         self, assignment_id: str, *, at: datetime, removed_by: str | None = None, reason: str | None = None
     ) -> None:
         """The assignment stops being a source of access; a removal also records who and why.
-        Idempotent. The directory is the caller's business (see pim.access_changes)."""
-
-        def work(session: Session) -> None:
-            row = session.get(AssignmentRow, assignment_id)
-            if row is None:
-                raise StoreError("assignment_not_found", f"assignment: no assignment {assignment_id!r}")
-            if removed_by is not None and row.removed_at is None:
-                row.removed_at, row.removed_by, row.removal_reason = at, removed_by, reason
-            session.execute(delete(GrantRow).where(GrantRow.source_kind == SOURCE_KIND, GrantRow.source_id == assignment_id))
-
-        await self.transact(work)
+        Idempotent. The directory is the caller's business (pim/directories/sources.py)."""
+        await self.transact(lambda session: end_assignment_in(session, assignment_id, at, removed_by, reason))
 
     async def change_assignment_window(
         self, assignment_id: str, *, starts_at: datetime, ends_at: datetime, by: str, at: datetime
@@ -177,3 +168,15 @@ class AssignmentOperations(Sessions):
     async def is_owner(self, group_id: str, principal_id: str, at: datetime) -> bool:
         grants = await self.live_grants(group_id, AccessType.owner, at, principal_id)  # type: ignore[attr-defined]
         return bool(grants)
+
+
+def end_assignment_in(
+    session: Session, assignment_id: str, at: datetime, removed_by: str | None = None, reason: str | None = None
+) -> None:
+    """`end_assignment` inside the caller's write transaction."""
+    row = session.get(AssignmentRow, assignment_id)
+    if row is None:
+        raise StoreError("assignment_not_found", f"assignment: no assignment {assignment_id!r}")
+    if removed_by is not None and row.removed_at is None:
+        row.removed_at, row.removed_by, row.removal_reason = at, removed_by, reason
+    session.execute(delete(GrantRow).where(GrantRow.source_kind == SOURCE_KIND, GrantRow.source_id == assignment_id))

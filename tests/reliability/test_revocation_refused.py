@@ -6,6 +6,7 @@ any other permanent refusal is retried like an outage until someone fixes it."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -15,6 +16,7 @@ from pim.directories.interface import GROUP_NOT_FOUND
 from pim.directories.sources import withdraw
 from pim.directories.store_directory import StoreDirectory
 from pim.domain.models import AccessType
+from pim.store.access import remove_grant_in
 
 MEMBER = AccessType.member
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
@@ -41,7 +43,7 @@ async def test_a_group_the_directory_no_longer_has_counts_as_revoked(demo):
         "alice",
         source_id="run-1",
         at=NOW,
-        drop_source=lambda: demo.remove_grant("activation", "run-1"),
+        drop_source=partial(remove_grant_in, source_kind="activation", source_id="run-1"),
     )
     assert await demo.other_live_sources("grp-dev", MEMBER, "alice", source_id="none", at=NOW) == []
     assert directory.injected == [("remove", f"refuse={GROUP_NOT_FOUND}")]
@@ -59,7 +61,7 @@ async def test_a_permanent_refusal_is_retried_and_keeps_the_source(demo):
             "alice",
             source_id="run-2",
             at=NOW,
-            drop_source=lambda: demo.remove_grant("activation", "run-2"),
+            drop_source=partial(remove_grant_in, source_kind="activation", source_id="run-2"),
         )
     assert raised.value.non_retryable is False  # Temporal retries it, without limit for close_activation
     assert directory.injected == [("remove", "refuse=directory_forbidden")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
@@ -16,6 +17,7 @@ from pim.directories.sources import confer, withdraw
 from pim.directories.store_directory import StoreDirectory
 from pim.domain.models import AccessType
 from pim.store import Store
+from pim.store.access import remove_grant_in
 
 MEMBER = AccessType.member
 ROUNDS = 25
@@ -54,7 +56,7 @@ async def revoke(worker: Store, source: str) -> None:
         "alice",
         source_id=source,
         at=datetime.now(UTC),
-        drop_source=lambda: worker.remove_grant("activation", source),
+        drop_source=partial(remove_grant_in, source_kind="activation", source_id=source),
     )
 
 

@@ -1,0 +1,65 @@
+"""`close_activation` is retried until it succeeds, so it may run again after an
+attempt that did everything but report back. With the built-in directory the
+revocation, the end of the grant and its claim, and the audit line are one
+transaction: a second run finds the line written, changes nothing and fails
+nothing. Another live source keeps the membership, and says so."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from temporalio.testing import ActivityEnvironment
+
+from activities.access import AccessActivities
+from pim.directories.store_directory import StoreDirectory
+from pim.domain.models import AccessType, State
+from pim.domain.status import AccessChange
+
+MEMBER = AccessType.member
+NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
+
+
+async def granted(store, source_id: str, kind: str = "activation") -> None:
+    await store.add_grant("grp-dev", MEMBER, "alice", source_kind=kind, source_id=source_id, starts_at=NOW)
+    await store.set_membership("grp-dev", MEMBER, "alice", present=True)
+
+
+def expiry(run_key: str) -> AccessChange:
+    return AccessChange(
+        request_id=run_key.split("#")[0],
+        run_key=run_key,
+        group_id="grp-dev",
+        access=MEMBER,
+        principal_id="alice",
+        at=NOW,
+        expires_at=NOW,
+        granted=True,
+        final_state=State.expired,
+        reason="the activation reached its end",
+    )
+
+
+async def test_a_close_run_again_after_it_succeeded_revokes_once_and_writes_one_line(demo):
+    await granted(demo, "req-1#run-1")
+    close = AccessActivities(demo, StoreDirectory(demo)).close_activation
+    await ActivityEnvironment().run(close, expiry("req-1#run-1"))
+    await ActivityEnvironment().run(close, expiry("req-1#run-1"))  # the first attempt's report was lost
+    assert not await demo.has_membership("grp-dev", MEMBER, "alice")
+    assert await demo.other_live_sources("grp-dev", MEMBER, "alice", source_id="none", at=NOW) == []
+    lines = await demo.audit(request_id="req-1")
+    assert [(line.action, line.details["revoked"]) for line in lines] == [("activation_ended", "true")]
+    assert (await demo.verify_audit()).ok
+
+
+async def test_another_live_source_keeps_the_membership_when_an_activation_ends(demo):
+    await granted(demo, "req-2#run-1")
+    await granted(demo, "req-3#run-1")  # a second activation of the same access, by another worker
+    close = AccessActivities(demo, StoreDirectory(demo)).close_activation
+    await ActivityEnvironment().run(close, expiry("req-2#run-1"))
+    assert await demo.has_membership("grp-dev", MEMBER, "alice")
+    await ActivityEnvironment().run(close, expiry("req-3#run-1"))
+    assert not await demo.has_membership("grp-dev", MEMBER, "alice")
+    assert [line.request_id for line in await demo.audit(group_id="grp-dev") if line.action == "activation_ended"] == [
+        "req-2",
+        "req-3",
+    ]
