@@ -26,7 +26,7 @@ from pim.notifications.compose import compose, describe
 from pim.runtime import metrics
 from pim.runtime.logging import get_logger
 from pim.store import Store
-from pim.store.access import end_activation_in
+from pim.store.access import add_grant_in, end_activation_in
 from pim.store.tables import GrantRow
 
 log = get_logger("pim.activities")
@@ -40,28 +40,33 @@ class AccessActivities(AccessInterface):
 
     @activity.defn
     async def grant_access(self, change: AccessChange) -> None:
-        """Re-check, then record the source and write the membership. Idempotent."""
+        """Re-check, then record the source, write the membership and the audit line
+        (with the built-in directory, one store transaction). Idempotent."""
         contacts = await self._refuse_unless_grantable(change)
-        await confer(
-            self.store,
-            self.directory,
-            change.group_id,
-            change.access,
-            change.principal_id,
-            record_source=lambda: self.store.add_grant(
-                change.group_id,
-                change.access,
-                change.principal_id,
-                source_kind=SOURCE_KIND,
-                source_id=change.run_key,
-                starts_at=change.at,
-                ends_at=change.expires_at,  # the backstop revokes a grant past its end
-            ),
-        )
         details = {"expires_at": change.expires_at.isoformat() if change.expires_at else ""}
         key = f"{change.run_key}:granted"
         notify = await self._notify(change, key, "activation_active", "Access granted", details, contacts)
-        await self._audit(change, "access_granted", details, key, **notify)
+        line = self._audit_line(change, "access_granted", details, key, **notify)
+        record_source = partial(
+            add_grant_in,
+            group_id=change.group_id,
+            access=change.access,
+            principal_id=change.principal_id,
+            source_kind=SOURCE_KIND,
+            source_id=change.run_key,
+            starts_at=change.at,
+            ends_at=change.expires_at,  # the backstop revokes a grant past its end
+        )
+        target = (self.store, self.directory, change.group_id, change.access, change.principal_id)
+        try:
+            await confer(*target, record_source=record_source, then=partial(self._audit_in, line=line))
+        except IntegrityError:
+            # The line is there already: an earlier attempt granted and wrote it, then
+            # failed to report. Granting again changes nothing.
+            await confer(*target, record_source=record_source)
+        else:
+            if notify.get("notifications"):
+                self.store.wake_dispatcher()
         log.info(
             "access granted",
             request_id=change.request_id,
@@ -133,7 +138,7 @@ class AccessActivities(AccessInterface):
 
         def end_and_audit(session: Session) -> None:
             end_activation_in(session, change.run_key)
-            self.store.audit_in(session, **line)
+            self._audit_in(session, line)
 
         try:
             others = await self._end(change, end_and_audit)
@@ -176,6 +181,9 @@ class AccessActivities(AccessInterface):
     async def _audit(self, change: AccessChange, action: str, details: dict[str, Any], key: str, **notify: Any) -> None:
         """One audit line about this activation (its notifications queued with it)."""
         await self.store.append_audit(**self._audit_line(change, action, details, key, **notify))
+
+    def _audit_in(self, session: Session, line: dict[str, Any]) -> None:
+        self.store.audit_in(session, **line)
 
     def _audit_line(self, change: AccessChange, action: str, details: dict[str, Any], key: str, **notify: Any) -> dict[str, Any]:
         return dict(

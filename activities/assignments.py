@@ -9,7 +9,7 @@ from temporalio import activity
 
 from activities.interfaces import AssignmentInterface
 from pim.directories.interface import Directory
-from pim.directories.sources import confer, source_already_recorded, withdraw
+from pim.directories.sources import confer, withdraw
 from pim.domain.assignment_rules import lifecycle_refusal
 from pim.domain.assignments import AssignmentEnd, AssignmentLoaded, AssignmentLookup, AssignmentPlan
 from pim.domain.models import AccessType
@@ -75,9 +75,7 @@ class AssignmentActivities(AssignmentInterface):
         if row is None or row.state(event.at) != "active":
             return False  # the store no longer holds it live: nothing is conferred
         if plan.kind == "active":  # the source (its grant row) was written with the assignment
-            await confer(
-                self.store, self.directory, plan.group_id, plan.access, plan.principal_id, record_source=source_already_recorded
-            )
+            await confer(self.store, self.directory, plan.group_id, plan.access, plan.principal_id, record_source=None)
         details = {"assignment_id": plan.assignment_id, "kind": plan.kind, "ends_at": plan.ends_at.isoformat()}
         key = f"{plan.assignment_id}:{plan.starts_at.isoformat()}:started"
         await self.store.append_audit(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from temporalio import workflow
@@ -192,12 +193,17 @@ class GroupActivation:
         self.status.granted_at = granted_at
         expires_at = self.status.expires_at = granted_at + self.admission.duration
         self.granted = True  # from here on, closing revokes (the grant may be partly written)
+        # The expiry timer starts with the grant, in the same workflow task. Started
+        # once the grant's result came back, it fired late by however long that task
+        # waited for a busy worker: half a second when a hundred are granted at once.
+        expiry = self._expiry_timer()
         try:
             # The grant re-checks the claim, eligibility, approvals and policy against the store.
             await workflow.execute_activity_method(
                 AccessInterface.grant_access, self._change(granted_at, for_grant=True), **GRANT
             )
         except ActivityError as error:
+            expiry.cancel()
             refusal = _cause_type(error)
             if refusal == ELIGIBILITY_REMOVED:
                 await self._close(State.deactivated, ELIGIBILITY_REMOVED)
@@ -210,12 +216,24 @@ class GroupActivation:
         # A durable timer that `deactivate` ends early and `extend` moves.
         while True:
             self.expiry_moved = False
-            if await self._wait_or_end(self.status.expires_at, until=lambda: self.expiry_moved):
+            await workflow.wait_condition(partial(self._ended_moved_or_expired, expiry))
+            if self.end_requested is not None:
+                expiry.cancel()
                 await self._close(self._ended_as(State.deactivated), self.status.end_reason)
                 return
-            if not self.expiry_moved and workflow.now() >= self.status.expires_at:
+            if not self.expiry_moved:
                 break
+            expiry.cancel()
+            expiry = self._expiry_timer()
         await self._close(State.expired, "the activation reached its end")
+
+    def _ended_moved_or_expired(self, expiry: asyncio.Task[None]) -> bool:
+        return self.end_requested is not None or self.expiry_moved or expiry.done()
+
+    def _expiry_timer(self) -> asyncio.Task[None]:
+        """A durable timer to the activation's current end."""
+        assert self.status.expires_at is not None
+        return asyncio.create_task(workflow.sleep(max(self.status.expires_at - workflow.now(), timedelta(0))))
 
     async def _wait_or_end(self, until_time: datetime, until: Callable[[], bool] = lambda: False) -> bool:
         """Wait until `until_time` or `until()`; True when something asked to end the request."""

@@ -5,7 +5,7 @@ directory in step with the sources, under the target's lock."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Awaitable, Callable
+from typing import Callable
 
 from sqlalchemy.orm import Session
 from temporalio.exceptions import ApplicationError
@@ -20,8 +20,8 @@ from pim.store.tables import GrantRow
 log = get_logger("pim.directory")
 
 
-async def source_already_recorded() -> None:
-    """For `confer` when the source was written with something else (an assignment row)."""
+# Work in a store transaction (`Store.transact`): recording or dropping a source, an audit line.
+StoreWork = Callable[[Session], object]
 
 
 async def confer(
@@ -31,14 +31,23 @@ async def confer(
     access: AccessType,
     principal_id: str,
     *,
-    record_source: Callable[[], Awaitable[None]],
+    record_source: StoreWork | None,
+    then: StoreWork | None = None,
 ) -> None:
-    """One source of access begins: record it, then make sure the directory holds
-    the membership. Under the target's lock, so that a concurrent last revoke
-    cannot take the membership away after this source was counted. Idempotent."""
+    """One source of access begins: record it (None: it was written with something
+    else, an assignment row), then make sure the directory holds the membership,
+    then run `then` (its audit line). Under the target's lock, so that a concurrent
+    last revoke cannot take the membership away after this source was counted.
+    With the built-in directory, all of it is one transaction. Idempotent."""
     async with store.access_lock(group_id, AccessType(access).value, principal_id):
-        await record_source()
+        if _is_store(directory, store):
+            await store.confer_in_store(group_id, access, principal_id, record_source=record_source, then=then)
+            return
+        if record_source is not None:
+            await store.transact(record_source)
         await directory.add(group_id, access, principal_id)
+        if then is not None:
+            await store.transact(then)
 
 
 async def withdraw(
@@ -50,16 +59,16 @@ async def withdraw(
     *,
     source_id: str,
     at: datetime,
-    drop_source: Callable[[Session], object],
+    drop_source: StoreWork,
 ) -> list[GrantRow]:
     """One source of access ends: take the membership out of the directory unless
     another live source still gives it, then drop the source (`drop_source`: work
     in a store transaction). Under the target's lock, so that two sources ending
     together cannot each see the other and both leave the membership behind.
-    Returns the sources that keep it. Idempotent."""
+    With the built-in directory, all of it is one transaction. Returns the
+    sources that keep it. Idempotent."""
     async with store.access_lock(group_id, AccessType(access).value, principal_id):
-        if isinstance(directory, StoreDirectory) and directory.store is store:
-            # The directory is the store's own table: all of it in one transaction.
+        if _is_store(directory, store):
             return await store.withdraw_in_store(
                 group_id, access, principal_id, source_id=source_id, at=at, drop_source=drop_source
             )
@@ -68,6 +77,13 @@ async def withdraw(
             await _remove_until_gone(directory, group_id, access, principal_id)
         await store.transact(drop_source)
     return others
+
+
+def _is_store(directory: Directory, store: Store) -> bool:
+    """The directory is this store's own membership table: a change of access and
+    its bookkeeping can then be written in one transaction, one trip to the store
+    where there were three or four, each queued behind every other in a burst."""
+    return isinstance(directory, StoreDirectory) and directory.store is store
 
 
 async def _remove_until_gone(directory: Directory, group_id: str, access: AccessType, principal_id: str) -> None:

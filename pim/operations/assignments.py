@@ -13,7 +13,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from pim.directories.sources import confer, source_already_recorded, withdraw
+from pim.directories.sources import confer, withdraw
 from pim.domain.actors import Action
 from pim.domain.assignment_rules import Kind, check_extension, check_new_assignment, check_removal, check_renewal
 from pim.domain.assignments import (
@@ -139,7 +139,7 @@ async def create_assignment(
     )
     if ends_at is None:
         if kind == "active":  # its grant row was written with it
-            await confer(ctx.store, ctx.directory, group_id, access, principal_id, record_source=source_already_recorded)
+            await confer(ctx.store, ctx.directory, group_id, access, principal_id, record_source=None)
         return assignment_id
     try:
         await _start_lifecycle(ctx, AssignmentStart(assignment_id=assignment_id, starts_at=at, ends_at=ends_at))

@@ -67,17 +67,18 @@ class AccessOperations(Sessions):
         ends_at: datetime | None = None,
     ) -> None:
         """Idempotent: a source is recorded once."""
-        values = dict(
-            group_id=group_id,
-            access=AccessType(access).value,
-            principal_id=principal_id,
-            source_kind=source_kind,
-            source_id=source_id,
-            starts_at=starts_at,
-            ends_at=ends_at,
+        await self.transact(
+            lambda session: add_grant_in(
+                session,
+                group_id,
+                access,
+                principal_id,
+                source_kind=source_kind,
+                source_id=source_id,
+                starts_at=starts_at,
+                ends_at=ends_at,
+            )
         )
-        # A source already recorded (an activity retry) is left as it is.
-        await self.transact(lambda session: insert_new(session, GrantRow, **values))
 
     async def other_live_sources(
         self, group_id: str, access: AccessType, principal_id: str, *, source_id: str, at: datetime
@@ -89,6 +90,28 @@ class AccessOperations(Sessions):
         query = _other_live_sources(group_id, access, principal_id, source_id, at)
         # In a reader thread: every revocation asks this, a thousand at once when they expire together.
         return await self.read(lambda session: list(session.scalars(query)))
+
+    async def confer_in_store(
+        self,
+        group_id: str,
+        access: AccessType,
+        principal_id: str,
+        *,
+        record_source: Callable[[Session], object] | None,
+        then: Callable[[Session], object] | None = None,
+    ) -> None:
+        """`confer` when the directory is this store's own membership table: record
+        the source, write the membership and run `then`, in one write transaction."""
+        key = dict(group_id=group_id, access=AccessType(access).value, principal_id=principal_id)
+
+        def work(session: Session) -> None:
+            if record_source is not None:
+                record_source(session)
+            insert_new(session, MembershipRow, **key, since=datetime.now(UTC))
+            if then is not None:
+                then(session)
+
+        await self.transact(work)
 
     async def withdraw_in_store(
         self,
@@ -262,6 +285,32 @@ class AccessOperations(Sessions):
         instead of two on the revocation path, where a thousand expiring at once
         queue for SQLite's single writer."""
         await self.transact(lambda session: end_activation_in(session, request_id))
+
+
+def add_grant_in(
+    session: Session,
+    group_id: str,
+    access: AccessType,
+    principal_id: str,
+    *,
+    source_kind: str,
+    source_id: str,
+    starts_at: datetime,
+    ends_at: datetime | None = None,
+) -> None:
+    """`add_grant` inside the caller's write transaction. A source already recorded
+    (an activity retry) is left as it is."""
+    insert_new(
+        session,
+        GrantRow,
+        group_id=group_id,
+        access=AccessType(access).value,
+        principal_id=principal_id,
+        source_kind=source_kind,
+        source_id=source_id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+    )
 
 
 def remove_grant_in(session: Session, source_kind: str, source_id: str) -> None:

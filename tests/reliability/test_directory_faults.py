@@ -195,6 +195,11 @@ async def test_a_grant_that_fails_a_few_times_becomes_active_once(time_env, demo
         assert directory.injected == [("add", "fail")] * 4
         assert path(st) == ["validating", "activating", "active"]
         await assert_granted_once(time_env, demo, rid, "alice")
+        # The retries took a while; the end is still the grant's start plus the duration, to the second.
+        assert st.expires_at == st.granted_at + st.requested_duration
+        st = await until(time_env, pim, rid, ended, step=timedelta(minutes=5))
+        assert st.state == State.expired and st.expires_at <= st.ended_at < st.expires_at + timedelta(seconds=1)
+        assert await assert_ended_cleanly(time_env, demo, rid, "alice") == "expired"
 
 
 async def test_a_grant_that_writes_but_reports_failure_is_not_doubled(time_env, demo):

@@ -17,7 +17,7 @@ from pim.directories.sources import confer, withdraw
 from pim.directories.store_directory import StoreDirectory
 from pim.domain.models import AccessType
 from pim.store import Store
-from pim.store.access import remove_grant_in
+from pim.store.access import add_grant_in, remove_grant_in
 
 MEMBER = AccessType.member
 ROUNDS = 25
@@ -41,8 +41,14 @@ async def grant(worker: Store, source: str) -> None:
         "grp-ops",
         MEMBER,
         "alice",
-        record_source=lambda: worker.add_grant(
-            "grp-ops", MEMBER, "alice", source_kind="activation", source_id=source, starts_at=datetime.now(UTC)
+        record_source=partial(
+            add_grant_in,
+            group_id="grp-ops",
+            access=MEMBER,
+            principal_id="alice",
+            source_kind="activation",
+            source_id=source,
+            starts_at=datetime.now(UTC),
         ),
     )
 

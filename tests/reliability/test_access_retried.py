@@ -1,18 +1,18 @@
-"""`close_activation` is retried until it succeeds, so it may run again after an
-attempt that did everything but report back. With the built-in directory the
-revocation, the end of the grant and its claim, and the audit line are one
-transaction: a second run finds the line written, changes nothing and fails
-nothing. Another live source keeps the membership, and says so."""
+"""`grant_access` and `close_activation` are retried, so each may run again after
+an attempt that did everything but report back. With the built-in directory, the
+membership, the grant row (and, at the end, the claim) and the audit line are
+written in one transaction: a second run finds the line written, changes nothing
+and fails nothing. Another live source keeps the membership."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio.testing import ActivityEnvironment
 
 from activities.access import AccessActivities
 from pim.directories.store_directory import StoreDirectory
-from pim.domain.models import AccessType, State
+from pim.domain.models import AccessType, ActivationRequest, State
 from pim.domain.status import AccessChange
 
 MEMBER = AccessType.member
@@ -37,6 +37,35 @@ def expiry(run_key: str) -> AccessChange:
         final_state=State.expired,
         reason="the activation reached its end",
     )
+
+
+async def test_a_grant_run_again_after_it_succeeded_grants_once_and_writes_one_line(demo):
+    request = ActivationRequest(group_id="grp-ops", access=MEMBER, principal_id="alice", duration=timedelta(hours=1))
+    run_key = f"{request.workflow_id}#run-1"
+    policy, version = await demo.policy("grp-ops", MEMBER)
+    now = datetime.now(UTC)
+    assert await demo.claim_activation("grp-ops", MEMBER, "alice", run_key, now) == run_key  # admitted
+    change = AccessChange(
+        request_id=request.workflow_id,
+        run_key=run_key,
+        group_id="grp-ops",
+        access=MEMBER,
+        principal_id="alice",
+        at=now,
+        expires_at=now + timedelta(hours=1),
+        request=request,
+        policy=policy,
+        policy_version=version,
+    )
+    grant = AccessActivities(demo, StoreDirectory(demo)).grant_access
+    await ActivityEnvironment().run(grant, change)
+    await ActivityEnvironment().run(grant, change)  # the first attempt's report was lost
+    assert await demo.has_membership("grp-ops", MEMBER, "alice")
+    sources = await demo.live_grants("grp-ops", MEMBER, now, "alice")
+    assert [(g.source_kind, g.source_id, g.ends_at) for g in sources] == [("activation", run_key, change.expires_at)]
+    lines = await demo.audit(request_id=request.workflow_id)
+    assert [line.action for line in lines] == ["access_granted"]
+    assert (await demo.verify_audit()).ok
 
 
 async def test_a_close_run_again_after_it_succeeded_revokes_once_and_writes_one_line(demo):
