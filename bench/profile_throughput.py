@@ -16,7 +16,8 @@ sample. `python -m bench.profile_throughput --summarise FILE` summarises a file.
 
 Experiments, by environment: SWITCH_US (the GIL's switch interval, in
 microseconds), READERS (the store's reader threads), SYNC_NORMAL=1 (SQLite
-commits without fsync).
+commits without fsync), PRAGMAS="mmap_size=268435456;cache_size=-65536" (more
+SQLite pragmas on every connection).
 """
 
 from __future__ import annotations
@@ -237,16 +238,20 @@ async def run() -> None:
         from pim.store import sessions
 
         sessions.SqliteReaders.THREADS = int(os.environ["READERS"])
+    extra = [p for p in os.environ.get("PRAGMAS", "").split(";") if p]  # experiment: more SQLite pragmas
     if os.environ.get("SYNC_NORMAL"):  # experiment: commits without fsync (WAL, synchronous=NORMAL)
+        extra.append("synchronous=NORMAL")
+    if extra:
         from pim.store import sessions
 
         pragmas = sessions.sqlite_pragmas
 
-        def normal(connection, record):
+        def more(connection, record):
             pragmas(connection, record)
-            connection.execute("PRAGMA synchronous=NORMAL")
+            for pragma in extra:
+                connection.execute(f"PRAGMA {pragma}")
 
-        sessions.sqlite_pragmas = normal
+        sessions.sqlite_pragmas = more
     spy = bool(arg("spy", 0))
     native = bool(arg("native", 0))  # C frames too (SQLite's), at the cost of pausing the process
     async with bench_env(2 * n + 1) as bench:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, or_, select, union, update
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, literal, or_, select, union, union_all, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from pim.domain import authorization as authz
@@ -385,12 +385,16 @@ def _eligibility_facts(
     )
     if not known.group_exists or known.principal_kind is None:
         return facts
-    # Direct eligibility, or through a group the principal is an active member of (one level).
+    # Direct eligibility, or through a group the principal is an active member of (one
+    # level). One list of candidates, so that each is looked up by the assignments'
+    # index: `principal_id = ? OR principal_id IN (...)` read every eligible
+    # assignment of the group, on every activation.
     member_of = select(GrantRow.group_id).where(
         GrantRow.principal_id == principal_id,
         GrantRow.access == AccessType.member.value,
         _live(GrantRow.starts_at, GrantRow.ends_at, at),
     )
+    candidates = union_all(select(literal(principal_id)), member_of)
     sources = session.execute(
         select(AssignmentRow.principal_id, AssignmentRow.ends_at).where(
             AssignmentRow.group_id == group_id,
@@ -398,7 +402,7 @@ def _eligibility_facts(
             AssignmentRow.kind == "eligible",
             AssignmentRow.removed_at.is_(None),
             _live(AssignmentRow.starts_at, AssignmentRow.ends_at, at),
-            or_(AssignmentRow.principal_id == principal_id, AssignmentRow.principal_id.in_(member_of)),
+            AssignmentRow.principal_id.in_(candidates),
         )
     ).all()
     facts.eligible_via = sorted({"direct" if a.principal_id == principal_id else f"group:{a.principal_id}" for a in sources})

@@ -119,6 +119,7 @@ class GrantRow(Base):
     __table_args__ = (
         UniqueConstraint("source_kind", "source_id", name="uq_grants_source"),
         Index("ix_grants_target", "group_id", "access", "principal_id"),
+        Index("ix_grants_principal", "principal_id", "access"),  # the groups a principal is a member of
     )
 
 
