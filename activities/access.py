@@ -26,7 +26,8 @@ from pim.notifications.compose import compose, describe
 from pim.runtime import metrics
 from pim.runtime.logging import get_logger
 from pim.store import Store
-from pim.store.access import add_grant_in, end_activation_in
+from pim.store.access import end_activation_in
+from pim.store.grants import add_grant_in
 from pim.store.tables import GrantRow
 
 log = get_logger("pim.activities")

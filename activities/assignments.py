@@ -17,8 +17,8 @@ from pim.notifications.compose import compose, describe, group_rule
 from pim.operations.eligibility import end_dependent_activations
 from pim.runtime.logging import get_logger
 from pim.store import Store
-from pim.store.access import remove_grant_in
 from pim.store.assignments import end_assignment_in
+from pim.store.grants import remove_grant_in
 from pim.store.tables import AssignmentRow
 
 log = get_logger("pim.activities")

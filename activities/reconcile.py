@@ -22,7 +22,7 @@ from pim.domain.models import AccessType
 from pim.domain.reconcile import Finding, ReconcileInput, ReconcileReport
 from pim.runtime.logging import get_logger
 from pim.store import Store
-from pim.store.access import remove_grant_in
+from pim.store.grants import remove_grant_in
 from pim.store.tables import ActivationClaimRow, GrantRow, GroupRow, MembershipRow
 
 log = get_logger("pim.reconcile")

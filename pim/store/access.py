@@ -1,20 +1,22 @@
-"""Effective access: eligibility facts, claims on running activations, grants
-counted per source, and the built-in directory's memberships."""
+"""What an activation needs to know (eligibility facts, approvers, administrators,
+contacts) and the claims on running activations. Grants and memberships are in
+pim/store/grants.py."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, literal, or_, select, union, union_all, update
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import Select, and_, delete, exists, literal, select, union, union_all
+from sqlalchemy.orm import Session
 
 from pim.domain import authorization as authz
 from pim.domain.activation_rules import EligibilityFacts
 from pim.domain.models import AccessType
 from pim.domain.policy import ROLE_PREFIX, Policy
+from pim.store.grants import is_live
 from pim.store.sessions import Sessions, insert_new
 from pim.store.tables import (
     ActivationClaimRow,
@@ -22,165 +24,13 @@ from pim.store.tables import (
     DirectoryRoleRow,
     GrantRow,
     GroupRow,
-    MembershipRow,
     MfaEnrolmentRow,
     PolicyRow,
     PrincipalRow,
 )
 
 
-def _live(
-    column_start: InstrumentedAttribute[datetime], column_end: InstrumentedAttribute[datetime | None], at: datetime
-) -> ColumnElement[bool]:
-    return and_(column_start <= at, or_(column_end.is_(None), column_end > at))
-
-
 class AccessOperations(Sessions):
-    # --- effective access --------------------------------------------------
-
-    async def live_grants(
-        self, group_id: str, access: AccessType, at: datetime, principal_id: str | None = None
-    ) -> list[GrantRow]:
-        query = select(GrantRow).where(
-            GrantRow.group_id == group_id,
-            GrantRow.access == AccessType(access).value,
-            _live(GrantRow.starts_at, GrantRow.ends_at, at),
-        )
-        if principal_id:
-            query = query.where(GrantRow.principal_id == principal_id)
-        async with self.sessions() as session:
-            return list(await session.scalars(query.order_by(GrantRow.principal_id, GrantRow.id)))
-
-    async def active_members(self, group_id: str, at: datetime) -> list[str]:
-        """Principals whose member access to the group is live now."""
-        return sorted({g.principal_id for g in await self.live_grants(group_id, AccessType.member, at)})
-
-    async def add_grant(
-        self,
-        group_id: str,
-        access: AccessType,
-        principal_id: str,
-        *,
-        source_kind: str,
-        source_id: str,
-        starts_at: datetime,
-        ends_at: datetime | None = None,
-    ) -> None:
-        """Idempotent: a source is recorded once."""
-        await self.transact(
-            lambda session: add_grant_in(
-                session,
-                group_id,
-                access,
-                principal_id,
-                source_kind=source_kind,
-                source_id=source_id,
-                starts_at=starts_at,
-                ends_at=ends_at,
-            )
-        )
-
-    async def other_live_sources(
-        self, group_id: str, access: AccessType, principal_id: str, *, source_id: str, at: datetime
-    ) -> list[GrantRow]:
-        """The sources besides `source_id` that still give the access. An activation's
-        row is written when it is granted and deleted when it is revoked, so every
-        recorded one counts, even one granted a moment after `at` by another worker;
-        an assignment counts while its window holds (at `at`, or now if later)."""
-        query = _other_live_sources(group_id, access, principal_id, source_id, at)
-        # In a reader thread: every revocation asks this, a thousand at once when they expire together.
-        return await self.read(lambda session: list(session.scalars(query)))
-
-    async def confer_in_store(
-        self,
-        group_id: str,
-        access: AccessType,
-        principal_id: str,
-        *,
-        record_source: Callable[[Session], object] | None,
-        then: Callable[[Session], object] | None = None,
-    ) -> None:
-        """`confer` when the directory is this store's own membership table: record
-        the source, write the membership and run `then`, in one write transaction."""
-        key = dict(group_id=group_id, access=AccessType(access).value, principal_id=principal_id)
-
-        def work(session: Session) -> None:
-            if record_source is not None:
-                record_source(session)
-            insert_new(session, MembershipRow, **key, since=datetime.now(UTC))
-            if then is not None:
-                then(session)
-
-        await self.transact(work)
-
-    async def withdraw_in_store(
-        self,
-        group_id: str,
-        access: AccessType,
-        principal_id: str,
-        *,
-        source_id: str,
-        at: datetime,
-        drop_source: Callable[[Session], object],
-    ) -> list[GrantRow]:
-        """`withdraw` when the directory is this store's own membership table: look
-        for another live source, remove the membership when there is none, and drop
-        the source (`drop_source`, work in the same transaction), all in one write
-        transaction. A revocation was four trips to the store and back, each queued
-        behind every other when a thousand expire together; this is one. Returns
-        the sources that keep the access."""
-        query = _other_live_sources(group_id, access, principal_id, source_id, at)
-        membership = delete(MembershipRow).where(
-            MembershipRow.group_id == group_id,
-            MembershipRow.access == AccessType(access).value,
-            MembershipRow.principal_id == principal_id,
-        )
-
-        def work(session: Session) -> list[GrantRow]:
-            others = list(session.scalars(query))
-            if not others:
-                session.execute(membership)
-            drop_source(session)
-            return others
-
-        return await self.transact(work)
-
-    async def set_grant_end(self, source_kind: str, source_id: str, ends_at: datetime | None) -> None:
-        """Move a source's end (an extended activation). Idempotent; nothing when the source is gone."""
-        statement = (
-            update(GrantRow).where(GrantRow.source_kind == source_kind, GrantRow.source_id == source_id).values(ends_at=ends_at)
-        )
-        await self.transact(lambda session: session.execute(statement))
-
-    async def remove_grant(self, source_kind: str, source_id: str) -> None:
-        await self.transact(lambda session: remove_grant_in(session, source_kind, source_id))
-
-    # --- the built-in directory ---------------------------------------------
-
-    async def set_membership(
-        self, group_id: str, access: AccessType, principal_id: str, *, present: bool, at: datetime | None = None
-    ) -> None:
-        key = dict(group_id=group_id, access=AccessType(access).value, principal_id=principal_id)
-        if present:
-            since = at or datetime.now(UTC)
-            await self.transact(lambda session: insert_new(session, MembershipRow, **key, since=since))
-        else:
-            statement = delete(MembershipRow).where(*(getattr(MembershipRow, k) == v for k, v in key.items()))
-            await self.transact(lambda session: session.execute(statement))
-
-    async def has_membership(self, group_id: str, access: AccessType, principal_id: str) -> bool:
-        async with self.sessions() as session:
-            return await session.get(MembershipRow, (group_id, AccessType(access).value, principal_id)) is not None
-
-    async def memberships(self, group_id: str, access: AccessType) -> list[MembershipRow]:
-        async with self.sessions() as session:
-            rows = await session.scalars(
-                select(MembershipRow)
-                .where(MembershipRow.group_id == group_id, MembershipRow.access == AccessType(access).value)
-                .order_by(MembershipRow.principal_id)
-            )
-            return list(rows)
-
     # --- what an activation needs to know -----------------------------------
 
     async def eligibility_facts(self, group_id: str, access: AccessType, principal_id: str, at: datetime) -> EligibilityFacts:
@@ -287,37 +137,6 @@ class AccessOperations(Sessions):
         await self.transact(lambda session: end_activation_in(session, request_id))
 
 
-def add_grant_in(
-    session: Session,
-    group_id: str,
-    access: AccessType,
-    principal_id: str,
-    *,
-    source_kind: str,
-    source_id: str,
-    starts_at: datetime,
-    ends_at: datetime | None = None,
-) -> None:
-    """`add_grant` inside the caller's write transaction. A source already recorded
-    (an activity retry) is left as it is."""
-    insert_new(
-        session,
-        GrantRow,
-        group_id=group_id,
-        access=AccessType(access).value,
-        principal_id=principal_id,
-        source_kind=source_kind,
-        source_id=source_id,
-        starts_at=starts_at,
-        ends_at=ends_at,
-    )
-
-
-def remove_grant_in(session: Session, source_kind: str, source_id: str) -> None:
-    """`remove_grant` inside the caller's write transaction."""
-    session.execute(delete(GrantRow).where(GrantRow.source_kind == source_kind, GrantRow.source_id == source_id))
-
-
 def end_activation_in(session: Session, request_id: str) -> None:
     """`end_activation` inside the caller's write transaction."""
     session.execute(delete(GrantRow).where(GrantRow.source_kind == "activation", GrantRow.source_id == request_id))
@@ -392,7 +211,7 @@ def _eligibility_facts(
     member_of = select(GrantRow.group_id).where(
         GrantRow.principal_id == principal_id,
         GrantRow.access == AccessType.member.value,
-        _live(GrantRow.starts_at, GrantRow.ends_at, at),
+        is_live(GrantRow.starts_at, GrantRow.ends_at, at),
     )
     candidates = union_all(select(literal(principal_id)), member_of)
     sources = session.execute(
@@ -401,7 +220,7 @@ def _eligibility_facts(
             AssignmentRow.access == AccessType(access).value,
             AssignmentRow.kind == "eligible",
             AssignmentRow.removed_at.is_(None),
-            _live(AssignmentRow.starts_at, AssignmentRow.ends_at, at),
+            is_live(AssignmentRow.starts_at, AssignmentRow.ends_at, at),
             AssignmentRow.principal_id.in_(candidates),
         )
     ).all()
@@ -441,28 +260,12 @@ def _administrators(session: Session, group_id: str, at: datetime, role_assignab
     return sorted(set(session.scalars(union(holders, owners))))
 
 
-def _other_live_sources(group_id: str, access: AccessType, principal_id: str, source_id: str, at: datetime) -> Select:
-    """See `AccessOperations.other_live_sources`."""
-    moment = max(at, datetime.now(UTC))
-    return (
-        select(GrantRow)
-        .where(
-            GrantRow.group_id == group_id,
-            GrantRow.access == AccessType(access).value,
-            GrantRow.principal_id == principal_id,
-            GrantRow.source_id != source_id,
-            or_(GrantRow.source_kind == "activation", _live(GrantRow.starts_at, GrantRow.ends_at, moment)),
-        )
-        .order_by(GrantRow.id)
-    )
-
-
 def _live_holders(group_id: str, access: AccessType, at: datetime) -> Select[str]:
     """The principals a live grant gives this access to the group."""
     return select(GrantRow.principal_id).where(
         GrantRow.group_id == group_id,
         GrantRow.access == AccessType(access).value,
-        _live(GrantRow.starts_at, GrantRow.ends_at, at),
+        is_live(GrantRow.starts_at, GrantRow.ends_at, at),
     )
 
 

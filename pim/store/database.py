@@ -17,6 +17,7 @@ from pim.store.access import AccessOperations
 from pim.store.admin import AdminOperations, StoreError
 from pim.store.assignments import AssignmentOperations
 from pim.store.audit import AuditOperations
+from pim.store.grants import GrantOperations
 from pim.store.identity import IdentityOperations, SecretBox
 from pim.store.sessions import SqliteReaders, SqliteWriter, sqlite_pragmas
 
@@ -36,7 +37,7 @@ def _prepare_sqlite_file(url: str) -> None:
 _PROCESS_LOCKS: dict[tuple[str, str], asyncio.Lock] = {}
 
 
-class Store(AdminOperations, AssignmentOperations, AccessOperations, IdentityOperations, AuditOperations):
+class Store(AdminOperations, AssignmentOperations, AccessOperations, GrantOperations, IdentityOperations, AuditOperations):
     def __init__(self, url: str, engine: AsyncEngine, secrets: SecretBox | None = None) -> None:
         self.url = url
         self.secrets = secrets  # reads and writes TOTP secrets; None: this process may not

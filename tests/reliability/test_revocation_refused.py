@@ -16,7 +16,7 @@ from pim.directories.interface import GROUP_NOT_FOUND
 from pim.directories.sources import withdraw
 from pim.directories.store_directory import StoreDirectory
 from pim.domain.models import AccessType
-from pim.store.access import remove_grant_in
+from pim.store.grants import remove_grant_in
 
 MEMBER = AccessType.member
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)

@@ -17,7 +17,7 @@ from pim.directories.sources import confer, withdraw
 from pim.directories.store_directory import StoreDirectory
 from pim.domain.models import AccessType
 from pim.store import Store
-from pim.store.access import add_grant_in, remove_grant_in
+from pim.store.grants import add_grant_in, remove_grant_in
 
 MEMBER = AccessType.member
 ROUNDS = 25
