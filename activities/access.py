@@ -6,7 +6,6 @@ the membership out only when no other live source still gives it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -28,6 +27,7 @@ from pim.runtime.logging import get_logger
 from pim.store import Store
 from pim.store.access import end_activation_in
 from pim.store.grants import add_grant_in
+from pim.store.sessions import StoreWork
 from pim.store.tables import GrantRow
 
 log = get_logger("pim.activities")
@@ -60,7 +60,7 @@ class AccessActivities(AccessInterface):
         )
         target = (self.store, self.directory, change.group_id, change.access, change.principal_id)
         try:
-            await confer(*target, record_source=record_source, then=partial(self._audit_in, line=line))
+            await confer(*target, record_source=record_source, then=partial(self.store.audit_in, **line))
         except IntegrityError:
             # The line is there already: an earlier attempt granted and wrote it, then
             # failed to report. Granting again changes nothing.
@@ -139,7 +139,7 @@ class AccessActivities(AccessInterface):
 
         def end_and_audit(session: Session) -> None:
             end_activation_in(session, change.run_key)
-            self._audit_in(session, line)
+            self.store.audit_in(session, **line)
 
         try:
             others = await self._end(change, end_and_audit)
@@ -162,7 +162,7 @@ class AccessActivities(AccessInterface):
         if change.granted and change.final_state == State.expired:  # the attempt that finished the revocation
             metrics.revocation_done(change.expires_at)
 
-    async def _end(self, change: AccessChange, drop_source: Callable[[Session], None]) -> list[GrantRow]:
+    async def _end(self, change: AccessChange, drop_source: StoreWork) -> list[GrantRow]:
         """Withdraw the access (when granted) and drop the activation's grant row and
         claim with `drop_source`. Returns the sources that keep the access."""
         if not change.granted:
@@ -182,9 +182,6 @@ class AccessActivities(AccessInterface):
     async def _audit(self, change: AccessChange, action: str, details: dict[str, Any], key: str, **notify: Any) -> None:
         """One audit line about this activation (its notifications queued with it)."""
         await self.store.append_audit(**self._audit_line(change, action, details, key, **notify))
-
-    def _audit_in(self, session: Session, line: dict[str, Any]) -> None:
-        self.store.audit_in(session, **line)
 
     def _audit_line(self, change: AccessChange, action: str, details: dict[str, Any], key: str, **notify: Any) -> dict[str, Any]:
         return dict(

@@ -5,9 +5,7 @@ directory in step with the sources, under the target's lock."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable
 
-from sqlalchemy.orm import Session
 from temporalio.exceptions import ApplicationError
 
 from pim.directories.interface import GROUP_NOT_FOUND, Directory
@@ -15,13 +13,10 @@ from pim.directories.store_directory import StoreDirectory
 from pim.domain.models import AccessType
 from pim.runtime.logging import get_logger
 from pim.store import Store
+from pim.store.sessions import StoreWork
 from pim.store.tables import GrantRow
 
 log = get_logger("pim.directory")
-
-
-# Work in a store transaction (`Store.transact`): recording or dropping a source, an audit line.
-StoreWork = Callable[[Session], object]
 
 
 async def confer(

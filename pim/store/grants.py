@@ -5,14 +5,13 @@ holds, and the two in one transaction when that directory is the store's
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from pim.domain.models import AccessType
-from pim.store.sessions import Sessions, insert_new
+from pim.store.sessions import Sessions, StoreWork, insert_new
 from pim.store.tables import GrantRow, MembershipRow
 
 
@@ -84,17 +83,16 @@ class GrantOperations(Sessions):
         access: AccessType,
         principal_id: str,
         *,
-        record_source: Callable[[Session], object] | None,
-        then: Callable[[Session], object] | None = None,
+        record_source: StoreWork | None,
+        then: StoreWork | None = None,
     ) -> None:
         """`confer` when the directory is this store's own membership table: record
         the source, write the membership and run `then`, in one write transaction."""
-        key = dict(group_id=group_id, access=AccessType(access).value, principal_id=principal_id)
 
         def work(session: Session) -> None:
             if record_source is not None:
                 record_source(session)
-            insert_new(session, MembershipRow, **key, since=datetime.now(UTC))
+            set_membership_in(session, group_id, access, principal_id, present=True)
             if then is not None:
                 then(session)
 
@@ -108,7 +106,7 @@ class GrantOperations(Sessions):
         *,
         source_id: str,
         at: datetime,
-        drop_source: Callable[[Session], object],
+        drop_source: StoreWork,
     ) -> list[GrantRow]:
         """`withdraw` when the directory is this store's own membership table: look
         for another live source, remove the membership when there is none, and drop
@@ -117,16 +115,11 @@ class GrantOperations(Sessions):
         behind every other when a thousand expire together; this is one. Returns
         the sources that keep the access."""
         query = _other_live_sources(group_id, access, principal_id, source_id, at)
-        membership = delete(MembershipRow).where(
-            MembershipRow.group_id == group_id,
-            MembershipRow.access == AccessType(access).value,
-            MembershipRow.principal_id == principal_id,
-        )
 
         def work(session: Session) -> list[GrantRow]:
             others = list(session.scalars(query))
             if not others:
-                session.execute(membership)
+                set_membership_in(session, group_id, access, principal_id, present=False)
             drop_source(session)
             return others
 
@@ -147,13 +140,7 @@ class GrantOperations(Sessions):
     async def set_membership(
         self, group_id: str, access: AccessType, principal_id: str, *, present: bool, at: datetime | None = None
     ) -> None:
-        key = dict(group_id=group_id, access=AccessType(access).value, principal_id=principal_id)
-        if present:
-            since = at or datetime.now(UTC)
-            await self.transact(lambda session: insert_new(session, MembershipRow, **key, since=since))
-        else:
-            statement = delete(MembershipRow).where(*(getattr(MembershipRow, k) == v for k, v in key.items()))
-            await self.transact(lambda session: session.execute(statement))
+        await self.transact(lambda session: set_membership_in(session, group_id, access, principal_id, present=present, at=at))
 
     async def has_membership(self, group_id: str, access: AccessType, principal_id: str) -> bool:
         async with self.sessions() as session:
@@ -195,13 +182,24 @@ def add_grant_in(
     )
 
 
+def set_membership_in(
+    session: Session, group_id: str, access: AccessType, principal_id: str, *, present: bool, at: datetime | None = None
+) -> None:
+    """`set_membership` inside the caller's write transaction. Idempotent."""
+    key = dict(group_id=group_id, access=AccessType(access).value, principal_id=principal_id)
+    if present:
+        insert_new(session, MembershipRow, **key, since=at or datetime.now(UTC))
+    else:
+        session.execute(delete(MembershipRow).where(*(getattr(MembershipRow, k) == v for k, v in key.items())))
+
+
 def remove_grant_in(session: Session, source_kind: str, source_id: str) -> None:
     """`remove_grant` inside the caller's write transaction."""
     session.execute(delete(GrantRow).where(GrantRow.source_kind == source_kind, GrantRow.source_id == source_id))
 
 
 def _other_live_sources(group_id: str, access: AccessType, principal_id: str, source_id: str, at: datetime) -> Select:
-    """See `AccessOperations.other_live_sources`."""
+    """See `GrantOperations.other_live_sources`."""
     moment = max(at, datetime.now(UTC))
     return (
         select(GrantRow)

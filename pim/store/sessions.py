@@ -46,6 +46,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 T = TypeVar("T")
+# Work in a write transaction (`transact`): recording or dropping a source of access, an audit line.
+StoreWork = Callable[[Session], object]
 
 # SQLite in memory: every connection is a database of its own, so writes stay on
 # the async engine's connection, one at a time per event loop.

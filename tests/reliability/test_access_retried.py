@@ -19,8 +19,8 @@ MEMBER = AccessType.member
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
 
 
-async def granted(store, source_id: str, kind: str = "activation") -> None:
-    await store.add_grant("grp-dev", MEMBER, "alice", source_kind=kind, source_id=source_id, starts_at=NOW)
+async def granted(store, source_id: str) -> None:
+    await store.add_grant("grp-dev", MEMBER, "alice", source_kind="activation", source_id=source_id, starts_at=NOW)
     await store.set_membership("grp-dev", MEMBER, "alice", present=True)
 
 
