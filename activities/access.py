@@ -7,6 +7,7 @@ the membership out only when no other live source still gives it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -40,9 +41,10 @@ class AccessActivities(AccessInterface):
     directory: Directory
 
     @activity.defn
-    async def grant_access(self, change: AccessChange) -> None:
+    async def grant_access(self, change: AccessChange) -> datetime:
         """Re-check, then record the source, write the membership and the audit line
-        (with the built-in directory, one store transaction). Idempotent."""
+        (with the built-in directory, one store transaction). Idempotent. Returns
+        when the access was written: the workflow's expiry timer counts from it."""
         contacts = await self._refuse_unless_grantable(change)
         details = {"expires_at": change.expires_at.isoformat() if change.expires_at else ""}
         key = f"{change.run_key}:granted"
@@ -75,6 +77,7 @@ class AccessActivities(AccessInterface):
             access=change.access.value,
             principal_id=change.principal_id,
         )
+        return datetime.now(UTC)
 
     async def _refuse_unless_grantable(self, change: AccessChange) -> dict[str, tuple[str | None, str]]:
         """The grant's own check against the store (pim/domain/grant_rules.py): a

@@ -42,6 +42,9 @@ class AdmissionActivities(AdmissionInterface):
     mfa_seal_key: bytes | None = field(default_factory=mfa.configured_seal_key)
     # Step-up MFA with the identity provider (pim/oidc.py): PIM_OIDC_*, None when unset.
     oidc_verifier: oidc.OidcVerifier | None = field(default_factory=oidc.configured_verifier)
+    # The directory is the store's own table: the grant is a store-only step, run as a
+    # local activity (Admission.grant_locally).
+    grant_locally: bool = False
 
     @activity.defn
     async def admit_request(self, data: AdmitInput) -> Admission:
@@ -86,6 +89,7 @@ class AdmissionActivities(AdmissionInterface):
             duration=duration,
             stage_deciders=deciders,
             administrators=known.administrators,
+            grant_locally=self.grant_locally,
         )
         log.info(
             "request admitted" if admission.admitted else "request rejected",

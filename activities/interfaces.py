@@ -10,6 +10,8 @@ implementation alike."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import activity
 
 from pim.domain.actors import ActorCheck, ActorVerdict
@@ -34,8 +36,9 @@ class AdmissionInterface:
 
 class AccessInterface:
     @activity.defn
-    async def grant_access(self, change: AccessChange) -> None:
-        """Record the activation as a source of access and write the membership."""
+    async def grant_access(self, change: AccessChange) -> datetime:
+        """Record the activation as a source of access and write the membership;
+        returns when it was written (the worker's clock)."""
         raise NotImplementedError
 
     @activity.defn

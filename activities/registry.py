@@ -15,6 +15,7 @@ from activities.interfaces import INTERFACES
 from activities.proofs import ProofActivities
 from activities.reconcile import ReconcileActivities
 from pim.directories.interface import Directory
+from pim.directories.sources import in_store
 from pim.directories.store_directory import StoreDirectory
 from pim.identity.actors import ProofPolicy
 from pim.store import Store
@@ -32,7 +33,7 @@ def build_activities(
     directory = directory or StoreDirectory(store)
     implementations: list[object] = [
         ProofActivities(store, proofs),
-        AdmissionActivities(store, proofs),
+        AdmissionActivities(store, proofs, grant_locally=in_store(directory, store)),
         AccessActivities(store, directory),
         AuditActivities(store),
         AssignmentActivities(store, directory),

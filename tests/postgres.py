@@ -76,3 +76,17 @@ async def open_template() -> PostgresTemplate | None:
             pytest.fail(f"{ENV} is set but PostgreSQL at {admin_url()} cannot be used: {error}", pytrace=False)
         return None
     return template
+
+
+async def waiting_for_access_locks(connection) -> list[str]:
+    """The connections waiting for an access lock (`Store.access_lock`) right now,
+    by application name: it names their process as Temporal names a worker
+    ("pim <pid>@<host>"). A local grant runs inside a workflow task, so this, not
+    Temporal's pending activities, shows it in flight, and on which worker."""
+    rows = await connection.execute(
+        text(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND NOT l.granted"
+        )
+    )
+    return [name for (name,) in rows]

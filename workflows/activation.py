@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -50,9 +50,10 @@ with workflow.unsafe.imports_passed_through():
     from pim.domain.status import AccessChange, ActivationStatus, Admission, AdmitInput, StageStatus
 
 from workflows import metrics
+from workflows.failures import ACTIVITY_FAILURES, failure_message, failure_type
 from workflows.gate import Gate
 from workflows.journal import Journal
-from workflows.options import ADMIT, CHECK, GRANT, REVOKE
+from workflows.options import ADMIT, CHECK, GRANT, GRANT_LOCALLY, REVOKE
 
 # Where a request may still be ended by cancel, deactivate or a lost eligibility.
 OPEN_STATES = (State.pending_approval, State.scheduled, State.activating, State.active)
@@ -141,9 +142,9 @@ class GroupActivation:
         data = AdmitInput(request_id=self.status.request_id, run_key=self.run_key, request=request, at=workflow.now())
         try:
             self.admission = await workflow.execute_local_activity_method(AdmissionInterface.admit_request, data, **ADMIT)
-        except ActivityError as error:
+        except ACTIVITY_FAILURES as error:
             # Fails closed. The claim, if one was taken, is released.
-            await self._close(State.failed, f"admission failed: {_cause(error)}")
+            await self._close(State.failed, f"admission failed: {failure_message(error)}")
             return None
         self.status.policy_version = self.admission.policy_version
         self.status.requested_duration = self.admission.duration
@@ -196,21 +197,23 @@ class GroupActivation:
         # The expiry timer starts with the grant, in the same workflow task. Started
         # once the grant's result came back, it fired late by however long that task
         # waited for a busy worker: half a second when a hundred are granted at once.
-        expiry = self._expiry_timer()
+        # A local grant runs within the task: the timer counts from when it was written.
+        expiry = None if self.admission.grant_locally else self._expiry_timer()
         try:
             # The grant re-checks the claim, eligibility, approvals and policy against the store.
-            await workflow.execute_activity_method(
-                AccessInterface.grant_access, self._change(granted_at, for_grant=True), **GRANT
-            )
-        except ActivityError as error:
-            expiry.cancel()
-            refusal = _cause_type(error)
+            written_at = await self._grant(self._change(granted_at, for_grant=True))
+        except ACTIVITY_FAILURES as error:
+            if expiry is not None:
+                expiry.cancel()
+            refusal = failure_type(error)
             if refusal == ELIGIBILITY_REMOVED:
                 await self._close(State.deactivated, ELIGIBILITY_REMOVED)
             else:
                 verdict = "refused" if refusal in GRANT_REFUSALS else "failed"
-                await self._close(State.failed, f"grant {verdict}: {_cause(error)}")
+                await self._close(State.failed, f"grant {verdict}: {failure_message(error)}")
             return
+        if expiry is None:
+            expiry = self._expiry_timer(since=written_at)
         self.journal.set_state(State.active, note=f"expires at {expires_at.isoformat()}")
         metrics.granted(self.status.starts_at or self.status.requested_at, workflow.now())
         # A durable timer that `deactivate` ends early and `extend` moves.
@@ -230,10 +233,17 @@ class GroupActivation:
     def _ended_moved_or_expired(self, expiry: asyncio.Task[None]) -> bool:
         return self.end_requested is not None or self.expiry_moved or expiry.done()
 
-    def _expiry_timer(self) -> asyncio.Task[None]:
-        """A durable timer to the activation's current end."""
+    def _expiry_timer(self, since: datetime | None = None) -> asyncio.Task[None]:
+        """A durable timer to the activation's current end, counted from now or from
+        `since`, a later moment of this same task (a local grant's end, recorded)."""
         assert self.status.expires_at is not None
-        return asyncio.create_task(workflow.sleep(max(self.status.expires_at - workflow.now(), timedelta(0))))
+        start = max(workflow.now(), since or workflow.now())
+        return asyncio.create_task(workflow.sleep(max(self.status.expires_at - start, timedelta(0))))
+
+    async def _grant(self, change: AccessChange) -> datetime:
+        if self.admission.grant_locally:
+            return await workflow.execute_local_activity_method(AccessInterface.grant_access, change, **GRANT_LOCALLY)
+        return await workflow.execute_activity_method(AccessInterface.grant_access, change, **GRANT)
 
     async def _wait_or_end(self, until_time: datetime, until: Callable[[], bool] = lambda: False) -> bool:
         """Wait until `until_time` or `until()`; True when something asked to end the request."""
@@ -467,7 +477,12 @@ class GroupActivation:
                     await workflow.sleep(wait)
                 self.last_eligibility_check = workflow.now()
                 change = self._change(workflow.now())
-                eligible = await workflow.execute_local_activity_method(AccessInterface.still_eligible, change, **CHECK)
+                try:
+                    eligible = await workflow.execute_local_activity_method(AccessInterface.still_eligible, change, **CHECK)
+                except ACTIVITY_FAILURES as error:
+                    # Unanswered (the store is down): asked again after the pause, until answered.
+                    workflow.logger.warning("eligibility check failed", extra={"error": failure_message(error)})
+                    eligible, self.recheck_eligibility = True, True
                 if not eligible or not self.recheck_eligibility or self.status.state not in OPEN_STATES:
                     break
         finally:
@@ -505,13 +520,3 @@ class GroupActivation:
             request=self.request if for_grant else None,
             stages=self.status.stages if for_grant else [],
         )
-
-
-def _cause(error: ActivityError) -> str:
-    cause = error.cause
-    return getattr(cause, "message", None) or str(cause or error)
-
-
-def _cause_type(error: ActivityError) -> str | None:
-    cause = error.cause
-    return cause.type if isinstance(cause, ApplicationError) else None

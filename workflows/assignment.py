@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from pim.domain.models import undecodable, violations_from_validation_error
     from pim.domain.status import AuditRecord
 
+from workflows.failures import ACTIVITY_FAILURES, failure_message
 from workflows.options import RECORD, REVOKE, VERIFY
 
 REMINDERS_BEFORE_END = (timedelta(days=14), timedelta(days=1))
@@ -277,8 +278,8 @@ class AssignmentLifecycle:
         )
         try:
             verdict = await workflow.execute_local_activity_method(ProofInterface.verify_actor, check, **VERIFY)
-        except ActivityError as error:  # fails closed
-            verdict = ActorVerdict.refused("proof_unverifiable", str(error.cause or error))
+        except ACTIVITY_FAILURES as error:  # fails closed
+            verdict = ActorVerdict.refused("proof_unverifiable", failure_message(error))
         if not verdict.accepted:
             code = verdict.code or "proof_invalid"
             self._audit_refusal(action.value, change.by, f"{code}: {verdict.reason}", code=code)

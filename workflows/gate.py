@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -20,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from pim.domain.models import Proven, undecodable, violations_from_validation_error
     from pim.domain.refusals import NOT_EVALUATED, Refusal
 
+from workflows.failures import ACTIVITY_FAILURES, failure_message
 from workflows.journal import Journal
 from workflows.options import VERIFY
 
@@ -86,8 +86,8 @@ class Gate:
         )
         try:
             verdict = await workflow.execute_local_activity_method(ProofInterface.verify_actor, check, **VERIFY)
-        except ActivityError as error:  # fails closed
-            code, why = "proof_unverifiable", str(getattr(error.cause, "message", None) or error.cause or error)
+        except ACTIVITY_FAILURES as error:  # fails closed
+            code, why = "proof_unverifiable", failure_message(error)
         else:
             if verdict.accepted:
                 return None

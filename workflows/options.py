@@ -12,10 +12,11 @@ ADMIT = LocalActivityConfig(
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10), maximum_attempts=6),
 )
 # A grant that cannot be written in about ten minutes fails the activation (and is cleaned up).
-GRANT = ActivityConfig(
-    start_to_close_timeout=timedelta(seconds=30),
-    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1), maximum_attempts=15),
-)
+_GRANT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1), maximum_attempts=15)
+GRANT = ActivityConfig(start_to_close_timeout=timedelta(seconds=30), retry_policy=_GRANT_RETRY)
+# The same grant, as a local activity where it only writes to the store (the built-in
+# directory): it runs in the workflow task that decides it, without a trip through the server.
+GRANT_LOCALLY = LocalActivityConfig(start_to_close_timeout=timedelta(seconds=30), retry_policy=_GRANT_RETRY)
 # Revocation is retried until it succeeds: no attempt limit, nothing is non-retryable.
 REVOKE = ActivityConfig(
     start_to_close_timeout=timedelta(seconds=30),

@@ -35,7 +35,7 @@ async def confer(
     last revoke cannot take the membership away after this source was counted.
     With the built-in directory, all of it is one transaction. Idempotent."""
     async with store.access_lock(group_id, AccessType(access).value, principal_id):
-        if _is_store(directory, store):
+        if in_store(directory, store):
             await store.confer_in_store(group_id, access, principal_id, record_source=record_source, then=then)
             return
         if record_source is not None:
@@ -63,7 +63,7 @@ async def withdraw(
     With the built-in directory, all of it is one transaction. Returns the
     sources that keep it. Idempotent."""
     async with store.access_lock(group_id, AccessType(access).value, principal_id):
-        if _is_store(directory, store):
+        if in_store(directory, store):
             return await store.withdraw_in_store(
                 group_id, access, principal_id, source_id=source_id, at=at, drop_source=drop_source
             )
@@ -74,7 +74,7 @@ async def withdraw(
     return others
 
 
-def _is_store(directory: Directory, store: Store) -> bool:
+def in_store(directory: Directory, store: Store) -> bool:
     """The directory is this store's own membership table: a change of access and
     its bookkeeping can then be written in one transaction, one trip to the store
     where there were three or four, each queued behind every other in a burst."""

@@ -83,6 +83,10 @@ class Admission(BaseModel):
     stage_deciders: list[list[str]] = Field(default_factory=list)
     # Users who may deactivate within the first 5 minutes and cancel anyone's request.
     administrators: list[str] = Field(default_factory=list)
+    # The grant only writes to the store (the built-in directory): the workflow runs
+    # it as a local activity, in the workflow task that decides it. Decided by the
+    # worker that admits, kept in the history, so that a replay takes the same path.
+    grant_locally: bool = False
 
     @property
     def admitted(self) -> bool:

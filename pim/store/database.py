@@ -4,6 +4,8 @@ modules beside this one."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -60,7 +62,9 @@ class Store(AdminOperations, AssignmentOperations, AccessOperations, GrantOperat
                 yield
             return
         if self._lock_engine is None:
-            self._lock_engine = create_async_engine(self.url, pool_size=10, max_overflow=40, pool_pre_ping=True)
+            self._lock_engine = create_async_engine(
+                self.url, pool_size=10, max_overflow=40, pool_pre_ping=True, **_named_connections(self.url)
+            )
         async with self._lock_engine.connect() as connection:
             async with connection.begin():
                 await connection.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
@@ -70,7 +74,8 @@ class Store(AdminOperations, AssignmentOperations, AccessOperations, GrantOperat
     def open(cls, url: str, secrets: SecretBox | None = None) -> "Store":
         _prepare_sqlite_file(url)
         is_sqlite = make_url(url).get_backend_name() == "sqlite"
-        engine = create_async_engine(url, **({"connect_args": {"timeout": 30}} if is_sqlite else {"pool_pre_ping": True}))
+        options = {"connect_args": {"timeout": 30}} if is_sqlite else {"pool_pre_ping": True, **_named_connections(url)}
+        engine = create_async_engine(url, **options)
         if is_sqlite:
             event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return cls(url, engine, secrets)
@@ -153,3 +158,12 @@ async def grant_app_role(url: str, role: str) -> None:
                 await connection.execute(text(statement))
     finally:
         await engine.dispose()
+
+
+def _named_connections(url: str) -> dict:
+    """PostgreSQL (asyncpg): each connection names the process it serves, as
+    Temporal names a worker (pid@host), so that pg_stat_activity and pg_locks
+    tell which worker holds or waits for a lock."""
+    if make_url(url).get_driver_name() != "asyncpg":
+        return {}
+    return {"connect_args": {"server_settings": {"application_name": f"pim {os.getpid()}@{socket.gethostname()}"}}}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import time
 import uuid
@@ -47,6 +48,7 @@ from pim.store.tables import GrantRow
 from tests.conftest import KEY_SETTINGS, TEST_SIGNER
 from tests.integration.processes import free_port, until_ready
 from tests.polling import eventually
+from tests.postgres import waiting_for_access_locks
 from workflows.search_attributes import PIM_STATE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,6 +223,10 @@ class Harness:
         )
         self.locks.append(connection)
         return connection
+
+    async def waiting_for_access_locks(self) -> list[str]:
+        async with self.locks[0].engine.connect() as connection:
+            return await waiting_for_access_locks(connection)
 
     async def release_lock(self, connection: AsyncConnection) -> None:
         await connection.rollback()
@@ -497,9 +503,12 @@ async def test_worker_killed_while_grant_in_flight_grants_once(crash_store, tmp_
         first = await h.start_worker()
         lock = await h.hold_lock(DEV, "erin")
         rid = await request_dev(h, "erin")
-        identity = await wait_in_flight(h, rid, "grant_access")
-        assert identity.startswith(f"{first.pid}@"), identity
-        assert (await status(h, rid)).state == State.activating
+        # With the built-in directory the grant is a local activity: it waits for the
+        # lock inside a workflow task on the first worker.
+        waiting = await eventually(
+            h.waiting_for_access_locks, what=f"{rid}: the grant waiting for its lock", timeout=30, interval=0.2
+        )
+        assert waiting == [f"pim {first.pid}@{socket.gethostname()}"], waiting
 
         await first.kill()
         h.say(f"SIGKILL {first.name} with the grant in flight")
