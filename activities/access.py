@@ -46,37 +46,18 @@ class AccessActivities(AccessInterface):
         (with the built-in directory, one store transaction). Idempotent. Returns
         when the access was written: the workflow's expiry timer counts from it."""
         contacts = await self._refuse_unless_grantable(change)
-        details = {"expires_at": change.expires_at.isoformat() if change.expires_at else ""}
-        key = f"{change.run_key}:granted"
-        notify = await self._notify(change, key, "activation_active", "Access granted", details, contacts)
-        line = self._audit_line(change, "access_granted", details, key, **notify)
-        record_source = partial(
-            add_grant_in,
-            group_id=change.group_id,
-            access=change.access,
-            principal_id=change.principal_id,
-            source_kind=SOURCE_KIND,
-            source_id=change.run_key,
-            starts_at=change.at,
-            ends_at=change.expires_at,  # the backstop revokes a grant past its end
-        )
+        grant = await prepare_grant(self.store, change, contacts)
         target = (self.store, self.directory, change.group_id, change.access, change.principal_id)
         try:
-            await confer(*target, record_source=record_source, then=partial(self.store.audit_in, **line))
+            await confer(*target, record_source=grant.record_source, then=partial(self.store.audit_in, **grant.line))
         except IntegrityError:
             # The line is there already: an earlier attempt granted and wrote it, then
             # failed to report. Granting again changes nothing.
-            await confer(*target, record_source=record_source)
+            await confer(*target, record_source=grant.record_source)
         else:
-            if notify.get("notifications"):
+            if grant.notifies:
                 self.store.wake_dispatcher()
-        log.info(
-            "access granted",
-            request_id=change.request_id,
-            group_id=change.group_id,
-            access=change.access.value,
-            principal_id=change.principal_id,
-        )
+        log_granted(change)
         return datetime.now(UTC)
 
     async def _refuse_unless_grantable(self, change: AccessChange) -> dict[str, tuple[str | None, str]]:
@@ -137,8 +118,8 @@ class AccessActivities(AccessInterface):
         metrics.revocation_attempt()
         details = {"state": str(change.final_state or ""), "reason": change.reason or "", "revoked": str(change.granted).lower()}
         key = f"{change.run_key}:ended"
-        notify = await self._notify(change, key, "activation_ended", f"Activation {change.final_state}", details)
-        line = self._audit_line(change, "activation_ended", details, key, **notify)
+        notify = await notify_of(self.store, change, key, "activation_ended", f"Activation {change.final_state}", details)
+        line = audit_line(change, "activation_ended", details, key, **notify)
 
         def end_and_audit(session: Session) -> None:
             end_activation_in(session, change.run_key)
@@ -184,49 +165,91 @@ class AccessActivities(AccessInterface):
 
     async def _audit(self, change: AccessChange, action: str, details: dict[str, Any], key: str, **notify: Any) -> None:
         """One audit line about this activation (its notifications queued with it)."""
-        await self.store.append_audit(**self._audit_line(change, action, details, key, **notify))
+        await self.store.append_audit(**audit_line(change, action, details, key, **notify))
 
-    def _audit_line(self, change: AccessChange, action: str, details: dict[str, Any], key: str, **notify: Any) -> dict[str, Any]:
-        return dict(
-            at=change.at,
-            action=action,
-            actor=change.actor or change.principal_id,
-            request_id=change.request_id,
-            group_id=change.group_id,
-            access=change.access.value,
-            principal_id=change.principal_id,
-            details=details,
-            dedupe_key=key,
-            **notify,
-        )
 
-    async def _notify(
-        self,
-        change: AccessChange,
-        key: str,
-        event: str,
-        headline: str,
-        details: dict,
-        contacts: dict[str, tuple[str | None, str]] | None = None,
-    ) -> dict:
-        """The notifications to queue with the audit line (none for inputs from
-        workflows that still notify through `record_event`)."""
-        if change.notifications is None:
-            return {}
-        notifications = await compose(
-            self.store,
-            key=key,
-            event=event,
-            at=change.at,
-            rule=change.notifications,
-            people={"requestor": [change.principal_id], "admins": change.administrators},
-            subject=f"{headline}: {describe(change.access.value, change.group_id, change.principal_id)}",
-            request_id=change.request_id,
-            run_key=change.run_key,
-            group_id=change.group_id,
-            access=change.access.value,
-            principal_id=change.principal_id,
-            details=details,
-            contacts=contacts,
-        )
-        return {"notifications": notifications, "channels": change.notifications.channels}
+def audit_line(change: AccessChange, action: str, details: dict[str, Any], key: str, **notify: Any) -> dict[str, Any]:
+    return dict(
+        at=change.at,
+        action=action,
+        actor=change.actor or change.principal_id,
+        request_id=change.request_id,
+        group_id=change.group_id,
+        access=change.access.value,
+        principal_id=change.principal_id,
+        details=details,
+        dedupe_key=key,
+        **notify,
+    )
+
+
+async def notify_of(
+    store: Store,
+    change: AccessChange,
+    key: str,
+    event: str,
+    headline: str,
+    details: dict,
+    contacts: dict[str, tuple[str | None, str]] | None = None,
+) -> dict:
+    """The notifications to queue with the audit line (none for inputs from
+    workflows that still notify through `record_event`)."""
+    if change.notifications is None:
+        return {}
+    notifications = await compose(
+        store,
+        key=key,
+        event=event,
+        at=change.at,
+        rule=change.notifications,
+        people={"requestor": [change.principal_id], "admins": change.administrators},
+        subject=f"{headline}: {describe(change.access.value, change.group_id, change.principal_id)}",
+        request_id=change.request_id,
+        run_key=change.run_key,
+        group_id=change.group_id,
+        access=change.access.value,
+        principal_id=change.principal_id,
+        details=details,
+        contacts=contacts,
+    )
+    return {"notifications": notifications, "channels": change.notifications.channels}
+
+
+@dataclass(frozen=True)
+class PreparedGrant:
+    """A grant ready to be written in a store transaction: its source, then (after
+    the membership) its audit line with the notifications."""
+
+    change: AccessChange
+    record_source: StoreWork
+    line: dict[str, Any]
+    notifies: bool
+
+
+async def prepare_grant(store: Store, change: AccessChange, contacts: dict[str, tuple[str | None, str]]) -> PreparedGrant:
+    """What `grant_access` writes, or the admission that grants with its claim."""
+    details = {"expires_at": change.expires_at.isoformat() if change.expires_at else ""}
+    key = f"{change.run_key}:granted"
+    notify = await notify_of(store, change, key, "activation_active", "Access granted", details, contacts)
+    record_source = partial(
+        add_grant_in,
+        group_id=change.group_id,
+        access=change.access,
+        principal_id=change.principal_id,
+        source_kind=SOURCE_KIND,
+        source_id=change.run_key,
+        starts_at=change.at,
+        ends_at=change.expires_at,  # the backstop revokes a grant past its end
+    )
+    line = audit_line(change, "access_granted", details, key, **notify)
+    return PreparedGrant(change, record_source, line, bool(notify.get("notifications")))
+
+
+def log_granted(change: AccessChange) -> None:
+    log.info(
+        "access granted",
+        request_id=change.request_id,
+        group_id=change.group_id,
+        access=change.access.value,
+        principal_id=change.principal_id,
+    )

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from temporalio import activity
 
+from activities.access import SOURCE_KIND, PreparedGrant, log_granted, prepare_grant
 from activities.interfaces import AdmissionInterface
 from pim.domain.activation_rules import evaluate_request, requested_duration, violation
 from pim.domain.actors import Action, ActorCheck, ActorVerdict
@@ -19,7 +21,7 @@ from pim.domain.durations import format_duration
 from pim.domain.grant_rules import check_workflow_id
 from pim.domain.models import ActivationRequest, Violation
 from pim.domain.policy import Policy
-from pim.domain.status import Admission, AdmitInput
+from pim.domain.status import AccessChange, Admission, AdmitInput
 from pim.identity import oidc
 from pim.identity import totp as mfa
 from pim.identity.actors import ProofPolicy, proof_use, used_verdict, verify_signature
@@ -28,6 +30,8 @@ from pim.notifications.compose import compose, describe
 from pim.notifications.model import Notification
 from pim.runtime.logging import get_logger
 from pim.store import Store
+from pim.store.access import ActivationFacts
+from pim.store.grants import set_membership_in
 from pim.store.identity import TotpUse
 
 log = get_logger("pim.activities")
@@ -53,7 +57,9 @@ class AdmissionActivities(AdmissionInterface):
         Three visits to the store: one read (the policy, the eligibility facts, the
         approvers, the administrators and their contacts), then two write
         transactions: who asks (the proof used up, and a TOTP code tried with it),
-        then the verdict (the claim, and the audit line with its notifications)."""
+        then the verdict (the claim, and the audit line with its notifications; and
+        the grant, for a request that needs no approval and starts now, with the
+        built-in directory)."""
         request = data.request
         known = await self.store.activation_facts(request.group_id, request.access, request.principal_id, data.at)
         facts = known.facts
@@ -81,7 +87,10 @@ class AdmissionActivities(AdmissionInterface):
             if not violations and not request.validate_only
             else []
         )
-        violations = await self._decide(data, violations, unproven, policy, policy_version, duration, key, notifications)
+        grant = await self._immediate_grant(data, violations, policy, policy_version, duration, known)
+        violations, written_at = await self._decide(
+            data, violations, unproven, policy, policy_version, duration, key, notifications, grant
+        )
         admission = Admission(
             violations=violations,
             policy=policy if found else None,
@@ -90,6 +99,8 @@ class AdmissionActivities(AdmissionInterface):
             stage_deciders=deciders,
             administrators=known.administrators,
             grant_locally=self.grant_locally,
+            granted_at=data.at if written_at else None,
+            written_at=written_at,
         )
         log.info(
             "request admitted" if admission.admitted else "request rejected",
@@ -147,6 +158,38 @@ class AdmissionActivities(AdmissionInterface):
         sealed = (seal_key, mfa.SealBinding.of(request, data.request_id)) if evidence.sealed and seal_key else None
         return totp_matcher(evidence.code or "", sealed)
 
+    async def _immediate_grant(
+        self,
+        data: AdmitInput,
+        violations: list[Violation],
+        policy: Policy,
+        policy_version: int | None,
+        duration: timedelta,
+        known: ActivationFacts,
+    ) -> PreparedGrant | None:
+        """The grant to write with the claim, when the request is admitted, needs no
+        approval, starts now, and the directory is the store's own table: then the
+        checks just made are the grant's, in the transaction that grants. Otherwise
+        None: the workflow grants later, and that grant checks again."""
+        request = data.request
+        starts_later = request.start_at is not None and request.start_at > data.at
+        if violations or request.validate_only or not self.grant_locally or policy.activation.approval or starts_later:
+            return None
+        change = AccessChange(
+            request_id=data.request_id,
+            run_key=data.run_key,
+            group_id=request.group_id,
+            access=request.access,
+            principal_id=request.principal_id,
+            at=data.at,
+            expires_at=data.at + duration,
+            granted=True,
+            policy=policy,
+            policy_version=policy_version,
+            administrators=known.administrators,
+        )
+        return await prepare_grant(self.store, change, known.contacts)
+
     async def _decide(
         self,
         data: AdmitInput,
@@ -157,11 +200,13 @@ class AdmissionActivities(AdmissionInterface):
         duration: timedelta,
         key: str,
         notifications: list[Notification],
-    ) -> list[Violation]:
+        grant: PreparedGrant | None,
+    ) -> tuple[list[Violation], datetime | None]:
         """Take the claim (for an admitted request that is no dry run), and write the
-        audit line, with the notifications when the request is admitted: one
-        transaction. Returns the violations, `already_active` when another run
-        holds the claim."""
+        audit line, with the notifications when the request is admitted, and the
+        grant when there is one to write now: one transaction. Returns the
+        violations (`already_active` when another run holds the claim), and when
+        the grant was written (None: not granted)."""
         request = data.request
         claim = not violations and not request.validate_only
         store = self.store
@@ -172,7 +217,7 @@ class AdmissionActivities(AdmissionInterface):
             running = (holder or "").split("#")[0]
             return [violation("already_active", "an activation for the same group and access is already running: " + running)]
 
-        def work(session: Session) -> tuple[list[Violation], int]:
+        def work(session: Session) -> tuple[list[Violation], int, bool]:
             holder = None
             if claim:
                 holder = store.claim_in(session, request.group_id, request.access, request.principal_id, data.run_key, data.at)
@@ -200,22 +245,36 @@ class AdmissionActivities(AdmissionInterface):
                 notifications=[] if final else notifications,
                 channels=policy.notifications.channels,
             )
-            return final, queued
+            if grant is None or final:
+                return final, queued, False
+            grant.record_source(session)
+            set_membership_in(session, request.group_id, request.access, request.principal_id, present=True)
+            return final, queued + store.audit_in(session, **grant.line), True
 
+        target = (request.group_id, request.access.value, request.principal_id)
         try:
-            final, queued = await store.transact(work)
+            # A grant is written under the target's lock, as `confer` writes one.
+            async with store.access_lock(*target) if grant is not None else nullcontext():
+                final, queued, granted = await store.transact(work)
         except IntegrityError:
             # The audit line is there already: an earlier attempt of this activity wrote
-            # it, and its claim with it, then failed. Its verdict stands.
+            # it, its claim and its grant (if any) with it, then failed. Its verdict
+            # stands, and the store says whether it granted.
             holder = (
                 await store.claim_activation(request.group_id, request.access, request.principal_id, data.run_key, data.at)
                 if claim
                 else None
             )
-            return verdict(holder)
+            final = verdict(holder)
+            granted = claim and not final and await store.has_grant(SOURCE_KIND, data.run_key)
+            return final, datetime.now(UTC) if granted else None
         if queued:
             store.wake_dispatcher()
-        return final
+        if not granted:
+            return final, None
+        assert grant is not None
+        log_granted(grant.change)
+        return final, datetime.now(UTC)
 
     async def _requested_notifications(
         self,

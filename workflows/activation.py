@@ -125,6 +125,9 @@ class GroupActivation:
         policy = await self._admit(request)
         if policy is None:
             return
+        if self.admission.written_at is not None:  # granted with the claim
+            await self._grant_and_hold()
+            return
         if policy.activation.approval and not await self._await_approval(request, policy):
             return
         if request.start_at and request.start_at > workflow.now():
@@ -190,7 +193,11 @@ class GroupActivation:
     async def _grant_and_hold(self) -> None:
         assert self.admission.duration is not None
         self.journal.set_state(State.activating)
-        granted_at = workflow.now()
+        # Granted by the admission, with the claim (a request that needs no approval
+        # and starts now, with the built-in directory), or granted here.
+        written_at = self.admission.written_at
+        granted_at = self.admission.granted_at if written_at else workflow.now()
+        assert granted_at is not None
         self.status.granted_at = granted_at
         expires_at = self.status.expires_at = granted_at + self.admission.duration
         self.granted = True  # from here on, closing revokes (the grant may be partly written)
@@ -200,8 +207,9 @@ class GroupActivation:
         # A local grant runs within the task: the timer counts from when it was written.
         expiry = None if self.admission.grant_locally else self._expiry_timer()
         try:
-            # The grant re-checks the claim, eligibility, approvals and policy against the store.
-            written_at = await self._grant(self._change(granted_at, for_grant=True))
+            if written_at is None:
+                # The grant re-checks the claim, eligibility, approvals and policy against the store.
+                written_at = await self._grant(self._change(granted_at, for_grant=True))
         except ACTIVITY_FAILURES as error:
             if expiry is not None:
                 expiry.cancel()

@@ -87,6 +87,11 @@ class Admission(BaseModel):
     # it as a local activity, in the workflow task that decides it. Decided by the
     # worker that admits, kept in the history, so that a replay takes the same path.
     grant_locally: bool = False
+    # Set when the admission granted too, in the transaction that took the claim: a
+    # request that needs no approval and starts now, with the built-in directory.
+    # `granted_at` is the admission's `at`, `written_at` when the grant was written.
+    granted_at: datetime | None = None
+    written_at: datetime | None = None
 
     @property
     def admitted(self) -> bool:

@@ -132,6 +132,11 @@ class GrantOperations(Sessions):
         )
         await self.transact(lambda session: session.execute(statement))
 
+    async def has_grant(self, source_kind: str, source_id: str) -> bool:
+        """Whether this source's grant row is there (written, and not dropped yet)."""
+        query = select(GrantRow.id).where(GrantRow.source_kind == source_kind, GrantRow.source_id == source_id).limit(1)
+        return await self.read(lambda session: session.scalar(query) is not None)
+
     async def remove_grant(self, source_kind: str, source_id: str) -> None:
         await self.transact(lambda session: remove_grant_in(session, source_kind, source_id))
 

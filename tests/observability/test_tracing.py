@@ -51,19 +51,19 @@ async def test_an_activation_is_one_trace(demo):
     assert {
         "StartWorkflow:GroupActivation",
         "RunWorkflow:GroupActivation",
-        "StartActivity:grant_access",
-        "RunActivity:grant_access",
+        # Admission grants a request that needs no approval, with its claim.
+        "RunActivity:admit_request",
         "RunActivity:close_activation",
         "HandleSignal:deactivate",
         "SignalWorkflow:deactivate",
     } <= names, names
     root = next(span for span in spans if span.name == "StartWorkflow:GroupActivation")
     activation = [span for span in spans if span.context.trace_id == root.context.trace_id]
-    assert {"RunActivity:grant_access", "RunActivity:close_activation", "RunWorkflow:GroupActivation"} <= {
+    assert {"RunActivity:admit_request", "RunActivity:close_activation", "RunWorkflow:GroupActivation"} <= {
         span.name for span in activation
     }
-    grant = next(span for span in activation if span.name == "RunActivity:grant_access")
-    assert grant.attributes["temporalWorkflowID"] == rid
+    admission = next(span for span in activation if span.name == "RunActivity:admit_request")
+    assert admission.attributes["temporalWorkflowID"] == rid
 
 
 def test_off_means_no_interceptor():
