@@ -223,7 +223,11 @@ class PreparedGrant:
     change: AccessChange
     record_source: StoreWork
     line: dict[str, Any]
-    notifies: bool
+
+    @property
+    def notifies(self) -> bool:
+        """Notifications are queued with the line: the dispatcher is to be woken."""
+        return bool(self.line.get("notifications"))
 
 
 async def prepare_grant(store: Store, change: AccessChange, contacts: dict[str, tuple[str | None, str]]) -> PreparedGrant:
@@ -242,7 +246,7 @@ async def prepare_grant(store: Store, change: AccessChange, contacts: dict[str, 
         ends_at=change.expires_at,  # the backstop revokes a grant past its end
     )
     line = audit_line(change, "access_granted", details, key, **notify)
-    return PreparedGrant(change, record_source, line, bool(notify.get("notifications")))
+    return PreparedGrant(change, record_source, line)
 
 
 def log_granted(change: AccessChange) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -31,7 +32,7 @@ from pim.notifications.model import Notification
 from pim.runtime.logging import get_logger
 from pim.store import Store
 from pim.store.access import ActivationFacts
-from pim.store.grants import set_membership_in
+from pim.store.grants import confer_in
 from pim.store.identity import TotpUse
 
 log = get_logger("pim.activities")
@@ -247,9 +248,9 @@ class AdmissionActivities(AdmissionInterface):
             )
             if grant is None or final:
                 return final, queued, False
-            grant.record_source(session)
-            set_membership_in(session, request.group_id, request.access, request.principal_id, present=True)
-            return final, queued + store.audit_in(session, **grant.line), True
+            target = (request.group_id, request.access, request.principal_id)
+            then = partial(store.audit_in, **grant.line)
+            return final, queued + confer_in(session, *target, record_source=grant.record_source, then=then), True
 
         target = (request.group_id, request.access.value, request.principal_id)
         try:

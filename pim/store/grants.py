@@ -6,6 +6,7 @@ holds, and the two in one transaction when that directory is the store's
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -88,15 +89,9 @@ class GrantOperations(Sessions):
     ) -> None:
         """`confer` when the directory is this store's own membership table: record
         the source, write the membership and run `then`, in one write transaction."""
-
-        def work(session: Session) -> None:
-            if record_source is not None:
-                record_source(session)
-            set_membership_in(session, group_id, access, principal_id, present=True)
-            if then is not None:
-                then(session)
-
-        await self.transact(work)
+        await self.transact(
+            lambda session: confer_in(session, group_id, access, principal_id, record_source=record_source, then=then)
+        )
 
     async def withdraw_in_store(
         self,
@@ -159,6 +154,24 @@ class GrantOperations(Sessions):
                 .order_by(MembershipRow.principal_id)
             )
             return list(rows)
+
+
+def confer_in(
+    session: Session,
+    group_id: str,
+    access: AccessType,
+    principal_id: str,
+    *,
+    record_source: StoreWork | None,
+    then: StoreWork | None = None,
+) -> Any:
+    """`confer_in_store` inside the caller's write transaction (the admission that
+    grants with its claim): record the source, write the membership, then run
+    `then` and return what it returns."""
+    if record_source is not None:
+        record_source(session)
+    set_membership_in(session, group_id, access, principal_id, present=True)
+    return then(session) if then is not None else None
 
 
 def add_grant_in(
