@@ -182,7 +182,8 @@ class PimClient:
     async def list(
         self, state: str | None = None, group_id: str | None = None, principal_id: str | None = None, limit: int = 200
     ) -> list[RequestSummary]:
-        """Requests by search attributes, newest first. A state that only a running
+        """This deployment's requests (those on its task queue: a namespace may hold
+        another's) by search attributes, newest first. A state that only a running
         request can be in lists running ones only: a workflow terminated while
         pending keeps `PimState = 'pending_approval'`, and is not pending. A request
         passing through `activating` or `revoking` is listed under the state it came
@@ -219,7 +220,7 @@ class PimClient:
     async def _listed(
         self, clauses: builtins.list[str], group_id: str | None, principal_id: str | None, limit: int
     ) -> builtins.list[RequestSummary]:
-        for key, value in (("PimGroupId", group_id), ("PimPrincipalId", principal_id)):
+        for key, value in (("TaskQueue", self.task_queue), ("PimGroupId", group_id), ("PimPrincipalId", principal_id)):
             if value:
                 clauses.append(f"{key} = '{_quote(value)}'")
         out = []

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from pim.client import PimClient
 from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, State
 from pim.identity.totp import current_code
 from tests.conftest import CLI_SETTINGS, running_worker
@@ -88,6 +89,8 @@ async def test_search_attributes_list_pending_requests(dev_env, demo):
         assert [
             r.request_id for r in await pim.list(state="pending_approval", principal_id="alice") if r.request_id in (alice, dave)
         ] == [alice]
+        another_deployment = PimClient(dev_env.client, task_queue=f"{pim.task_queue}-another")  # same namespace
+        assert await another_deployment.list(state="pending_approval", group_id="grp-ops") == []
         for request_id in (alice, dave):
             await pim.cancel(request_id, "admin", "test over")
             assert (await pim.result(request_id)).state == State.canceled
