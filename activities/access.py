@@ -27,7 +27,7 @@ from pim.runtime import metrics
 from pim.runtime.logging import get_logger
 from pim.store import Store
 from pim.store.access import end_activation_in
-from pim.store.grants import add_grant_in
+from pim.store.grants import add_grant_in, remove_grant_in
 from pim.store.sessions import StoreWork
 from pim.store.tables import GrantRow
 
@@ -112,10 +112,14 @@ class AccessActivities(AccessInterface):
 
     @activity.defn
     async def close_activation(self, change: AccessChange) -> None:
-        """Revoke (when granted), release the claim and write the audit line: with
-        the built-in directory, one store transaction. Retried until it succeeds;
-        every step is idempotent, so a retry after a partial success is safe."""
+        """Revoke (when granted), then release the claim and write the audit line.
+        The revocation comes first, alone: the membership and the grant row go in
+        one transaction (with the built-in directory) that queues behind no one's
+        bookkeeping when a hundred expire together; the claim and the audit line
+        follow in a second. Retried until it succeeds; both steps are idempotent,
+        so a retry after a partial success is safe."""
         metrics.revocation_attempt()
+        others = await self._revoke(change) if change.granted else []
         details = {"state": str(change.final_state or ""), "reason": change.reason or "", "revoked": str(change.granted).lower()}
         key = f"{change.run_key}:ended"
         notify = await notify_of(self.store, change, key, "activation_ended", f"Activation {change.final_state}", details)
@@ -126,11 +130,11 @@ class AccessActivities(AccessInterface):
             self.store.audit_in(session, **line)
 
         try:
-            others = await self._end(change, end_and_audit)
+            await self.store.transact(end_and_audit)
         except IntegrityError:
             # The line is there already: an earlier attempt wrote it with the end of the
             # activation, then failed to report. Ending again changes nothing.
-            others = await self._end(change, partial(end_activation_in, request_id=change.run_key))
+            await self.store.transact(partial(end_activation_in, request_id=change.run_key))
         else:
             if notify.get("notifications"):
                 self.store.wake_dispatcher()
@@ -146,12 +150,9 @@ class AccessActivities(AccessInterface):
         if change.granted and change.final_state == State.expired:  # the attempt that finished the revocation
             metrics.revocation_done(change.expires_at)
 
-    async def _end(self, change: AccessChange, drop_source: StoreWork) -> list[GrantRow]:
-        """Withdraw the access (when granted) and drop the activation's grant row and
-        claim with `drop_source`. Returns the sources that keep the access."""
-        if not change.granted:
-            await self.store.transact(drop_source)
-            return []
+    async def _revoke(self, change: AccessChange) -> list[GrantRow]:
+        """Withdraw the access and drop the activation's grant row. Returns the
+        sources that keep the access."""
         return await withdraw(
             self.store,
             self.directory,
@@ -160,7 +161,7 @@ class AccessActivities(AccessInterface):
             change.principal_id,
             source_id=change.run_key,
             at=change.at,
-            drop_source=drop_source,
+            drop_source=partial(remove_grant_in, source_kind=SOURCE_KIND, source_id=change.run_key),
         )
 
     async def _audit(self, change: AccessChange, action: str, details: dict[str, Any], key: str, **notify: Any) -> None:

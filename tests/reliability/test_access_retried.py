@@ -1,13 +1,16 @@
 """`grant_access` and `close_activation` are retried, so each may run again after
-an attempt that did everything but report back. With the built-in directory, the
-membership, the grant row (and, at the end, the claim) and the audit line are
-written in one transaction: a second run finds the line written, changes nothing
-and fails nothing. Another live source keeps the membership."""
+an attempt that did everything but report back. With the built-in directory, a
+grant's membership, grant row and audit line are written in one transaction; a
+close revokes first (membership and grant row), then releases the claim and
+writes the line. A second run finds the line written, changes nothing and fails
+nothing; one after a close that failed between its two steps finishes the
+bookkeeping. Another live source keeps the membership."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.access import AccessActivities
@@ -76,6 +79,32 @@ async def test_a_close_run_again_after_it_succeeded_revokes_once_and_writes_one_
     assert not await demo.has_membership("grp-dev", MEMBER, "alice")
     assert await demo.other_live_sources("grp-dev", MEMBER, "alice", source_id="none", at=NOW) == []
     lines = await demo.audit(request_id="req-1")
+    assert [(line.action, line.details["revoked"]) for line in lines] == [("activation_ended", "true")]
+    assert (await demo.verify_audit()).ok
+
+
+async def test_a_close_that_failed_after_revoking_has_revoked_and_its_retry_finishes_the_bookkeeping(demo, monkeypatch):
+    run_key = "req-4#run-1"
+    assert await demo.claim_activation("grp-dev", MEMBER, "alice", run_key, NOW) == run_key
+    await granted(demo, run_key)
+    write_line = demo.audit_in
+
+    def store_gone(*args, **kwargs):
+        raise ConnectionError("the store went away after the revocation")  # injected fault
+
+    monkeypatch.setattr(demo, "audit_in", store_gone)
+    close = AccessActivities(demo, StoreDirectory(demo)).close_activation
+    with pytest.raises(ConnectionError):
+        await ActivityEnvironment().run(close, expiry(run_key))
+    assert not await demo.has_membership("grp-dev", MEMBER, "alice")  # revoked before the bookkeeping failed
+    assert await demo.claim_activation("grp-dev", MEMBER, "alice", "req-5#run-1", NOW) == run_key  # still claimed
+    assert await demo.audit(request_id="req-4") == []
+
+    monkeypatch.setattr(demo, "audit_in", write_line)
+    await ActivityEnvironment().run(close, expiry(run_key))  # Temporal's retry
+    assert not await demo.has_membership("grp-dev", MEMBER, "alice")
+    assert await demo.claim_activation("grp-dev", MEMBER, "alice", "req-5#run-1", NOW) == "req-5#run-1"  # released
+    lines = await demo.audit(request_id="req-4")
     assert [(line.action, line.details["revoked"]) for line in lines] == [("activation_ended", "true")]
     assert (await demo.verify_audit()).ok
 
