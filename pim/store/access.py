@@ -17,7 +17,7 @@ from pim.domain.activation_rules import EligibilityFacts
 from pim.domain.models import AccessType
 from pim.domain.policy import ROLE_PREFIX, Policy
 from pim.store.grants import is_live
-from pim.store.sessions import Sessions, insert_new
+from pim.store.sessions import UNSYNCED, Sessions, insert_new
 from pim.store.tables import (
     ActivationClaimRow,
     AssignmentRow,
@@ -139,8 +139,9 @@ class AccessOperations(Sessions):
 
 def end_activation_in(session: Session, request_id: str) -> None:
     """`end_activation` inside the caller's write transaction."""
-    session.execute(delete(GrantRow).where(GrantRow.source_kind == "activation", GrantRow.source_id == request_id))
-    session.execute(delete(ActivationClaimRow).where(ActivationClaimRow.request_id == request_id))
+    grant_row = delete(GrantRow).where(GrantRow.source_kind == "activation", GrantRow.source_id == request_id)
+    session.execute(grant_row, execution_options=UNSYNCED)
+    session.execute(delete(ActivationClaimRow).where(ActivationClaimRow.request_id == request_id), execution_options=UNSYNCED)
 
 
 @dataclass(frozen=True)

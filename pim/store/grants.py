@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from pim.domain.models import AccessType
-from pim.store.sessions import Sessions, StoreWork, insert_new
+from pim.store.sessions import UNSYNCED, Sessions, StoreWork, insert_new
 from pim.store.tables import GrantRow, MembershipRow
 
 
@@ -208,12 +208,14 @@ def set_membership_in(
     if present:
         insert_new(session, MembershipRow, **key, since=at or datetime.now(UTC))
     else:
-        session.execute(delete(MembershipRow).where(*(getattr(MembershipRow, k) == v for k, v in key.items())))
+        statement = delete(MembershipRow).where(*(getattr(MembershipRow, k) == v for k, v in key.items()))
+        session.execute(statement, execution_options=UNSYNCED)
 
 
 def remove_grant_in(session: Session, source_kind: str, source_id: str) -> None:
     """`remove_grant` inside the caller's write transaction."""
-    session.execute(delete(GrantRow).where(GrantRow.source_kind == source_kind, GrantRow.source_id == source_id))
+    statement = delete(GrantRow).where(GrantRow.source_kind == source_kind, GrantRow.source_id == source_id)
+    session.execute(statement, execution_options=UNSYNCED)
 
 
 def _other_live_sources(group_id: str, access: AccessType, principal_id: str, source_id: str, at: datetime) -> Select:

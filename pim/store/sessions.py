@@ -49,6 +49,12 @@ T = TypeVar("T")
 # Work in a write transaction (`transact`): recording or dropping a source of access, an audit line.
 StoreWork = Callable[[Session], object]
 
+# An ORM bulk DELETE looks, by default, for the rows it removes among every object
+# the session holds, and a group commit's session holds a whole batch's. For the
+# deletes of a revocation (memberships, grant rows, claims), which nothing in the
+# transaction reads back by key: pass this to `Session.execute`.
+UNSYNCED: dict[str, Any] = {"synchronize_session": False}
+
 # SQLite in memory: every connection is a database of its own, so writes stay on
 # the async engine's connection, one at a time per event loop.
 _MEMORY_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()

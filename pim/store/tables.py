@@ -143,6 +143,8 @@ class ActivationClaimRow(Base):
     request_id: Mapped[str] = mapped_column(String(400))
     claimed_at: Mapped[datetime]
 
+    __table_args__ = (Index("ix_activation_claims_request", "request_id"),)  # released by request id
+
 
 class MfaEnrolmentRow(Base):
     __tablename__ = "mfa_enrolments"
