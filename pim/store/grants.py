@@ -118,7 +118,7 @@ class GrantOperations(Sessions):
             drop_source(session)
             return others
 
-        return await self.transact(work)
+        return await self.transact(work, first=True)
 
     async def set_grant_end(self, source_kind: str, source_id: str, ends_at: datetime | None) -> None:
         """Move a source's end (an extended activation). Idempotent; nothing when the source is gone."""
