@@ -116,10 +116,12 @@ class AccessActivities(AccessInterface):
         The revocation comes first, alone: the membership and the grant row go in
         one transaction (with the built-in directory) that queues behind no one's
         bookkeeping when a hundred expire together; the claim and the audit line
-        follow in a second. Retried until it succeeds; both steps are idempotent,
-        so a retry after a partial success is safe."""
+        follow in a second, once this process has no revocation under way
+        (pim/store/revocations.py). Retried until it succeeds; both steps are
+        idempotent, so a retry after a partial success is safe."""
         metrics.revocation_attempt()
         others = await self._revoke(change) if change.granted else []
+        await self.store.revocations.settled()  # the access goes first; its record a moment later
         details = {"state": str(change.final_state or ""), "reason": change.reason or "", "revoked": str(change.granted).lower()}
         key = f"{change.run_key}:ended"
         notify = await notify_of(self.store, change, key, "activation_ended", f"Activation {change.final_state}", details)

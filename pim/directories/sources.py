@@ -62,7 +62,7 @@ async def withdraw(
     together cannot each see the other and both leave the membership behind.
     With the built-in directory, all of it is one transaction. Returns the
     sources that keep it. Idempotent."""
-    async with store.access_lock(group_id, AccessType(access).value, principal_id):
+    async with store.revocations.under_way(), store.access_lock(group_id, AccessType(access).value, principal_id):
         if in_store(directory, store):
             return await store.withdraw_in_store(
                 group_id, access, principal_id, source_id=source_id, at=at, drop_source=drop_source

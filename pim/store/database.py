@@ -21,6 +21,7 @@ from pim.store.assignments import AssignmentOperations
 from pim.store.audit import AuditOperations
 from pim.store.grants import GrantOperations
 from pim.store.identity import IdentityOperations, SecretBox
+from pim.store.revocations import RevocationTraffic
 from pim.store.sessions import SqliteReaders, SqliteWriter, sqlite_pragmas
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class Store(AdminOperations, AssignmentOperations, AccessOperations, GrantOperat
         self._lock_engine: AsyncEngine | None = None
         self._writer: SqliteWriter | None = None  # created by the first write on a SQLite file
         self._readers: SqliteReaders | None = None  # and the first read through `read`
+        self.revocations = RevocationTraffic()  # closes write their records once revocations are done
 
     @asynccontextmanager
     async def access_lock(self, group_id: str, access: str, principal_id: str) -> AsyncIterator[None]:

@@ -49,6 +49,7 @@ from tests.conftest import KEY_SETTINGS, TEST_SIGNER
 from tests.integration.processes import free_port, until_ready
 from tests.polling import eventually
 from tests.postgres import waiting_for_access_locks
+from workflows.activation import EXPIRY_LEAD
 from workflows.search_attributes import PIM_STATE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -412,10 +413,12 @@ async def pending_timers(h: Harness, rid: str) -> list[datetime]:
 
 
 async def assert_expiry_timer(h: Harness, rid: str, expires_at: datetime) -> None:
-    """The workflow holds exactly one pending timer, and it fires at the activation's end."""
+    """The workflow holds exactly one pending timer: the expiry's first, which fires
+    EXPIRY_LEAD before the activation's end (the second one then counts the rest)."""
     timers = await pending_timers(h, rid)
     assert len(timers) == 1, f"{rid}: {len(timers)} pending timers, one (the expiry) expected"
-    assert abs(timers[0] - expires_at) < timedelta(seconds=1), f"{rid}: timer fires at {timers[0]}, ends {expires_at}"
+    fires_at = expires_at - EXPIRY_LEAD
+    assert abs(timers[0] - fires_at) < timedelta(seconds=1), f"{rid}: timer fires at {timers[0]}, ends {expires_at}"
 
 
 # --- what the store must hold ----------------------------------------------------

@@ -4,7 +4,10 @@ approver groups and every refusal a reviewer can meet."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from temporalio.api.enums.v1 import EventType
 
 from pim.client import RPCError
 from pim.domain.models import AccessType, ActivationRequest, MfaEvidence, ReviewDecision, State
@@ -13,6 +16,7 @@ from pim.domain.status import ActivationStatus
 from pim.identity.totp import current_code
 from tests.conftest import running_worker
 from tests.polling import settled
+from workflows.activation import EXPIRY_LEAD
 
 JUSTIFICATION = "INC-42 database failover"
 
@@ -75,6 +79,23 @@ def decisions(status: ActivationStatus, stage: int = 0) -> list[tuple[str, Revie
     return [(d.approver_id, d.decision, d.justification) for d in status.stages[stage].decisions]
 
 
+@dataclass
+class Timer:
+    started_at: datetime
+    fires_at: datetime
+
+
+async def expiry_timers(pim, rid: str) -> list[Timer]:
+    """The timers the workflow started, in order: when, and when each was to fire."""
+    timers = []
+    async for event in pim.temporal.get_workflow_handle(rid).fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
+            started = event.event_time.ToDatetime(tzinfo=UTC)
+            timeout = event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+            timers.append(Timer(started, started + timeout))
+    return timers
+
+
 async def audit_actions(store, rid: str) -> list[str]:
     return [row.action for row in await store.audit(request_id=rid)]
 
@@ -109,6 +130,10 @@ async def test_approved_request_is_granted_at_approval_and_revoked_exactly_at_ex
         assert final.state == State.expired
         assert final.expires_at == active.expires_at
         assert final.expires_at <= final.ended_at <= final.expires_at + timedelta(seconds=5)
+        # Two timers to the end: the second counted from the task the first woke, EXPIRY_LEAD before the end.
+        lead, rest = (await expiry_timers(pim, rid))[-2:]
+        assert abs(lead.fires_at - (final.expires_at - EXPIRY_LEAD)) < timedelta(seconds=1), lead
+        assert lead.fires_at <= rest.started_at and abs(rest.fires_at - final.expires_at) < timedelta(seconds=1), rest
         assert not await is_member(demo)
         assert await demo.live_grants("grp-ops", AccessType.member, final.ended_at, "alice") == []
         states = [e.state for e in final.events]
