@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
@@ -50,6 +51,21 @@ MAX_CACHED_WORKFLOWS: int = PimSettings.model_fields["max_cached_workflows"].def
 # of the worker's time when activations start in bulk). The sandbox's checks on
 # what workflow code calls (no I/O, no wall clock) still apply.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows"))
+# Workflow code is pure Python and never waits on I/O, so threads beyond a few
+# only contend for the GIL with the event loop, which runs the activities and
+# local activities. The SDK's default, a thread per workflow task (up to 500),
+# let a hundred expiring workflows starve the loop: their revocations' activities
+# began up to a second after Temporal had handed them over. One pool for the
+# process, shared by its workers (tests start many).
+WORKFLOW_THREADS = 4
+_workflow_threads: ThreadPoolExecutor | None = None
+
+
+def workflow_threads() -> ThreadPoolExecutor:
+    global _workflow_threads
+    if _workflow_threads is None:
+        _workflow_threads = ThreadPoolExecutor(max_workers=WORKFLOW_THREADS, thread_name_prefix="pim-workflow")
+    return _workflow_threads
 
 
 def build_worker(
@@ -75,6 +91,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
+        workflow_task_executor=workflow_threads(),
         activities=build_activities(store, proofs, directory, backstop_grace),
         # Activity log lines carry the workflow, the attempt and the request (worker/log_context.py);
         # tracing, when on, comes with the client's interceptors.
